@@ -1,0 +1,9 @@
+//! Quorum's domain model: the CloudEvent envelope, typed identifiers and the rules that give derived
+//! events their ids. This crate does no I/O; it knows nothing of NATS or SQL.
+
+mod event;
+mod ids;
+pub mod types;
+
+pub use event::{Event, EventError};
+pub use ids::{StreamId, TenantId, derived_event_id, new_event_id};
