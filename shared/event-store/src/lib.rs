@@ -1,6 +1,19 @@
 //! Quorum's event store on Postgres: appends with optimistic concurrency and idempotency, stream reads,
 //! and the commit-ordered catch-up reader every relay and projection uses.
 
+mod append;
+mod checkpoint;
+mod dead_letters;
+mod error;
 mod migrate;
+mod read;
+mod recorded;
+mod store;
 
+pub use append::{AppendResult, Appended, ExpectedVersion};
+pub use checkpoint::{RelayCheckpoint, load_consumer_checkpoint, load_relay_checkpoint, save_consumer_checkpoint, save_relay_checkpoint};
+pub use dead_letters::{DeadLetter, FailedAttempt, park_dead_letter};
+pub use error::{StoreError, is_transient};
 pub use migrate::migrate;
+pub use recorded::{CommitCursor, RecordedEvent};
+pub use store::EventStore;

@@ -1,0 +1,86 @@
+//! Reads: one stream in version order, and all events in commit order below the watermark.
+
+use quorum_domain::StreamId;
+use sqlx::{PgConnection, Row};
+
+use crate::recorded::{decode, COLUMNS};
+use crate::{CommitCursor, RecordedEvent, StoreError};
+
+/// The stream's current version (0 when it has no events).
+pub(crate) async fn stream_version(conn: &mut PgConnection, stream: &StreamId) -> Result<u64, StoreError> {
+    let row = sqlx::query("SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE stream_id = $1")
+        .bind(stream.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("v")? as u64)
+}
+
+pub(crate) async fn read_stream(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    from_version: u64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events e WHERE e.stream_id = $1 AND e.stream_version >= $2
+         ORDER BY e.stream_version LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(stream.as_str())
+        .bind(from_version as i64)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Events after `after` in commit order, only those whose transaction id is below the oldest
+/// transaction still running (the snapshot's xmin). An event written by a transaction that is still
+/// open, or that commits late with a lower position, is never skipped: the watermark waits for it.
+/// See docs/adr/0002.
+pub(crate) async fn read_committed(
+    conn: &mut PgConnection,
+    after: CommitCursor,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events e
+         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY e.tx_id, e.position LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Like [`read_committed`], and also says for each event whether its stream predecessor comes later
+/// in commit order (so it must wait for it; see docs/adr/0003).
+pub(crate) async fn read_committed_for_relay(
+    conn: &mut PgConnection,
+    after: CommitCursor,
+    limit: i64,
+) -> Result<Vec<(RecordedEvent, bool)>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS},
+                e.stream_version > 1 AND EXISTS (
+                    SELECT 1 FROM events p
+                    WHERE p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
+                      AND p.tx_id > e.tx_id) AS predecessor_later
+         FROM events e
+         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY e.tx_id, e.position LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|r| Ok((decode(r)?, r.try_get("predecessor_later")?))).collect()
+}

@@ -1,0 +1,103 @@
+//! `EventStore`: the handle services use to append and read.
+
+use quorum_domain::{Event, StreamId};
+use sqlx::{PgConnection, PgPool};
+
+use crate::{AppendResult, CommitCursor, ExpectedVersion, RecordedEvent, StoreError, append, read};
+
+/// The event store on one Postgres database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool, for handlers that commit their own rows with their appends.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends `events` to `stream` in one transaction. All events must carry the same tenant.
+    ///
+    /// A version mismatch is [`StoreError::Conflict`]. An event whose (`source`, `id`) is stored already
+    /// with the same stream, tenant, type and data is reported as a duplicate with its stored position;
+    /// with other content it is [`StoreError::IdConflict`]. Nothing is ever updated or deleted.
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<AppendResult, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let result = append::append(&mut tx, stream, expected, events).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Appends inside the caller's transaction, so a handler commits its events together with its
+    /// own rows (a checkpoint, a read model). On error the caller's transaction is still usable.
+    pub async fn append_in(
+        conn: &mut PgConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<AppendResult, StoreError> {
+        append::append(conn, stream, expected, events).await
+    }
+
+    /// The stream's current version, 0 when it has no events.
+    pub async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        read::stream_version(&mut *self.pool.acquire().await?, stream).await
+    }
+
+    /// Up to `limit` events of `stream` from `from_version` on (versions start at 1).
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        read::read_stream(&mut *self.pool.acquire().await?, stream, from_version, limit).await
+    }
+
+    /// Up to `limit` events after `after` in commit order, below the transaction-id watermark: a
+    /// reader that checkpoints on the last event's cursor never skips an event that commits late.
+    pub async fn read_committed(&self, after: CommitCursor, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        read::read_committed(&mut *self.pool.acquire().await?, after, limit).await
+    }
+
+    /// [`Self::read_committed`] for the relay: each event comes with whether its stream predecessor is
+    /// later in commit order, in which case it must be held back until the predecessor is published.
+    pub async fn read_committed_for_relay(
+        &self,
+        after: CommitCursor,
+        limit: i64,
+    ) -> Result<Vec<(RecordedEvent, bool)>, StoreError> {
+        read::read_committed_for_relay(&mut *self.pool.acquire().await?, after, limit).await
+    }
+
+    /// The commit-order cursor of the newest stored event below the watermark, and its recording time:
+    /// how far a reader could get right now (for lag).
+    pub async fn head(&self) -> Result<Option<(CommitCursor, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT tx_id::text AS tx_id, position, recorded_at FROM events
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY tx_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let tx: String = r.try_get("tx_id")?;
+            Ok((
+                CommitCursor { tx_id: tx.parse().unwrap_or(0), position: r.try_get("position")? },
+                r.try_get("recorded_at")?,
+            ))
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,76 @@
+//! Leadership: one relay per name publishes at a time, chosen by a session-level advisory lock on a
+//! connection of its own. When the leader dies its connection closes and Postgres frees the lock, so a
+//! follower takes over within one check interval.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{RelayConfig, RelayError, metrics_names, pump};
+
+/// Runs a relay until `shutdown`: competes for leadership, and while leading publishes. Errors while
+/// leading are logged and the relay competes again after a pause; it returns only on shutdown.
+pub async fn run(pool: PgPool, js: jetstream::Context, config: RelayConfig, shutdown: CancellationToken) {
+    let mut backoff = config.check_interval;
+    while !shutdown.is_cancelled() {
+        match try_lead(&pool, &js, &config, &shutdown).await {
+            Ok(true) => backoff = config.check_interval,
+            Ok(false) => {}
+            Err(e) => {
+                warn!(relay = %config.name, error = %error_chain(&e), "relay stopped leading");
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        metrics::gauge!(metrics_names::LEADER).set(0.0);
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+/// Takes the lock if it is free and leads until shutdown or an error. Ok(false): someone else leads.
+async fn try_lead(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    config: &RelayConfig,
+    shutdown: &CancellationToken,
+) -> Result<bool, RelayError> {
+    let mut lock = PgConnection::connect_with(&pool.connect_options()).await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(lock_name(&config.name))
+        .fetch_one(&mut lock)
+        .await?;
+    if !got {
+        return Ok(false);
+    }
+    info!(relay = %config.name, "relay leading");
+    metrics::gauge!(metrics_names::LEADER).set(1.0);
+    let result = pump::Pump::new(pool.clone(), js.clone(), config.clone()).run(&mut lock, shutdown).await;
+    // Closing the connection releases the lock even if the unlock below is never reached.
+    let _ = lock.close().await;
+    result.map(|()| true)
+}
+
+fn lock_name(name: &str) -> String {
+    format!("quorum-relay/{name}")
+}
+
+/// Checks the lock connection is alive (so the lock is still ours).
+pub(crate) async fn still_leader(lock: &mut PgConnection) -> Result<(), RelayError> {
+    sqlx::query("SELECT 1").execute(lock).await.map(|_| ()).map_err(|_| RelayError::LostLock)
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

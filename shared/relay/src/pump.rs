@@ -1,0 +1,147 @@
+//! The leader's loop: read committed events below the watermark, hold back any that would overtake
+//! their stream predecessor, publish the rest with many acks in flight, await the acks in order, then
+//! move the checkpoint.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chrono::Utc;
+use quorum_bus::EVENTS_STREAM;
+use quorum_event_store::{CommitCursor, EventStore, RelayCheckpoint, save_relay_checkpoint};
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::holds::Holds;
+use crate::leader::still_leader;
+use crate::reconcile::resume_point;
+use crate::{RelayConfig, RelayError, metrics_names, publish};
+
+pub(crate) struct Pump {
+    pool: PgPool,
+    store: EventStore,
+    js: jetstream::Context,
+    config: RelayConfig,
+    holds: Holds,
+    /// Commit-order cursor of the last event read.
+    read: CommitCursor,
+    /// JetStream sequence of the last relayed message.
+    last_seq: u64,
+    republish_until: Option<CommitCursor>,
+}
+
+impl Pump {
+    pub(crate) fn new(pool: PgPool, js: jetstream::Context, config: RelayConfig) -> Self {
+        Self {
+            store: EventStore::new(pool.clone()),
+            pool,
+            js,
+            config,
+            holds: Holds::default(),
+            read: CommitCursor::START,
+            last_seq: 0,
+            republish_until: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self, lock: &mut PgConnection, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen("quorum_events").await?;
+        let resume = resume_point(&self.pool, &self.js, &self.config.name).await?;
+        self.read = resume.cursor;
+        self.last_seq = resume.stream_seq;
+        self.republish_until = resume.republish_until;
+        let mut next_check = Instant::now() + self.config.check_interval;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            if Instant::now() >= next_check {
+                still_leader(lock).await?;
+                self.check_stream().await?;
+                next_check = Instant::now() + self.config.check_interval;
+            }
+            let full = self.pump_batch().await?;
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                n = listener.try_recv() => { n?; }
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Notices a stream that went back (NATS restarted without the data, or the stream was deleted)
+    /// even when nothing new is published.
+    async fn check_stream(&self) -> Result<(), RelayError> {
+        let mut stream = self.js.get_stream(EVENTS_STREAM).await.map_err(|e| RelayError::JetStream(e.to_string()))?;
+        let last = stream.info().await.map_err(|e| RelayError::JetStream(e.to_string()))?.state.last_sequence;
+        if last < self.last_seq {
+            return Err(RelayError::StreamBehind { recorded: self.last_seq, found: last });
+        }
+        Ok(())
+    }
+
+    /// Reads and publishes one batch. Returns true when the batch was full (more may be waiting).
+    async fn pump_batch(&mut self) -> Result<bool, RelayError> {
+        let batch = self.store.read_committed_for_relay(self.read, self.config.batch_size).await?;
+        let full = batch.len() as i64 == self.config.batch_size;
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut newest = None;
+        for (event, predecessor_later) in batch {
+            let before = self.read;
+            let safe_before = self.holds.safe_cursor(before);
+            self.read = event.cursor();
+            let ready = self.holds.admit(event, predecessor_later, before);
+            let safe_after = self.holds.safe_cursor(self.read);
+            let count = ready.len();
+            for (i, e) in ready.into_iter().enumerate() {
+                // Only the last message of a group may claim the cursor after it: if the relay dies
+                // part-way through a group, a restart re-reads the group rather than skipping it.
+                let cursor = if i + 1 == count { safe_after } else { safe_before };
+                acks.push((publish::send(&self.js, &e, cursor).await?, e.cursor(), e.event.id.clone()));
+                newest = Some(e.recorded_at);
+            }
+        }
+        metrics::gauge!(metrics_names::HELD).set(self.holds.len() as f64);
+        let mut last_id = None;
+        let mut published = 0u64;
+        let mut republished = 0u64;
+        for (ack, cursor, id) in acks {
+            let ack = ack.await.map_err(|e| RelayError::JetStream(e.to_string()))?;
+            if !ack.duplicate && ack.sequence <= self.last_seq {
+                return Err(RelayError::StreamBehind { recorded: self.last_seq, found: ack.sequence });
+            }
+            self.last_seq = self.last_seq.max(ack.sequence);
+            published += 1;
+            if self.republish_until.is_some_and(|until| cursor <= until) {
+                republished += 1;
+            }
+            last_id = Some(id);
+        }
+        if self.republish_until.is_some_and(|until| self.read >= until) {
+            self.republish_until = None;
+        }
+        metrics::counter!(metrics_names::PUBLISHED).increment(published);
+        metrics::counter!(metrics_names::REPUBLISHED).increment(republished);
+        if let Some(at) = newest {
+            let lag = (Utc::now() - at).to_std().unwrap_or(Duration::ZERO);
+            metrics::gauge!(metrics_names::LAG).set(lag.as_secs_f64());
+        }
+        let checkpoint = RelayCheckpoint {
+            cursor: self.holds.safe_cursor(self.read),
+            stream_seq: self.last_seq,
+            event_id: last_id,
+        };
+        save_relay_checkpoint(&self.pool, &self.config.name, &checkpoint).await?;
+        debug!(published, cursor = %checkpoint.cursor, seq = self.last_seq, "relay batch");
+        Ok(full)
+    }
+}
