@@ -1,0 +1,6 @@
+//! `quorum bench`: throughput and latency figures, each beside the raw baseline measured in the same
+//! run on the same servers. Benchmarks print figures; they never pass or fail on timing.
+
+mod raw;
+pub mod stats;
+pub mod store;

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod migrate;
+pub mod status;
+pub mod up;

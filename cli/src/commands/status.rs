@@ -1,0 +1,143 @@
+//! `quorum status`: streams, consumers, the relay, dead letters and where each service listens.
+
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::stack::{ServiceAddr, Target, redact};
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub nats_url: String,
+    pub database_url: String,
+    pub streams: Vec<StreamStatus>,
+    pub relay: Option<RelayStatus>,
+    pub dead_letters: DeadLetterStatus,
+    pub services: Vec<ServiceAddr>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamStatus {
+    pub name: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub last_sequence: u64,
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConsumerStatus {
+    pub name: String,
+    pub pending: u64,
+    pub ack_pending: usize,
+    pub redelivered: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RelayStatus {
+    pub cursor: String,
+    pub stream_sequence: u64,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Committed events not yet published.
+    pub lag_events: i64,
+    /// Age of the oldest committed event not yet published.
+    pub lag_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadLetterStatus {
+    pub parked: i64,
+    pub by_consumer: Vec<(String, i64)>,
+}
+
+pub async fn gather(target: &Target) -> anyhow::Result<Status> {
+    let stack = target.connect().await?;
+    let mut streams = Vec::new();
+    for name in [quorum_bus::EVENTS_STREAM, quorum_bus::INGEST_STREAM, quorum_bus::DLQ_STREAM] {
+        let Ok(mut stream) = stack.js.get_stream(name).await else { continue };
+        let state = stream.info().await?.state.clone();
+        let consumers: Vec<_> = stream.consumers().try_collect().await?;
+        streams.push(StreamStatus {
+            name: name.to_owned(),
+            messages: state.messages,
+            bytes: state.bytes,
+            last_sequence: state.last_sequence,
+            consumers: consumers
+                .into_iter()
+                .map(|c| ConsumerStatus {
+                    name: c.name,
+                    pending: c.num_pending,
+                    ack_pending: c.num_ack_pending,
+                    redelivered: c.num_redelivered,
+                })
+                .collect(),
+        });
+    }
+    let relay = match quorum_event_store::load_relay_checkpoint(&stack.pool, "default").await? {
+        None => None,
+        Some(cp) => {
+            let row = sqlx::query(
+                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 AS age,
+                        (SELECT updated_at FROM relay_checkpoints WHERE name = 'default') AS updated_at
+                 FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)
+                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+            )
+            .bind(cp.cursor.tx_id.to_string())
+            .bind(cp.cursor.position)
+            .fetch_one(&stack.pool)
+            .await?;
+            Some(RelayStatus {
+                cursor: cp.cursor.to_string(),
+                stream_sequence: cp.stream_seq,
+                updated_at: row.try_get("updated_at")?,
+                lag_events: row.try_get("n")?,
+                lag_seconds: row.try_get("age")?,
+            })
+        }
+    };
+    let by_consumer: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT consumer, count(*) FROM dead_letters WHERE status = 'parked' GROUP BY consumer ORDER BY consumer",
+    )
+    .fetch_all(&stack.pool)
+    .await?;
+    Ok(Status {
+        nats_url: stack.nats_url.clone(),
+        database_url: redact(&stack.database_url),
+        streams,
+        relay,
+        dead_letters: DeadLetterStatus { parked: by_consumer.iter().map(|c| c.1).sum(), by_consumer },
+        services: target.recorded().map(|s| s.services).unwrap_or_default(),
+    })
+}
+
+pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
+    let status = gather(target).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!("nats      {}", status.nats_url);
+    println!("postgres  {}", status.database_url);
+    for s in &status.services {
+        let show = |a: Option<std::net::SocketAddr>| a.map_or("-".to_owned(), |a| a.to_string());
+        println!("service   {:<14} http {:<22} admin {}", s.name, show(s.http), show(s.admin));
+    }
+    for s in &status.streams {
+        println!("stream    {:<14} {:>10} messages  last seq {}", s.name, s.messages, s.last_sequence);
+        for c in &s.consumers {
+            println!("  consumer  {:<22} pending {:>8}  ack pending {:>6}  redelivered {}", c.name, c.pending, c.ack_pending, c.redelivered);
+        }
+    }
+    match &status.relay {
+        Some(r) => println!(
+            "relay     cursor {}  stream seq {}  lag {} events / {:.3} s",
+            r.cursor, r.stream_sequence, r.lag_events, r.lag_seconds
+        ),
+        None => println!("relay     has not published yet"),
+    }
+    println!("dlq       {} parked", status.dead_letters.parked);
+    for (consumer, n) in &status.dead_letters.by_consumer {
+        println!("  {consumer:<22} {n}");
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The `quorum` operator's tool: runs the whole stack locally (`up`), inspects it (`status`), migrates
+//! and benchmarks it. Everything lives here so that tests can drive it; `main.rs` only parses and exits.
+
+pub mod bench;
+pub mod commands;
+pub mod local;
+pub mod stack;
+
+use clap::{Parser, Subcommand};
+
+use stack::Target;
+
+/// Quorum: an event-sourced pipeline for AI expert orchestration.
+#[derive(Debug, Parser)]
+#[command(name = "quorum", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole stack on this machine; without URLs, start nats-server and Postgres too.
+    Up(commands::up::UpArgs),
+    /// Streams, consumers, relay, dead letters, and where every service listens.
+    Status,
+    /// Apply the database migrations.
+    Migrate,
+    /// Measure throughput and latency beside raw baselines.
+    #[command(subcommand)]
+    Bench(commands::bench::Bench),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Up(args) => commands::up::run(&cli.target, args).await,
+        Command::Status => commands::status::run(&cli.target, cli.json).await,
+        Command::Migrate => commands::migrate::run(&cli.target).await,
+        Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
+    }
+}

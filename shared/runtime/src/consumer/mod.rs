@@ -1,0 +1,100 @@
+//! The consumer loop every service runs: a durable pull consumer, messages of one event stream handled
+//! in order and different streams in parallel, in-progress acks for long handlers, and every outcome
+//! settled in one place (`settle`).
+
+mod config;
+mod lanes;
+mod outcome;
+mod settle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use futures::StreamExt;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use config::ConsumerConfig;
+pub use outcome::{Delivery, Handler, Outcome};
+
+use lanes::Lanes;
+use settle::Settler;
+
+/// Why a consumer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("cannot set up consumer {name}: {reason}")]
+    Setup { name: String, reason: String },
+}
+
+/// Runs `handler` on the durable consumer `config` until `shutdown`. On shutdown it stops fetching,
+/// lets every message it holds finish and settle, and returns; messages fetched but not started are
+/// redelivered by JetStream after `ack_wait`. Transient NATS errors are retried, not returned.
+///
+/// `on_bound` is called once the consumer exists on the server (for readiness).
+pub async fn run<H: Handler>(
+    js: jetstream::Context,
+    pool: PgPool,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce() + Send,
+) -> Result<(), ConsumerError> {
+    let setup = |reason: String| ConsumerError::Setup { name: config.name.clone(), reason };
+    quorum_bus::ensure_streams(&js).await.map_err(|e| setup(e.to_string()))?;
+    let consumer: PullConsumer = js
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| setup(e.to_string()))?
+        .create_consumer(config.jetstream())
+        .await
+        .map_err(|e| setup(e.to_string()))?;
+    on_bound();
+    info!(consumer = %config.name, concurrency = config.concurrency, "consumer bound");
+    let settler = Arc::new(Settler {
+        js: js.clone(),
+        pool,
+        consumer: config.name.clone(),
+        max_deliver: config.max_deliver,
+    });
+    let lanes = Lanes::start(&config, handler, settler);
+    // Fetch a little ahead of what the lanes can take: enough to keep them busy, no more, since a
+    // fetched message waits for a lane while its ack_wait runs.
+    let batch = (config.concurrency * 2).max(1);
+    'outer: while !shutdown.is_cancelled() {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(consumer = %config.name, error = %e, "cannot fetch; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break 'outer,
+                next = messages.next() => match next {
+                    Some(Ok(msg)) => lanes.dispatch(msg).await,
+                    Some(Err(e)) => warn!(consumer = %config.name, error = %e, "fetch error"),
+                    None => continue 'outer,
+                },
+            }
+        }
+    }
+    info!(consumer = %config.name, "consumer draining");
+    lanes.drain().await;
+    info!(consumer = %config.name, "consumer stopped");
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! What a handler is given and what it answers. The handler decides; the runtime acts (see `settle`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use quorum_domain::Event;
+
+/// One delivery of one message.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub event: Event,
+    /// The NATS subject it was delivered on.
+    pub subject: String,
+    /// Its sequence in the JetStream stream.
+    pub stream_seq: u64,
+    /// How many times JetStream has delivered it, this time included (1 on the first delivery).
+    pub delivered: u32,
+}
+
+/// A handler's verdict on a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled, and everything it wrote is committed: the message is acked.
+    Done,
+    /// Failed in a way that may pass later: the message is redelivered after `after` (nak with delay),
+    /// or parked as a dead letter once it has been delivered `max_deliver` times.
+    Retry { after: Duration, error: String },
+    /// Will never succeed as it is: parked as a dead letter for an operator, then terminated.
+    Dead { error: String },
+}
+
+impl Outcome {
+    /// A retry after `after` with the error's display chain as the reason.
+    pub fn retry(after: Duration, error: impl std::fmt::Display) -> Self {
+        Outcome::Retry { after, error: error.to_string() }
+    }
+
+    /// A dead letter with the error's display as the reason.
+    pub fn dead(error: impl std::fmt::Display) -> Self {
+        Outcome::Dead { error: error.to_string() }
+    }
+
+    /// The label this outcome has in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Dead { .. } => "dead",
+        }
+    }
+}
+
+/// A service's message handler. It must be idempotent: a message can be delivered again after the
+/// handler committed (a crash before the ack). Deriving event ids with
+/// [`quorum_domain::derived_event_id`] makes the second append a no-op.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one delivery. Return [`Outcome::Done`] only after the handler's writes are committed.
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+}
