@@ -20,7 +20,11 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    pub(crate) fn start<H: Handler>(config: &ConsumerConfig, handler: Arc<H>, settler: Arc<Settler>) -> Self {
+    pub(crate) fn start<H: Handler>(
+        config: &ConsumerConfig,
+        handler: Arc<H>,
+        settler: Arc<Settler>,
+    ) -> Self {
         let mut senders = Vec::new();
         let mut tasks = JoinSet::new();
         for _ in 0..config.concurrency.max(1) {
@@ -41,9 +45,15 @@ impl Lanes {
     }
 
     pub(crate) async fn dispatch(&self, msg: jetstream::Message) {
-        let key = msg.headers.as_ref().and_then(|h| h.get("ce-subject")).map(|v| v.as_str().to_owned());
+        let key = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("ce-subject"))
+            .map(|v| v.as_str().to_owned());
         let mut hasher = DefaultHasher::new();
-        key.as_deref().unwrap_or(msg.subject.as_str()).hash(&mut hasher);
+        key.as_deref()
+            .unwrap_or(msg.subject.as_str())
+            .hash(&mut hasher);
         let lane = (hasher.finish() % self.senders.len() as u64) as usize;
         // A closed lane only happens if its task panicked; the message is then redelivered.
         let _ = self.senders[lane].send(msg).await;
@@ -73,7 +83,10 @@ impl<H: Handler> Lane<H> {
 
     async fn process(&self, msg: jetstream::Message) {
         let (stream_seq, delivered) = match msg.info() {
-            Ok(info) => (info.stream_sequence, u32::try_from(info.delivered).unwrap_or(u32::MAX)),
+            Ok(info) => (
+                info.stream_sequence,
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+            ),
             Err(_) => (0, 1),
         };
         let started = Instant::now();
@@ -84,12 +97,24 @@ impl<H: Handler> Lane<H> {
             )),
             Err(e) => Outcome::dead(format!("undecodable message: {e}")),
             Ok(event) => {
-                let delivery = Delivery { event: event.clone(), subject: msg.subject.to_string(), stream_seq, delivered };
+                let delivery = Delivery {
+                    event: event.clone(),
+                    subject: msg.subject.to_string(),
+                    stream_seq,
+                    delivered,
+                };
                 self.handle_with_progress(&msg, &delivery).await
             }
         };
-        let label = self.settler.settle(&msg, event.as_ref().ok(), outcome, stream_seq, delivered).await;
-        let label = if label == "dead" && event.is_err() { "undecodable" } else { label };
+        let label = self
+            .settler
+            .settle(&msg, event.as_ref().ok(), outcome, stream_seq, delivered)
+            .await;
+        let label = if label == "dead" && event.is_err() {
+            "undecodable"
+        } else {
+            label
+        };
         metrics::histogram!("quorum_handler_duration_seconds", "consumer" => self.consumer.clone())
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("quorum_messages_total", "consumer" => self.consumer.clone(), "outcome" => label)

@@ -42,8 +42,13 @@ pub async fn run<H: Handler>(
     shutdown: CancellationToken,
     on_bound: impl FnOnce() + Send,
 ) -> Result<(), ConsumerError> {
-    let setup = |reason: String| ConsumerError::Setup { name: config.name.clone(), reason };
-    quorum_bus::ensure_streams(&js).await.map_err(|e| setup(e.to_string()))?;
+    let setup = |reason: String| ConsumerError::Setup {
+        name: config.name.clone(),
+        reason,
+    };
+    quorum_bus::ensure_streams(&js)
+        .await
+        .map_err(|e| setup(e.to_string()))?;
     let consumer: PullConsumer = js
         .get_stream(&config.stream)
         .await

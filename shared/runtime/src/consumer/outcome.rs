@@ -32,12 +32,17 @@ pub enum Outcome {
 impl Outcome {
     /// A retry after `after` with the error's display chain as the reason.
     pub fn retry(after: Duration, error: impl std::fmt::Display) -> Self {
-        Outcome::Retry { after, error: error.to_string() }
+        Outcome::Retry {
+            after,
+            error: error.to_string(),
+        }
     }
 
     /// A dead letter with the error's display as the reason.
     pub fn dead(error: impl std::fmt::Display) -> Self {
-        Outcome::Dead { error: error.to_string() }
+        Outcome::Dead {
+            error: error.to_string(),
+        }
     }
 
     /// The label this outcome has in metrics.

@@ -90,7 +90,14 @@ impl Settler {
         .bind(stream_seq as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(FailedAttempt { at: r.try_get("failed_at")?, error: r.try_get("error")? })).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(FailedAttempt {
+                    at: r.try_get("failed_at")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
     }
 
     async fn park(
@@ -103,7 +110,10 @@ impl Settler {
     ) -> &'static str {
         let mut attempts = self.attempts(stream_seq).await.unwrap_or_default();
         if attempts.last().is_none_or(|a| a.error != reason) {
-            attempts.push(FailedAttempt { at: Utc::now(), error: reason.clone() });
+            attempts.push(FailedAttempt {
+                at: Utc::now(),
+                error: reason.clone(),
+            });
         }
         let tenant = event.and_then(|e| e.tenant.clone());
         let letter = DeadLetter {
@@ -126,14 +136,22 @@ impl Settler {
             return "retry";
         }
         warn!(consumer = %self.consumer, stream_seq, reason = %reason, "message parked as a dead letter");
-        metrics::counter!("quorum_dead_letters_total", "consumer" => self.consumer.clone()).increment(1);
+        metrics::counter!("quorum_dead_letters_total", "consumer" => self.consumer.clone())
+            .increment(1);
         // The notice only wakes the dlq-replayer; the row above is the dead letter.
         let mut headers = msg.headers.clone().unwrap_or_default();
         headers.insert("Quorum-Dead-Letter-Id", letter.id.to_string().as_str());
-        headers.insert("Quorum-Error", reason.chars().take(512).collect::<String>().as_str());
+        headers.insert(
+            "Quorum-Error",
+            reason.chars().take(512).collect::<String>().as_str(),
+        );
         let notice = self
             .js
-            .publish_with_headers(subjects::dlq(&self.consumer, tenant.as_ref()), headers, msg.payload.clone())
+            .publish_with_headers(
+                subjects::dlq(&self.consumer, tenant.as_ref()),
+                headers,
+                msg.payload.clone(),
+            )
             .await;
         match notice {
             Ok(ack) => {

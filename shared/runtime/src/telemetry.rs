@@ -1,0 +1,341 @@
+//! Logs and traces of a Quorum process: the global `tracing` subscriber, OTLP span export, and the
+//! W3C trace-context helpers that carry one trace across the bus.
+//!
+//! OpenTelemetry spans are always built (even with no exporter), so a service that does not export
+//! still passes on the `traceparent` it received and a downstream service that does export keeps
+//! one trace from ingest to audit. Exporting needs `OTEL_EXPORTER_OTLP_ENDPOINT` and the `otlp`
+//! feature (on by default); it speaks OTLP over HTTP/protobuf, plain `http://` only (no TLS client
+//! is compiled in: export to a collector beside the process).
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::{Deserialize, Serialize};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer as _, fmt};
+
+/// The environment variable whose presence turns on span export.
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// [`LogFormat::Pretty`] when stderr is a terminal, [`LogFormat::Json`] otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line, event fields flattened to the top level: for log collectors.
+    Json,
+    /// Human-readable, one line per event, coloured: for a person at a terminal.
+    Pretty,
+}
+
+impl LogFormat {
+    /// Whether this format writes JSON, deciding `Auto` by whether stderr is a terminal.
+    pub fn is_json(self) -> bool {
+        match self {
+            Self::Json => true,
+            Self::Pretty => false,
+            Self::Auto => !std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// `RUST_LOG` holds a directive that does not parse.
+    #[error("invalid RUST_LOG")]
+    Filter(#[source] tracing_subscriber::filter::FromEnvError),
+    /// [`init`] ran before in this process (or something else set the global subscriber).
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
+    /// The OTLP exporter could not be built from the `OTEL_EXPORTER_OTLP_*` variables.
+    #[cfg(feature = "otlp")]
+    #[error("cannot build the OTLP span exporter")]
+    Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// Keeps span export alive; dropping it flushes the spans not yet exported and shuts the exporter
+/// down. Hold it in `main` until the runtime's work is done.
+#[must_use = "dropping the guard shuts down span export"]
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        // Blocks until the batch exporter has flushed, bounded by the SDK's shutdown timeout.
+        if let Err(error) = self.provider.shutdown() {
+            tracing::warn!(%error, "span exporter did not shut down cleanly");
+        }
+    }
+}
+
+/// Installs the global subscriber of the process: an `EnvFilter` from `RUST_LOG` (default `info`),
+/// log lines on stderr in `format`, and OpenTelemetry spans with `service.name` = `service`,
+/// exported over OTLP when [`OTLP_ENDPOINT_ENV`] is set. Also installs the W3C trace-context
+/// propagator as the global one.
+///
+/// The exporter reads the standard `OTEL_EXPORTER_OTLP_*` variables itself (endpoint, headers,
+/// timeout); spans go to `$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces`.
+pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, TelemetryError> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env()
+        .map_err(TelemetryError::Filter)?;
+    let provider = tracer_provider(service)?;
+
+    let log_layer = if format.is_json() {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed()
+    } else {
+        fmt::layer().with_writer(std::io::stderr).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(log_layer)
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service)))
+        .with(filter)
+        .try_init()
+        .map_err(TelemetryError::AlreadyInstalled)?;
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    Ok(TelemetryGuard { provider })
+}
+
+fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
+    let builder = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name(service).build());
+    let export = std::env::var_os(OTLP_ENDPOINT_ENV).is_some_and(|v| !v.is_empty());
+    if !export {
+        return Ok(builder.build());
+    }
+
+    #[cfg(feature = "otlp")]
+    {
+        use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig as _};
+        let exporter = SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .build()
+            .map_err(TelemetryError::Exporter)?;
+        Ok(builder.with_batch_exporter(exporter).build())
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        // No subscriber exists yet to log this through.
+        eprintln!(
+            "{OTLP_ENDPOINT_ENV} is set but quorum-runtime was built without the `otlp` feature; spans are not exported"
+        );
+        Ok(builder.build())
+    }
+}
+
+/// The W3C `traceparent` and `tracestate` of the current span, to send along with a message;
+/// `None` when there is no valid trace context (no span, or no OpenTelemetry layer installed).
+pub fn current_traceparent() -> Option<(String, Option<String>)> {
+    traceparent_of(&tracing::Span::current())
+}
+
+/// The W3C `traceparent` and `tracestate` of `span`; see [`current_traceparent`].
+pub fn traceparent_of(span: &tracing::Span) -> Option<(String, Option<String>)> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    // W3C by definition, whatever the global propagator is: these are the `traceparent` and
+    // `tracestate` CloudEvents extensions, not a free-form carrier.
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    let traceparent = carrier.remove(TRACEPARENT)?;
+    let tracestate = carrier.remove(TRACESTATE).filter(|s| !s.is_empty());
+    Some((traceparent, tracestate))
+}
+
+/// Makes `span` a child of the remote span named by `traceparent` (and `tracestate`), as received
+/// with a message. Call it before the span is first entered.
+///
+/// Returns whether the parent was set: `false` for a malformed `traceparent`, a span already
+/// started, or no OpenTelemetry layer. A bad header from upstream is not an error worth failing a
+/// message for; the span then starts a trace of its own.
+pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &tracing::Span) -> bool {
+    let mut carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    if let Some(tracestate) = tracestate {
+        carrier.insert(TRACESTATE.to_owned(), tracestate.to_owned());
+    }
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if !cx.span().span_context().is_valid() {
+        tracing::debug!(traceparent, "ignoring an invalid traceparent");
+        return false;
+    }
+    span.set_parent(cx).is_ok()
+}
+
+/// A subscriber with the OpenTelemetry layer but no exporter or log output, for tests of code that
+/// propagates trace context (use with `tracing::subscriber::with_default`). The provider must
+/// outlive the subscriber's use.
+#[doc(hidden)]
+pub fn test_subscriber() -> (impl tracing::Subscriber + Send + Sync, SdkTracerProvider) {
+    let provider = SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    (subscriber, provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_span_continues_the_trace_it_was_given() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle");
+            assert!(set_parent_from(PARENT, Some("congo=t61rcWkgMzE"), &span));
+
+            let (traceparent, tracestate) =
+                span.in_scope(current_traceparent).expect("a trace context");
+            let parts: Vec<_> = traceparent.split('-').collect();
+            assert_eq!(parts[0], "00");
+            assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+            assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own");
+            assert_eq!(parts[3], "01", "sampled, as the parent was");
+            assert_eq!(tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+        });
+    }
+
+    #[test]
+    fn a_root_span_starts_a_new_trace() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("ingest");
+            let (traceparent, tracestate) = traceparent_of(&span).expect("a trace context");
+            assert_eq!(traceparent.len(), 55, "{traceparent}");
+            assert_eq!(tracestate, None);
+        });
+    }
+
+    #[test]
+    fn a_malformed_traceparent_is_ignored() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle");
+            assert!(!set_parent_from("not-a-traceparent", None, &span));
+            assert!(!set_parent_from(
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                None,
+                &span
+            ));
+        });
+    }
+
+    #[test]
+    fn no_trace_context_without_the_layer() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle");
+            assert!(span.in_scope(current_traceparent).is_none());
+        });
+    }
+
+    #[test]
+    fn log_format_parses_lowercase_names() {
+        for (name, format) in [
+            ("auto", LogFormat::Auto),
+            ("json", LogFormat::Json),
+            ("pretty", LogFormat::Pretty),
+        ] {
+            let parsed: LogFormat = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(parsed, format);
+        }
+        assert!(LogFormat::Json.is_json());
+        assert!(!LogFormat::Pretty.is_json());
+    }
+
+    // The only test in this binary that installs the global subscriber.
+    #[cfg(feature = "otlp")]
+    #[test]
+    #[allow(clippy::result_large_err)] // `Jail`'s closure returns figment's large error type
+    fn init_installs_once_and_exports_spans_over_otlp_http() {
+        let (endpoint, collector) = one_shot_collector();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("RUST_LOG", "info");
+            jail.set_env(OTLP_ENDPOINT_ENV, &endpoint);
+
+            let guard = init("quorum-test", LogFormat::Json).expect("first init");
+            tracing::info_span!("exported").in_scope(|| tracing::info!("hello"));
+            assert!(matches!(
+                init("quorum-test", LogFormat::Pretty),
+                Err(TelemetryError::AlreadyInstalled(_))
+            ));
+            // Dropping the guard flushes the batch.
+            drop(guard);
+            Ok(())
+        });
+        let request = collector.join().unwrap();
+        assert!(request.starts_with("POST /v1/traces HTTP/1.1"), "{request}");
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("content-type: application/x-protobuf"),
+            "{request}"
+        );
+    }
+
+    /// A stand-in OTLP collector on a loopback port: answers the first request with an empty
+    /// success and returns its head; gives up after a deadline rather than hang the test.
+    #[cfg(feature = "otlp")]
+    fn one_shot_collector() -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read as _, Write as _};
+        use std::time::{Duration, Instant};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let collector = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("no export arrived: {e}"),
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut head = [0u8; 4096];
+            let read = stream.read(&mut head).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            String::from_utf8_lossy(&head[..read]).into_owned()
+        });
+        (endpoint, collector)
+    }
+}
