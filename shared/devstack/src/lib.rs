@@ -1,1 +1,11 @@
-//! quorum-devstack
+//! nats-server and Postgres as child processes, for `quorum up` and for tests: free ports, data in a
+//! directory of the caller's, readiness waits with generous deadlines, and servers that die with the
+//! process that started them.
+
+mod nats;
+mod postgres;
+mod process;
+
+pub use nats::{NatsOptions, NatsServer};
+pub use postgres::{Postgres, PostgresOptions, find_pg_bindir};
+pub use process::{DevstackError, free_port};

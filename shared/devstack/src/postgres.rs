@@ -1,0 +1,205 @@
+//! A Postgres cluster of our own: initdb on first use, then `postgres` on loopback TCP only. As root
+//! (CI runs as root, Postgres refuses it) both run as the unprivileged `postgres` user.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use crate::process::{self, DevstackError, RunAs, io};
+
+/// How to start Postgres.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// The cluster's data directory; initialised if it has no `PG_VERSION`.
+    pub data_dir: PathBuf,
+    /// The TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Off for tests and benchmarks of our own code paths: no fsync. On for `quorum up`.
+    pub durable: bool,
+    /// Where the server's output goes; defaults to `postgres.log` beside the data directory.
+    pub log_file: Option<PathBuf>,
+}
+
+/// A running cluster, stopped when dropped. Its superuser is `quorum`, trusted on loopback.
+pub struct Postgres {
+    options: PostgresOptions,
+    bindir: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// The superuser initdb creates.
+pub const SUPERUSER: &str = "quorum";
+const READY: Duration = Duration::from_secs(90);
+
+/// Where the Postgres server binaries are: `QUORUM_PG_BINDIR`, else `pg_config --bindir` if it has
+/// `postgres` (Debian's pg_config may belong to the client package alone), else the newest
+/// `/usr/lib/postgresql/*/bin`. Debian does not put the server binaries on PATH.
+pub fn find_pg_bindir() -> Result<PathBuf, DevstackError> {
+    let has_server = |d: &Path| d.join("postgres").is_file() && d.join("initdb").is_file();
+    if let Some(d) = std::env::var_os("QUORUM_PG_BINDIR").map(PathBuf::from) {
+        return if has_server(&d) {
+            Ok(d)
+        } else {
+            Err(DevstackError::NotFound { what: "postgres", hint: format!("QUORUM_PG_BINDIR={} has no initdb/postgres", d.display()) })
+        };
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has_server(&d) {
+            return Ok(d);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, d)| has_server(d))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, d)| d).ok_or(DevstackError::NotFound {
+        what: "postgres",
+        hint: "run scripts/setup.sh (apt-get install postgresql), or set QUORUM_PG_BINDIR".into(),
+    })
+}
+
+impl Postgres {
+    /// Initialises the data directory if needed, starts the server and waits until it accepts
+    /// connections.
+    pub async fn start(mut options: PostgresOptions) -> Result<Self, DevstackError> {
+        let bindir = find_pg_bindir()?;
+        let run_as = RunAs::unprivileged_if_root()?;
+        if options.port == 0 {
+            options.port = process::free_port()?;
+        }
+        let log = options.log_file.clone().unwrap_or_else(|| {
+            options.data_dir.parent().map_or_else(|| PathBuf::from("postgres.log"), |p| p.join("postgres.log"))
+        });
+        if !options.data_dir.join("PG_VERSION").is_file() {
+            init(&bindir, &options.data_dir, run_as, &log)?;
+        }
+        let mut pg = Self { options, bindir, child: None, log };
+        pg.start_server(run_as).await?;
+        Ok(pg)
+    }
+
+    async fn start_server(&mut self, run_as: Option<RunAs>) -> Result<(), DevstackError> {
+        let o = &self.options;
+        let mut cmd = Command::new(self.bindir.join("postgres"));
+        cmd.arg("-D").arg(&o.data_dir).args(["-p", &o.port.to_string()]);
+        let mut settings = vec![
+            "listen_addresses=127.0.0.1",
+            "unix_socket_directories=",
+            "max_connections=200",
+            // A transaction left open holds the relay's watermark (docs/adr/0002).
+            "idle_in_transaction_session_timeout=60s",
+        ];
+        if !o.durable {
+            settings.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"]);
+        }
+        for s in settings {
+            cmd.args(["-c", s]);
+        }
+        process::configure(&mut cmd, run_as, &self.log)?;
+        let mut child = process::spawn(cmd).map_err(io("start postgres"))?;
+        let isready = self.bindir.join("pg_isready");
+        let port = o.port.to_string();
+        process::wait_ready("postgres", &self.log, READY, &mut child, || {
+            let ok = Command::new(&isready)
+                .args(["-q", "-h", "127.0.0.1", "-p", &port, "-U", SUPERUSER, "-d", "postgres"])
+                .status()
+                .is_ok_and(|s| s.success());
+            async move { ok }
+        })
+        .await?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `postgres://quorum@127.0.0.1:<port>/<db>`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.options.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.options.port
+    }
+
+    /// Creates database `name` unless it exists.
+    pub fn create_database(&self, name: &str) -> Result<(), DevstackError> {
+        let exists = self.psql(&format!("SELECT 1 FROM pg_database WHERE datname = '{}'", name.replace('\'', "''")))?;
+        if exists.trim() != "1" {
+            self.psql(&format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))?;
+        }
+        Ok(())
+    }
+
+    fn psql(&self, sql: &str) -> Result<String, DevstackError> {
+        let out = Command::new(self.bindir.join("psql"))
+            .args(["-X", "-qAt", "-h", "127.0.0.1", "-p", &self.options.port.to_string(), "-U", SUPERUSER, "-d", "postgres", "-c", sql])
+            .output()
+            .map_err(io("run psql"))?;
+        if !out.status.success() {
+            return Err(DevstackError::Failed { what: "psql", detail: String::from_utf8_lossy(&out.stderr).into_owned() });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Fast shutdown (SIGINT: abort open transactions, checkpoint, exit).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            process::stop(&mut child, libc::SIGINT, Duration::from_secs(30)).await;
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// initdb into `data_dir`. As root, the cluster belongs to the `postgres` user, and the directory
+/// must be reachable by it: when an ancestor is closed to others (a home directory), the data lives
+/// in `/var/tmp` and `data_dir` is a symlink to it.
+fn init(bindir: &Path, data_dir: &Path, run_as: Option<RunAs>, log: &Path) -> Result<(), DevstackError> {
+    if let Some(parent) = data_dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+    }
+    let target = match run_as {
+        Some(_) if !reachable_by_others(data_dir) => {
+            let abs = std::path::absolute(data_dir).map_err(io("resolve the data directory"))?;
+            let hash = abs.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            let real = PathBuf::from(format!("/var/tmp/quorum-postgres-{hash:016x}"));
+            let _ = std::fs::remove_dir_all(&real);
+            let _ = std::fs::remove_file(data_dir);
+            std::os::unix::fs::symlink(&real, data_dir).map_err(io("link the data directory"))?;
+            real
+        }
+        _ => data_dir.to_path_buf(),
+    };
+    std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod the data directory"))?;
+    if let Some(u) = run_as {
+        u.chown(&target)?;
+    }
+    let mut cmd = Command::new(bindir.join("initdb"));
+    cmd.arg("-D").arg(&target).args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+    process::configure(&mut cmd, run_as, log)?;
+    let status = process::spawn(cmd).map_err(io("run initdb"))?.wait().map_err(io("wait for initdb"))?;
+    if !status.success() {
+        return Err(DevstackError::Failed { what: "initdb", detail: format!("exited {status}; log:\n{}", process::tail(log)) });
+    }
+    Ok(())
+}
+
+/// Whether every existing ancestor of `path` lets others through (mode o+x).
+fn reachable_by_others(path: &Path) -> bool {
+    let Ok(abs) = std::path::absolute(path) else { return false };
+    abs.ancestors().skip(1).filter_map(|a| std::fs::metadata(a).ok()).all(|m| m.mode() & 0o001 != 0)
+}
