@@ -7,13 +7,14 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = quorum::Cli::parse();
-    let _telemetry = match quorum_runtime::telemetry::init("quorum", quorum_runtime::config::LogFormat::Auto) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("error: cannot start telemetry: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let _telemetry =
+        match quorum_runtime::telemetry::init("quorum", quorum_runtime::LogFormat::Auto) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("error: cannot start telemetry: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match quorum::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -35,7 +35,12 @@ pub struct Target {
     #[arg(long, env = "QUORUM_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// Where `quorum up` keeps its servers' data and its stack file.
-    #[arg(long, env = "QUORUM_DATA_DIR", default_value = ".quorum", global = true)]
+    #[arg(
+        long,
+        env = "QUORUM_DATA_DIR",
+        default_value = ".quorum",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -52,8 +57,14 @@ impl Target {
     /// The NATS and Postgres URLs: given ones first, else the recorded stack's.
     pub fn urls(&self) -> anyhow::Result<(String, String)> {
         let recorded = self.recorded();
-        let nats = self.nats_url.clone().or_else(|| recorded.as_ref().map(|s| s.nats_url.clone()));
-        let db = self.database_url.clone().or_else(|| recorded.as_ref().map(|s| s.database_url.clone()));
+        let nats = self
+            .nats_url
+            .clone()
+            .or_else(|| recorded.as_ref().map(|s| s.nats_url.clone()));
+        let db = self
+            .database_url
+            .clone()
+            .or_else(|| recorded.as_ref().map(|s| s.database_url.clone()));
         match (nats, db) {
             (Some(n), Some(d)) => Ok((n, d)),
             _ => anyhow::bail!(
@@ -64,13 +75,25 @@ impl Target {
 
     pub async fn connect(&self) -> anyhow::Result<Connected> {
         let (nats_url, database_url) = self.urls()?;
-        let pool = PgPoolOptions::new().max_connections(16).connect(&database_url).await.map_err(|e| {
-            anyhow::anyhow!("cannot connect to postgres at {}: {e}", redact(&database_url))
-        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(&database_url)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot connect to postgres at {}: {e}",
+                    redact(&database_url)
+                )
+            })?;
         let client = async_nats::connect(&nats_url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to nats at {nats_url}: {e}"))?;
-        Ok(Connected { js: async_nats::jetstream::new(client), pool, nats_url, database_url })
+        Ok(Connected {
+            js: async_nats::jetstream::new(client),
+            pool,
+            nats_url,
+            database_url,
+        })
     }
 }
 

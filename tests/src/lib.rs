@@ -28,7 +28,12 @@ pub struct RecordingHandler {
 
 impl RecordingHandler {
     pub fn new(pool: PgPool, name: &str) -> Self {
-        Self { store: EventStore::new(pool), name: name.to_owned(), delay: Duration::ZERO, crash_after_commit: false }
+        Self {
+            store: EventStore::new(pool),
+            name: name.to_owned(),
+            delay: Duration::ZERO,
+            crash_after_commit: false,
+        }
     }
 }
 
@@ -43,11 +48,25 @@ impl Handler for RecordingHandler {
             tokio::time::sleep(self.delay).await;
         }
         let cause = &delivery.event;
-        let Some(stream) = cause.subject.as_ref() else { return Outcome::dead("event has no subject") };
+        let Some(stream) = cause.subject.as_ref() else {
+            return Outcome::dead("event has no subject");
+        };
         let target = handled_stream(stream);
         let data = cause.data.clone().unwrap_or_default();
-        let derived = Event::derived(cause, &self.name, 0, "/quorum/e2e", HANDLED, target.clone(), data);
-        match self.store.append(&target, ExpectedVersion::Any, &[derived]).await {
+        let derived = Event::derived(
+            cause,
+            &self.name,
+            0,
+            "/quorum/e2e",
+            HANDLED,
+            target.clone(),
+            data,
+        );
+        match self
+            .store
+            .append(&target, ExpectedVersion::Any, &[derived])
+            .await
+        {
             Ok(_) => {
                 if self.crash_after_commit {
                     // Killed between the commit and the ack: the message must come back, and its
@@ -77,16 +96,20 @@ pub fn test_event(tenant: &str, stream: &StreamId, data: &str) -> Event {
 pub async fn publish(js: &async_nats::jetstream::Context, event: &Event) -> anyhow::Result<u64> {
     let (headers, payload) = quorum_bus::encode(event);
     let subject = quorum_bus::subjects::event(event.tenant.as_ref().expect("tenant"), &event.ty);
-    let ack = js.publish_with_headers(subject, headers, payload).await?.await?;
+    let ack = js
+        .publish_with_headers(subject, headers, payload)
+        .await?
+        .await?;
     Ok(ack.sequence)
 }
 
 /// How many events of type [`HANDLED`] are stored, and how many distinct ids they have.
 pub async fn handled_count(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
-    let row: (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM events WHERE type = $1")
-        .bind(HANDLED)
-        .fetch_one(pool)
-        .await?;
+    let row: (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM events WHERE type = $1")
+            .bind(HANDLED)
+            .fetch_one(pool)
+            .await?;
     Ok(row)
 }
 
@@ -109,7 +132,10 @@ pub async fn relayed(js: &async_nats::jetstream::Context) -> anyhow::Result<Vec<
     for seq in state.first_sequence..=state.last_sequence {
         match stream.get_raw_message(seq).await {
             Ok(m) if m.subject.starts_with("quorum.evt.") => {
-                out.push(Relayed { seq, event: quorum_bus::decode(Some(&m.headers), &m.payload)? });
+                out.push(Relayed {
+                    seq,
+                    event: quorum_bus::decode(Some(&m.headers), &m.payload)?,
+                });
             }
             Ok(_) => {}
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {}
@@ -129,7 +155,9 @@ pub async fn stream_len(js: &async_nats::jetstream::Context) -> u64 {
 
 /// True when the durable consumer `name` has nothing pending and nothing awaiting an ack.
 pub async fn consumer_idle(js: &async_nats::jetstream::Context, name: &str) -> bool {
-    let Ok(stream) = js.get_stream(quorum_bus::EVENTS_STREAM).await else { return false };
+    let Ok(stream) = js.get_stream(quorum_bus::EVENTS_STREAM).await else {
+        return false;
+    };
     match stream.consumer_info(name).await {
         Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0,
         Err(_) => false,

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use quorum_domain::StreamId;
-use quorum_e2e::{RecordingHandler, SOURCE_TYPE, consumer_idle, handled_count, handled_stream, publish, test_event};
+use quorum_e2e::{
+    RecordingHandler, SOURCE_TYPE, consumer_idle, handled_count, handled_stream, publish,
+    test_event,
+};
 use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
 use quorum_testkit::{DEADLINE, wait_until};
@@ -24,11 +27,19 @@ async fn env() -> anyhow::Result<Env> {
     let db = quorum_testkit::postgres().await.fresh_db().await?;
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
     quorum_bus::ensure_streams(&js).await?;
-    Ok(Env { _nats: nats, db, js, shutdown: CancellationToken::new() })
+    Ok(Env {
+        _nats: nats,
+        db,
+        js,
+        shutdown: CancellationToken::new(),
+    })
 }
 
 fn config(name: &str) -> ConsumerConfig {
-    let mut c = ConsumerConfig::new(name, vec![quorum_bus::subjects::event_type_filter(SOURCE_TYPE)]);
+    let mut c = ConsumerConfig::new(
+        name,
+        vec![quorum_bus::subjects::event_type_filter(SOURCE_TYPE)],
+    );
     c.max_deliver = 4;
     c.concurrency = 8;
     c
@@ -37,7 +48,9 @@ fn config(name: &str) -> ConsumerConfig {
 fn start<H: Handler>(env: &Env, config: ConsumerConfig, handler: H) -> tokio::task::JoinHandle<()> {
     let (js, pool, shutdown) = (env.js.clone(), env.db.pool.clone(), env.shutdown.clone());
     tokio::spawn(async move {
-        consumer::run(js, pool, config, Arc::new(handler), shutdown, || {}).await.expect("consumer runs");
+        consumer::run(js, pool, config, Arc::new(handler), shutdown, || {})
+            .await
+            .expect("consumer runs");
     })
 }
 
@@ -54,11 +67,16 @@ impl Handler for Flaky {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match d.event.data.as_deref() {
             Some(b"poison") => return Outcome::dead("poison pill"),
-            Some(b"always-retry") => return Outcome::retry(Duration::from_millis(50), "still broken"),
+            Some(b"always-retry") => {
+                return Outcome::retry(Duration::from_millis(50), "still broken");
+            }
             _ => {}
         }
         if d.delivered <= self.fail_first {
-            return Outcome::retry(Duration::from_millis(50), format!("flaky attempt {}", d.delivered));
+            return Outcome::retry(
+                Duration::from_millis(50),
+                format!("flaky attempt {}", d.delivered),
+            );
         }
         self.inner.handle(d).await
     }
@@ -70,23 +88,36 @@ async fn poison_and_undecodable_messages_are_parked_then_terminated() -> anyhow:
     let s = StreamId::parse("test/p")?;
     publish(&env.js, &test_event("acme", &s, "poison")).await?;
     env.js
-        .publish(quorum_bus::subjects::event(&quorum_domain::TenantId::new("acme")?, SOURCE_TYPE), "not a cloudevent".into())
+        .publish(
+            quorum_bus::subjects::event(&quorum_domain::TenantId::new("acme")?, SOURCE_TYPE),
+            "not a cloudevent".into(),
+        )
         .await?
         .await?;
     publish(&env.js, &test_event("acme", &s, "fine")).await?;
     let calls = Arc::new(AtomicU32::new(0));
-    let handler = Flaky { inner: RecordingHandler::new(env.db.pool.clone(), "c-poison"), fail_first: 0, calls: calls.clone() };
+    let handler = Flaky {
+        inner: RecordingHandler::new(env.db.pool.clone(), "c-poison"),
+        fail_first: 0,
+        calls: calls.clone(),
+    };
     let task = start(&env, config("c-poison"), handler);
 
     wait_until("both parked and the good one handled", DEADLINE, || async {
-        let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters").fetch_one(&env.db.pool).await.unwrap();
-        parked == 2 && handled_count(&env.db.pool).await.unwrap().0 == 1 && consumer_idle(&env.js, "c-poison").await
+        let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+        parked == 2
+            && handled_count(&env.db.pool).await.unwrap().0 == 1
+            && consumer_idle(&env.js, "c-poison").await
     })
     .await?;
-    let rows: Vec<(String, String, i32, serde_json::Value)> =
-        sqlx::query_as("SELECT consumer, subject, attempts, errors FROM dead_letters ORDER BY stream_seq")
-            .fetch_all(&env.db.pool)
-            .await?;
+    let rows: Vec<(String, String, i32, serde_json::Value)> = sqlx::query_as(
+        "SELECT consumer, subject, attempts, errors FROM dead_letters ORDER BY stream_seq",
+    )
+    .fetch_all(&env.db.pool)
+    .await?;
     assert_eq!(rows[0].0, "c-poison");
     assert_eq!(rows[0].2, 1, "a dead outcome parks at once");
     assert!(rows[0].3.to_string().contains("poison pill"));
@@ -95,7 +126,14 @@ async fn poison_and_undecodable_messages_are_parked_then_terminated() -> anyhow:
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // The notices went to the DLQ stream.
-    let dlq = env.js.get_stream(quorum_bus::DLQ_STREAM).await?.get_info().await?.state.messages;
+    let dlq = env
+        .js
+        .get_stream(quorum_bus::DLQ_STREAM)
+        .await?
+        .get_info()
+        .await?
+        .state
+        .messages;
     assert_eq!(dlq, 2);
     env.shutdown.cancel();
     task.await?;
@@ -103,23 +141,43 @@ async fn poison_and_undecodable_messages_are_parked_then_terminated() -> anyhow:
 }
 
 #[tokio::test]
-async fn a_message_that_fails_a_few_times_is_handled_once_and_one_that_keeps_failing_is_parked() -> anyhow::Result<()> {
+async fn a_message_that_fails_a_few_times_is_handled_once_and_one_that_keeps_failing_is_parked()
+-> anyhow::Result<()> {
     let env = env().await?;
     let s = StreamId::parse("test/flaky")?;
     publish(&env.js, &test_event("acme", &s, "eventually")).await?;
-    publish(&env.js, &test_event("acme", &StreamId::parse("test/broken")?, "always-retry")).await?;
+    publish(
+        &env.js,
+        &test_event("acme", &StreamId::parse("test/broken")?, "always-retry"),
+    )
+    .await?;
     let calls = Arc::new(AtomicU32::new(0));
-    let handler = Flaky { inner: RecordingHandler::new(env.db.pool.clone(), "c-flaky"), fail_first: 2, calls };
+    let handler = Flaky {
+        inner: RecordingHandler::new(env.db.pool.clone(), "c-flaky"),
+        fail_first: 2,
+        calls,
+    };
     let task = start(&env, config("c-flaky"), handler);
 
-    wait_until("handled once and the broken one parked", DEADLINE, || async {
-        let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters").fetch_one(&env.db.pool).await.unwrap();
-        parked == 1 && handled_count(&env.db.pool).await.unwrap().0 == 1 && consumer_idle(&env.js, "c-flaky").await
-    })
+    wait_until(
+        "handled once and the broken one parked",
+        DEADLINE,
+        || async {
+            let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+                .fetch_one(&env.db.pool)
+                .await
+                .unwrap();
+            parked == 1
+                && handled_count(&env.db.pool).await.unwrap().0 == 1
+                && consumer_idle(&env.js, "c-flaky").await
+        },
+    )
     .await?;
     assert_eq!(handled_count(&env.db.pool).await?, (1, 1));
     let (attempts, errors): (i32, serde_json::Value) =
-        sqlx::query_as("SELECT attempts, errors FROM dead_letters").fetch_one(&env.db.pool).await?;
+        sqlx::query_as("SELECT attempts, errors FROM dead_letters")
+            .fetch_one(&env.db.pool)
+            .await?;
     // Parked after max_deliver (4) deliveries, with the error of every attempt.
     assert_eq!(attempts, 4);
     assert_eq!(errors.as_array().map(Vec::len), Some(4), "{errors}");
@@ -131,7 +189,9 @@ async fn a_message_that_fails_a_few_times_is_handled_once_and_one_that_keeps_fai
 #[tokio::test]
 async fn one_streams_events_are_handled_in_order_with_concurrency() -> anyhow::Result<()> {
     let env = env().await?;
-    let streams: Vec<StreamId> = (0..8).map(|i| StreamId::parse(format!("test/s{i}")).unwrap()).collect();
+    let streams: Vec<StreamId> = (0..8)
+        .map(|i| StreamId::parse(format!("test/s{i}")).unwrap())
+        .collect();
     for v in 0..25 {
         for s in &streams {
             publish(&env.js, &test_event("acme", s, &format!("{v:03}"))).await?;
@@ -142,12 +202,17 @@ async fn one_streams_events_are_handled_in_order_with_concurrency() -> anyhow::R
     let mut cfg = config("c-order");
     cfg.concurrency = 6;
     let task = start(&env, cfg, handler);
-    wait_until("all handled", DEADLINE, || async { handled_count(&env.db.pool).await.unwrap().0 == 200 }).await?;
+    wait_until("all handled", DEADLINE, || async {
+        handled_count(&env.db.pool).await.unwrap().0 == 200
+    })
+    .await?;
     let store = EventStore::new(env.db.pool.clone());
     for s in &streams {
         let handled = store.read_stream(&handled_stream(s), 1, 100).await?;
-        let order: Vec<String> =
-            handled.iter().map(|e| String::from_utf8(e.event.data.clone().unwrap().to_vec()).unwrap()).collect();
+        let order: Vec<String> = handled
+            .iter()
+            .map(|e| String::from_utf8(e.event.data.clone().unwrap().to_vec()).unwrap())
+            .collect();
         let expected: Vec<String> = (0..25).map(|v| format!("{v:03}")).collect();
         assert_eq!(order, expected, "stream {s} handled out of order");
     }

@@ -25,12 +25,27 @@ async fn env() -> anyhow::Result<Env> {
     let db = quorum_testkit::postgres().await.fresh_db().await?;
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
     let store = EventStore::new(db.pool.clone());
-    Ok(Env { nats, db, js, store, shutdown: CancellationToken::new() })
+    Ok(Env {
+        nats,
+        db,
+        js,
+        store,
+        shutdown: CancellationToken::new(),
+    })
 }
 
 fn start_relay(env: &Env) -> tokio::task::JoinHandle<()> {
-    let config = RelayConfig { poll_interval: Duration::from_millis(50), check_interval: Duration::from_millis(300), ..Default::default() };
-    tokio::spawn(quorum_relay::run(env.db.pool.clone(), env.js.clone(), config, env.shutdown.clone()))
+    let config = RelayConfig {
+        poll_interval: Duration::from_millis(50),
+        check_interval: Duration::from_millis(300),
+        ..Default::default()
+    };
+    tokio::spawn(quorum_relay::run(
+        env.db.pool.clone(),
+        env.js.clone(),
+        config,
+        env.shutdown.clone(),
+    ))
 }
 
 fn data(e: &quorum_domain::Event) -> String {
@@ -55,16 +70,28 @@ async fn every_event_is_relayed_once_in_stream_order() -> anyhow::Result<()> {
     for w in writers {
         w.await?;
     }
-    wait_until("all relayed", DEADLINE, || async { stream_len(&env.js).await >= 200 }).await?;
+    wait_until("all relayed", DEADLINE, || async {
+        stream_len(&env.js).await >= 200
+    })
+    .await?;
     let messages = relayed(&env.js).await?;
     assert_eq!(messages.len(), 200);
     // Per stream, the relayed order is the version order.
     let mut by_stream: HashMap<String, Vec<String>> = HashMap::new();
     for m in &messages {
-        by_stream.entry(m.event.subject.clone().unwrap().to_string()).or_default().push(m.event.id.clone());
+        by_stream
+            .entry(m.event.subject.clone().unwrap().to_string())
+            .or_default()
+            .push(m.event.id.clone());
     }
     for (stream, ids) in by_stream {
-        let stored: Vec<String> = env.store.read_stream(&StreamId::parse(stream)?, 1, 1000).await?.into_iter().map(|e| e.event.id).collect();
+        let stored: Vec<String> = env
+            .store
+            .read_stream(&StreamId::parse(stream)?, 1, 1000)
+            .await?
+            .into_iter()
+            .map(|e| e.event.id)
+            .collect();
         assert_eq!(ids, stored);
     }
     let subject = &messages[0];
@@ -83,26 +110,64 @@ async fn version_two_waits_for_version_one_when_commit_order_inverts_them() -> a
 
     // H takes a transaction id first, as a handler that writes before it appends does.
     let mut h = pool.begin().await?;
-    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *h).await?;
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *h)
+        .await?;
     // L, a long transaction, takes the next id and stays open: it holds the watermark.
     let mut l = pool.begin().await?;
-    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *l).await?;
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *l)
+        .await?;
     // W appends version 1 with a later id and commits.
-    env.store.append(&s, ExpectedVersion::NoStream, &[test_event("acme", &s, "v1")]).await?;
+    env.store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            &[test_event("acme", &s, "v1")],
+        )
+        .await?;
     // H appends version 2 and commits: its id is below the watermark, version 1's is not.
-    EventStore::append_in(&mut h, &s, ExpectedVersion::Exact(1), &[test_event("acme", &s, "v2")]).await?;
+    EventStore::append_in(
+        &mut h,
+        &s,
+        ExpectedVersion::Exact(1),
+        &[test_event("acme", &s, "v2")],
+    )
+    .await?;
     h.commit().await?;
     let other = StreamId::parse("test/other")?;
 
     // Without hold-back the relay would publish v2 now. It must publish nothing of the stream.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let early: Vec<String> = relayed(&env.js).await?.iter().filter(|m| m.event.subject.as_ref() == Some(&s)).map(|m| data(&m.event)).collect();
-    assert!(early.is_empty(), "published {early:?} before its predecessor");
+    let early: Vec<String> = relayed(&env.js)
+        .await?
+        .iter()
+        .filter(|m| m.event.subject.as_ref() == Some(&s))
+        .map(|m| data(&m.event))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "published {early:?} before its predecessor"
+    );
 
     l.commit().await?;
-    env.store.append(&other, ExpectedVersion::NoStream, &[test_event("acme", &other, "later")]).await?;
-    wait_until("both versions relayed", DEADLINE, || async { stream_len(&env.js).await >= 3 }).await?;
-    let order: Vec<String> = relayed(&env.js).await?.iter().filter(|m| m.event.subject.as_ref() == Some(&s)).map(|m| data(&m.event)).collect();
+    env.store
+        .append(
+            &other,
+            ExpectedVersion::NoStream,
+            &[test_event("acme", &other, "later")],
+        )
+        .await?;
+    wait_until("both versions relayed", DEADLINE, || async {
+        stream_len(&env.js).await >= 3
+    })
+    .await?;
+    let order: Vec<String> = relayed(&env.js)
+        .await?
+        .iter()
+        .filter(|m| m.event.subject.as_ref() == Some(&s))
+        .map(|m| data(&m.event))
+        .collect();
     assert_eq!(order, ["v1", "v2"]);
     env.shutdown.cancel();
     relay.await?;
@@ -115,24 +180,43 @@ async fn after_nats_loses_its_store_the_relay_republishes_from_postgres() -> any
     let relay = start_relay(&env);
     for i in 0..30 {
         let s = StreamId::parse(format!("test/r{}", i % 3))?;
-        let batch: Vec<_> = (0..10).map(|j| test_event("acme", &s, &format!("{i}-{j}"))).collect();
+        let batch: Vec<_> = (0..10)
+            .map(|j| test_event("acme", &s, &format!("{i}-{j}")))
+            .collect();
         env.store.append(&s, ExpectedVersion::Any, &batch).await?;
     }
-    wait_until("all relayed", DEADLINE, || async { stream_len(&env.js).await >= 300 }).await?;
+    wait_until("all relayed", DEADLINE, || async {
+        stream_len(&env.js).await >= 300
+    })
+    .await?;
 
     env.nats.stop().await?;
     std::fs::remove_dir_all(env.nats.store_dir())?;
     env.nats.start_again().await?;
 
-    wait_until("the relay refilled the stream", DEADLINE * 2, || async { stream_len(&env.js).await >= 300 }).await?;
+    wait_until("the relay refilled the stream", DEADLINE * 2, || async {
+        stream_len(&env.js).await >= 300
+    })
+    .await?;
     let s = StreamId::parse("test/after")?;
-    env.store.append(&s, ExpectedVersion::NoStream, &[test_event("acme", &s, "after")]).await?;
-    wait_until("new events flow again", DEADLINE, || async { stream_len(&env.js).await >= 301 }).await?;
+    env.store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            &[test_event("acme", &s, "after")],
+        )
+        .await?;
+    wait_until("new events flow again", DEADLINE, || async {
+        stream_len(&env.js).await >= 301
+    })
+    .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let messages = relayed(&env.js).await?;
     let ids: std::collections::HashSet<_> = messages.iter().map(|m| m.event.id.clone()).collect();
     assert_eq!((messages.len(), ids.len()), (301, 301));
-    let republished: i64 = sqlx::query_scalar("SELECT stream_seq FROM relay_checkpoints").fetch_one(&env.db.pool).await?;
+    let republished: i64 = sqlx::query_scalar("SELECT stream_seq FROM relay_checkpoints")
+        .fetch_one(&env.db.pool)
+        .await?;
     assert_eq!(republished, 301);
     env.shutdown.cancel();
     relay.await?;

@@ -11,8 +11,16 @@ use super::stats::rate;
 
 /// Rows of `batch` inserted per statement by `writers` concurrent connections, like the event store's
 /// rows (same columns and sizes), into a scratch table. Returns rows/s.
-pub async fn postgres_batched(pool: &PgPool, total: u64, writers: u64, batch: u64, payload: &[u8]) -> anyhow::Result<f64> {
-    sqlx::query("DROP TABLE IF EXISTS bench_raw_events").execute(pool).await?;
+pub async fn postgres_batched(
+    pool: &PgPool,
+    total: u64,
+    writers: u64,
+    batch: u64,
+    payload: &[u8],
+) -> anyhow::Result<f64> {
+    sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
+        .execute(pool)
+        .await?;
     sqlx::query(
         "CREATE TABLE bench_raw_events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             tenant text, stream_id text, stream_version bigint, event_id text, source text, type text,
@@ -53,13 +61,19 @@ pub async fn postgres_batched(pool: &PgPool, total: u64, writers: u64, batch: u6
         t.await??;
     }
     let elapsed = started.elapsed();
-    sqlx::query("DROP TABLE bench_raw_events").execute(pool).await?;
+    sqlx::query("DROP TABLE bench_raw_events")
+        .execute(pool)
+        .await?;
     Ok(rate(per_writer * writers, elapsed))
 }
 
 /// Pipelined JetStream publishes (acks awaited in order, as the relay does) into a scratch stream.
 /// Returns msgs/s.
-pub async fn jetstream_pipelined(js: &jetstream::Context, total: u64, payload: &[u8]) -> anyhow::Result<f64> {
+pub async fn jetstream_pipelined(
+    js: &jetstream::Context,
+    total: u64,
+    payload: &[u8],
+) -> anyhow::Result<f64> {
     let name = "QUORUM_BENCH_RAW";
     let _ = js.delete_stream(name).await;
     js.create_stream(stream::Config {
@@ -73,7 +87,9 @@ pub async fn jetstream_pipelined(js: &jetstream::Context, total: u64, payload: &
     let started = Instant::now();
     let mut pending = std::collections::VecDeque::new();
     for i in 0..total {
-        let msg = jetstream::message::PublishMessage::build().payload(payload.clone()).message_id(i.to_string());
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(i.to_string());
         pending.push_back(js.send_publish("quorum.bench.raw", msg).await?);
         if pending.len() >= 1000 {
             pending.pop_front().expect("non-empty").await?;

@@ -29,5 +29,9 @@ pub fn rate(count: u64, elapsed: Duration) -> f64 {
 
 /// A ratio rounded for printing.
 pub fn ratio(a: f64, b: f64) -> f64 {
-    if b == 0.0 { 0.0 } else { (a / b * 100.0).round() / 100.0 }
+    if b == 0.0 {
+        0.0
+    } else {
+        (a / b * 100.0).round() / 100.0
+    }
 }

@@ -78,7 +78,11 @@ async fn receive(js: &jetstream::Context, tenant: &TenantId) -> anyhow::Result<R
             ..Default::default()
         })
         .await?;
-    let mut messages = consumer.stream().max_messages_per_batch(1000).messages().await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(1000)
+        .messages()
+        .await?;
     let received = Arc::new(AtomicU64::new(0));
     let last_at = Arc::new(Mutex::new(Instant::now()));
     let lags = Arc::new(Mutex::new(Samples::default()));
@@ -95,23 +99,46 @@ async fn receive(js: &jetstream::Context, tenant: &TenantId) -> anyhow::Result<R
             *l.lock().await = Instant::now();
         }
     });
-    Ok(Receiver { received, last_at, lags, task })
+    Ok(Receiver {
+        received,
+        last_at,
+        lags,
+        task,
+    })
 }
 
 async fn wait_for(received: &AtomicU64, n: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while received.load(Ordering::Relaxed) < n {
-        anyhow::ensure!(Instant::now() < deadline, "only {} of {n} events arrived", received.load(Ordering::Relaxed));
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {n} events arrived",
+            received.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
 }
 
 fn events(tenant: &TenantId, stream: &StreamId, n: u64, payload: &Bytes) -> Vec<Event> {
-    (0..n).map(|_| Event::new("/quorum/bench", "quorum.bench.appended", stream.clone(), tenant.clone(), payload.clone())).collect()
+    (0..n)
+        .map(|_| {
+            Event::new(
+                "/quorum/bench",
+                "quorum.bench.appended",
+                stream.clone(),
+                tenant.clone(),
+                payload.clone(),
+            )
+        })
+        .collect()
 }
 
-pub async fn run(pool: &PgPool, js: &jetstream::Context, args: &StoreBenchArgs) -> anyhow::Result<StoreReport> {
+pub async fn run(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    args: &StoreBenchArgs,
+) -> anyhow::Result<StoreReport> {
     let store = EventStore::new(pool.clone());
     let tenant = TenantId::new("bench")?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
@@ -123,7 +150,12 @@ pub async fn run(pool: &PgPool, js: &jetstream::Context, args: &StoreBenchArgs) 
     let raw_js = raw::jetstream_pipelined(js, args.events, &payload).await?;
 
     let shutdown = CancellationToken::new();
-    let relay = tokio::spawn(quorum_relay::run(pool.clone(), js.clone(), quorum_relay::RelayConfig::default(), shutdown.clone()));
+    let relay = tokio::spawn(quorum_relay::run(
+        pool.clone(),
+        js.clone(),
+        quorum_relay::RelayConfig::default(),
+        shutdown.clone(),
+    ));
     let receiver = receive(js, &tenant).await?;
 
     // Throughput: every writer appends batches to a stream of its own.
@@ -138,7 +170,13 @@ pub async fn run(pool: &PgPool, js: &jetstream::Context, args: &StoreBenchArgs) 
             let mut version = 0;
             while version < per_writer {
                 let n = batch.min(per_writer - version);
-                store.append(&stream, ExpectedVersion::Exact(version), &events(&tenant, &stream, n, &payload)).await?;
+                store
+                    .append(
+                        &stream,
+                        ExpectedVersion::Exact(version),
+                        &events(&tenant, &stream, n, &payload),
+                    )
+                    .await?;
                 version += n;
             }
             anyhow::Ok(())
@@ -161,7 +199,13 @@ pub async fn run(pool: &PgPool, js: &jetstream::Context, args: &StoreBenchArgs) 
     let mut version = 0;
     for _ in 0..ticks {
         interval.tick().await;
-        store.append(&stream, ExpectedVersion::Exact(version), &events(&tenant, &stream, per_tick, &payload)).await?;
+        store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(version),
+                &events(&tenant, &stream, per_tick, &payload),
+            )
+            .await?;
         version += per_tick;
     }
     wait_for(&receiver.received, total + version).await?;
@@ -189,11 +233,35 @@ pub async fn run(pool: &PgPool, js: &jetstream::Context, args: &StoreBenchArgs) 
 
 impl std::fmt::Display for StoreReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "store + relay: {} events, {} writers, {} events per append", self.events, self.writers, self.batch)?;
-        writeln!(f, "  append                      {:>10.0} events/s", self.append_events_per_sec)?;
-        writeln!(f, "  visible on a consumer       {:>10.0} events/s", self.visible_events_per_sec)?;
-        writeln!(f, "  raw postgres, 100-row batch {:>10.0} rows/s   (store+relay = {:.2}x)", self.raw_postgres_batched_rows_per_sec, self.ratio_visible_to_raw_postgres)?;
-        writeln!(f, "  raw jetstream, pipelined    {:>10.0} msgs/s   (store+relay = {:.2}x)", self.raw_jetstream_publish_msgs_per_sec, self.ratio_visible_to_raw_jetstream)?;
-        write!(f, "  lag at {} events/s (event time to consumer): p50 {:.1} ms, p99 {:.1} ms", self.paced_rate, self.relay_lag_p50_ms, self.relay_lag_p99_ms)
+        writeln!(
+            f,
+            "store + relay: {} events, {} writers, {} events per append",
+            self.events, self.writers, self.batch
+        )?;
+        writeln!(
+            f,
+            "  append                      {:>10.0} events/s",
+            self.append_events_per_sec
+        )?;
+        writeln!(
+            f,
+            "  visible on a consumer       {:>10.0} events/s",
+            self.visible_events_per_sec
+        )?;
+        writeln!(
+            f,
+            "  raw postgres, 100-row batch {:>10.0} rows/s   (store+relay = {:.2}x)",
+            self.raw_postgres_batched_rows_per_sec, self.ratio_visible_to_raw_postgres
+        )?;
+        writeln!(
+            f,
+            "  raw jetstream, pipelined    {:>10.0} msgs/s   (store+relay = {:.2}x)",
+            self.raw_jetstream_publish_msgs_per_sec, self.ratio_visible_to_raw_jetstream
+        )?;
+        write!(
+            f,
+            "  lag at {} events/s (event time to consumer): p50 {:.1} ms, p99 {:.1} ms",
+            self.paced_rate, self.relay_lag_p50_ms, self.relay_lag_p99_ms
+        )
     }
 }

@@ -53,8 +53,14 @@ pub struct DeadLetterStatus {
 pub async fn gather(target: &Target) -> anyhow::Result<Status> {
     let stack = target.connect().await?;
     let mut streams = Vec::new();
-    for name in [quorum_bus::EVENTS_STREAM, quorum_bus::INGEST_STREAM, quorum_bus::DLQ_STREAM] {
-        let Ok(mut stream) = stack.js.get_stream(name).await else { continue };
+    for name in [
+        quorum_bus::EVENTS_STREAM,
+        quorum_bus::INGEST_STREAM,
+        quorum_bus::DLQ_STREAM,
+    ] {
+        let Ok(mut stream) = stack.js.get_stream(name).await else {
+            continue;
+        };
         let state = stream.info().await?.state.clone();
         let consumers: Vec<_> = stream.consumers().try_collect().await?;
         streams.push(StreamStatus {
@@ -105,7 +111,10 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
         database_url: redact(&stack.database_url),
         streams,
         relay,
-        dead_letters: DeadLetterStatus { parked: by_consumer.iter().map(|c| c.1).sum(), by_consumer },
+        dead_letters: DeadLetterStatus {
+            parked: by_consumer.iter().map(|c| c.1).sum(),
+            by_consumer,
+        },
         services: target.recorded().map(|s| s.services).unwrap_or_default(),
     })
 }
@@ -120,12 +129,23 @@ pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
     println!("postgres  {}", status.database_url);
     for s in &status.services {
         let show = |a: Option<std::net::SocketAddr>| a.map_or("-".to_owned(), |a| a.to_string());
-        println!("service   {:<14} http {:<22} admin {}", s.name, show(s.http), show(s.admin));
+        println!(
+            "service   {:<14} http {:<22} admin {}",
+            s.name,
+            show(s.http),
+            show(s.admin)
+        );
     }
     for s in &status.streams {
-        println!("stream    {:<14} {:>10} messages  last seq {}", s.name, s.messages, s.last_sequence);
+        println!(
+            "stream    {:<14} {:>10} messages  last seq {}",
+            s.name, s.messages, s.last_sequence
+        );
         for c in &s.consumers {
-            println!("  consumer  {:<22} pending {:>8}  ack pending {:>6}  redelivered {}", c.name, c.pending, c.ack_pending, c.redelivered);
+            println!(
+                "  consumer  {:<22} pending {:>8}  ack pending {:>6}  redelivered {}",
+                c.name, c.pending, c.ack_pending, c.redelivered
+            );
         }
     }
     match &status.relay {

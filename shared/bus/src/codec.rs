@@ -34,7 +34,11 @@ pub fn encode(event: &Event) -> (HeaderMap, Bytes) {
         h.insert("ce-subject", s.as_str());
     }
     if let Some(t) = &event.time {
-        h.insert("ce-time", t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true).as_str());
+        h.insert(
+            "ce-time",
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .as_str(),
+        );
     }
     if let Some(v) = &event.dataschema {
         h.insert("ce-dataschema", v.as_str());
@@ -79,11 +83,16 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn required(h: &HeaderMap, name: &'static str) -> Result<String, DecodeError> {
-    header(h, name).filter(|v| !v.is_empty()).ok_or(DecodeError::Missing(name))
+    header(h, name)
+        .filter(|v| !v.is_empty())
+        .ok_or(DecodeError::Missing(name))
 }
 
 fn invalid(name: &str, reason: impl ToString) -> DecodeError {
-    DecodeError::Invalid { name: name.to_owned(), reason: reason.to_string() }
+    DecodeError::Invalid {
+        name: name.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 fn decode_binary(h: &HeaderMap, payload: &Bytes) -> Result<Event, DecodeError> {
@@ -95,11 +104,17 @@ fn decode_binary(h: &HeaderMap, payload: &Bytes) -> Result<Event, DecodeError> {
         id: required(h, "ce-id")?,
         source: required(h, "ce-source")?,
         ty: required(h, "ce-type")?,
-        subject: header(h, "ce-subject").map(StreamId::parse).transpose().map_err(|e| invalid("subject", e))?,
+        subject: header(h, "ce-subject")
+            .map(StreamId::parse)
+            .transpose()
+            .map_err(|e| invalid("subject", e))?,
         time: header(h, "ce-time").map(|t| parse_time(&t)).transpose()?,
         datacontenttype: header(h, "content-type").or_else(|| header(h, "ce-datacontenttype")),
         dataschema: header(h, "ce-dataschema"),
-        tenant: header(h, "ce-tenant").map(TenantId::new).transpose().map_err(|e| invalid("tenant", e))?,
+        tenant: header(h, "ce-tenant")
+            .map(TenantId::new)
+            .transpose()
+            .map_err(|e| invalid("tenant", e))?,
         correlationid: header(h, "ce-correlationid"),
         causationid: header(h, "ce-causationid"),
         traceparent: header(h, "traceparent").or_else(|| header(h, "ce-traceparent")),
@@ -109,28 +124,51 @@ fn decode_binary(h: &HeaderMap, payload: &Bytes) -> Result<Event, DecodeError> {
         data: (!payload.is_empty() || h.get("content-type").is_some()).then(|| payload.clone()),
     };
     const TYPED: [&str; 14] = [
-        "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "tenant",
-        "correlationid", "causationid", "traceparent", "tracestate", "replayof",
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "subject",
+        "time",
+        "datacontenttype",
+        "dataschema",
+        "tenant",
+        "correlationid",
+        "causationid",
+        "traceparent",
+        "tracestate",
+        "replayof",
     ];
     for (name, values) in h.iter() {
         let name: &str = name.as_ref();
-        let Some(attr) = name.to_ascii_lowercase().strip_prefix(PREFIX).map(str::to_owned) else { continue };
+        let Some(attr) = name
+            .to_ascii_lowercase()
+            .strip_prefix(PREFIX)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
         if TYPED.contains(&attr.as_str()) {
             continue;
         }
         if let Some(v) = values.first() {
-            event.extensions.insert(attr, Value::String(v.as_str().to_owned()));
+            event
+                .extensions
+                .insert(attr, Value::String(v.as_str().to_owned()));
         }
     }
     Ok(event)
 }
 
 fn parse_time(t: &str) -> Result<DateTime<Utc>, DecodeError> {
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)).map_err(|e| invalid("time", e))
+    DateTime::parse_from_rfc3339(t)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| invalid("time", e))
 }
 
 fn decode_structured(payload: &Bytes) -> Result<Event, DecodeError> {
-    let mut map: Map<String, Value> = serde_json::from_slice(payload).map_err(|e| DecodeError::Structured(e.to_string()))?;
+    let mut map: Map<String, Value> =
+        serde_json::from_slice(payload).map_err(|e| DecodeError::Structured(e.to_string()))?;
     match map.get("specversion") {
         Some(Value::String(v)) if v == "1.0" => {}
         Some(other) => return Err(invalid("specversion", format!("unsupported {other}"))),
@@ -138,18 +176,28 @@ fn decode_structured(payload: &Bytes) -> Result<Event, DecodeError> {
     }
     let data = match (map.remove("data"), map.remove("data_base64")) {
         (Some(_), Some(_)) => return Err(invalid("data", "both data and data_base64")),
-        (None, Some(Value::String(b64))) => {
-            Some(Bytes::from(base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| invalid("data_base64", e))?))
-        }
+        (None, Some(Value::String(b64))) => Some(Bytes::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| invalid("data_base64", e))?,
+        )),
         (None, Some(_)) => return Err(invalid("data_base64", "not a string")),
-        (Some(Value::String(s)), None) if !is_json(map.get("datacontenttype")) => Some(Bytes::from(s)),
+        (Some(Value::String(s)), None) if !is_json(map.get("datacontenttype")) => {
+            Some(Bytes::from(s))
+        }
         (Some(v), None) => Some(Bytes::from(v.to_string())),
         (None, None) => None,
     };
     for name in ["id", "source", "type"] {
         match map.get(name) {
             Some(Value::String(s)) if !s.is_empty() => {}
-            _ => return Err(DecodeError::Missing(match name { "id" => "id", "source" => "source", _ => "type" })),
+            _ => {
+                return Err(DecodeError::Missing(match name {
+                    "id" => "id",
+                    "source" => "source",
+                    _ => "type",
+                }));
+            }
         }
     }
     Event::from_attributes(Value::Object(map), data).map_err(|e| invalid("attributes", e))
@@ -170,7 +218,10 @@ pub fn headers_json(headers: Option<&HeaderMap>) -> Value {
     let mut out = Map::new();
     if let Some(h) = headers {
         for (name, values) in h.iter() {
-            let values: Vec<Value> = values.iter().map(|v| Value::String(v.as_str().to_owned())).collect();
+            let values: Vec<Value> = values
+                .iter()
+                .map(|v| Value::String(v.as_str().to_owned()))
+                .collect();
             out.insert(name.to_string(), Value::Array(values));
         }
     }
@@ -191,7 +242,8 @@ mod tests {
         );
         e.correlationid = Some("c1".into());
         e.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
-        e.extensions.insert("priority".into(), Value::String("high".into()));
+        e.extensions
+            .insert("priority".into(), Value::String("high".into()));
         e
     }
 
@@ -199,7 +251,10 @@ mod tests {
     fn binary_round_trip() {
         let e = sample();
         let (h, p) = encode(&e);
-        assert_eq!(h.get("traceparent").unwrap().as_str(), e.traceparent.as_deref().unwrap());
+        assert_eq!(
+            h.get("traceparent").unwrap().as_str(),
+            e.traceparent.as_deref().unwrap()
+        );
         assert_eq!(decode(Some(&h), &p).unwrap(), e);
     }
 
@@ -211,8 +266,13 @@ mod tests {
         let e = decode(None, &payload).unwrap();
         assert_eq!(e.ty, "com.example.x");
         assert_eq!(e.data.as_deref(), Some(&br#"{"a":1}"#[..]));
-        let b64 = Bytes::from_static(br#"{"specversion":"1.0","id":"1","source":"/up","type":"x","data_base64":"AAE="}"#);
-        assert_eq!(decode(None, &b64).unwrap().data.as_deref(), Some(&[0u8, 1][..]));
+        let b64 = Bytes::from_static(
+            br#"{"specversion":"1.0","id":"1","source":"/up","type":"x","data_base64":"AAE="}"#,
+        );
+        assert_eq!(
+            decode(None, &b64).unwrap().data.as_deref(),
+            Some(&[0u8, 1][..])
+        );
     }
 
     #[test]
@@ -224,6 +284,9 @@ mod tests {
         h.insert("ce-specversion", "1.0");
         h.insert("ce-id", "1");
         h.insert("ce-type", "x");
-        assert_eq!(decode(Some(&h), &Bytes::new()), Err(DecodeError::Missing("ce-source")));
+        assert_eq!(
+            decode(Some(&h), &Bytes::new()),
+            Err(DecodeError::Missing("ce-source"))
+        );
     }
 }

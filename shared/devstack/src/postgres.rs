@@ -42,7 +42,10 @@ pub fn find_pg_bindir() -> Result<PathBuf, DevstackError> {
         return if has_server(&d) {
             Ok(d)
         } else {
-            Err(DevstackError::NotFound { what: "postgres", hint: format!("QUORUM_PG_BINDIR={} has no initdb/postgres", d.display()) })
+            Err(DevstackError::NotFound {
+                what: "postgres",
+                hint: format!("QUORUM_PG_BINDIR={} has no initdb/postgres", d.display()),
+            })
         };
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
@@ -59,10 +62,14 @@ pub fn find_pg_bindir() -> Result<PathBuf, DevstackError> {
         .filter(|(_, d)| has_server(d))
         .collect();
     versions.sort();
-    versions.pop().map(|(_, d)| d).ok_or(DevstackError::NotFound {
-        what: "postgres",
-        hint: "run scripts/setup.sh (apt-get install postgresql), or set QUORUM_PG_BINDIR".into(),
-    })
+    versions
+        .pop()
+        .map(|(_, d)| d)
+        .ok_or(DevstackError::NotFound {
+            what: "postgres",
+            hint: "run scripts/setup.sh (apt-get install postgresql), or set QUORUM_PG_BINDIR"
+                .into(),
+        })
 }
 
 impl Postgres {
@@ -75,12 +82,20 @@ impl Postgres {
             options.port = process::free_port()?;
         }
         let log = options.log_file.clone().unwrap_or_else(|| {
-            options.data_dir.parent().map_or_else(|| PathBuf::from("postgres.log"), |p| p.join("postgres.log"))
+            options
+                .data_dir
+                .parent()
+                .map_or_else(|| PathBuf::from("postgres.log"), |p| p.join("postgres.log"))
         });
         if !options.data_dir.join("PG_VERSION").is_file() {
             init(&bindir, &options.data_dir, run_as, &log)?;
         }
-        let mut pg = Self { options, bindir, child: None, log };
+        let mut pg = Self {
+            options,
+            bindir,
+            child: None,
+            log,
+        };
         pg.start_server(run_as).await?;
         Ok(pg)
     }
@@ -88,7 +103,9 @@ impl Postgres {
     async fn start_server(&mut self, run_as: Option<RunAs>) -> Result<(), DevstackError> {
         let o = &self.options;
         let mut cmd = Command::new(self.bindir.join("postgres"));
-        cmd.arg("-D").arg(&o.data_dir).args(["-p", &o.port.to_string()]);
+        cmd.arg("-D")
+            .arg(&o.data_dir)
+            .args(["-p", &o.port.to_string()]);
         let mut settings = vec![
             "listen_addresses=127.0.0.1",
             "unix_socket_directories=",
@@ -97,7 +114,11 @@ impl Postgres {
             "idle_in_transaction_session_timeout=60s",
         ];
         if !o.durable {
-            settings.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"]);
+            settings.extend([
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+            ]);
         }
         for s in settings {
             cmd.args(["-c", s]);
@@ -108,7 +129,17 @@ impl Postgres {
         let port = o.port.to_string();
         process::wait_ready("postgres", &self.log, READY, &mut child, || {
             let ok = Command::new(&isready)
-                .args(["-q", "-h", "127.0.0.1", "-p", &port, "-U", SUPERUSER, "-d", "postgres"])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    SUPERUSER,
+                    "-d",
+                    "postgres",
+                ])
                 .status()
                 .is_ok_and(|s| s.success());
             async move { ok }
@@ -120,7 +151,10 @@ impl Postgres {
 
     /// `postgres://quorum@127.0.0.1:<port>/<db>`.
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.options.port)
+        format!(
+            "postgres://{SUPERUSER}@127.0.0.1:{}/{db}",
+            self.options.port
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -129,20 +163,42 @@ impl Postgres {
 
     /// Creates database `name` unless it exists.
     pub fn create_database(&self, name: &str) -> Result<(), DevstackError> {
-        let exists = self.psql(&format!("SELECT 1 FROM pg_database WHERE datname = '{}'", name.replace('\'', "''")))?;
+        let exists = self.psql(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{}'",
+            name.replace('\'', "''")
+        ))?;
         if exists.trim() != "1" {
-            self.psql(&format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))?;
+            self.psql(&format!(
+                "CREATE DATABASE \"{}\"",
+                name.replace('"', "\"\"")
+            ))?;
         }
         Ok(())
     }
 
     fn psql(&self, sql: &str) -> Result<String, DevstackError> {
         let out = Command::new(self.bindir.join("psql"))
-            .args(["-X", "-qAt", "-h", "127.0.0.1", "-p", &self.options.port.to_string(), "-U", SUPERUSER, "-d", "postgres", "-c", sql])
+            .args([
+                "-X",
+                "-qAt",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.options.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
             .output()
             .map_err(io("run psql"))?;
         if !out.status.success() {
-            return Err(DevstackError::Failed { what: "psql", detail: String::from_utf8_lossy(&out.stderr).into_owned() });
+            return Err(DevstackError::Failed {
+                what: "psql",
+                detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -167,14 +223,24 @@ impl Drop for Postgres {
 /// initdb into `data_dir`. As root, the cluster belongs to the `postgres` user, and the directory
 /// must be reachable by it: when an ancestor is closed to others (a home directory), the data lives
 /// in `/var/tmp` and `data_dir` is a symlink to it.
-fn init(bindir: &Path, data_dir: &Path, run_as: Option<RunAs>, log: &Path) -> Result<(), DevstackError> {
+fn init(
+    bindir: &Path,
+    data_dir: &Path,
+    run_as: Option<RunAs>,
+    log: &Path,
+) -> Result<(), DevstackError> {
     if let Some(parent) = data_dir.parent() {
         std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
     }
     let target = match run_as {
         Some(_) if !reachable_by_others(data_dir) => {
             let abs = std::path::absolute(data_dir).map_err(io("resolve the data directory"))?;
-            let hash = abs.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            let hash = abs
+                .to_string_lossy()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
             let real = PathBuf::from(format!("/var/tmp/quorum-postgres-{hash:016x}"));
             let _ = std::fs::remove_dir_all(&real);
             let _ = std::fs::remove_file(data_dir);
@@ -184,22 +250,44 @@ fn init(bindir: &Path, data_dir: &Path, run_as: Option<RunAs>, log: &Path) -> Re
         _ => data_dir.to_path_buf(),
     };
     std::fs::create_dir_all(&target).map_err(io(format!("create {}", target.display())))?;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod the data directory"))?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("chmod the data directory"))?;
     if let Some(u) = run_as {
         u.chown(&target)?;
     }
     let mut cmd = Command::new(bindir.join("initdb"));
-    cmd.arg("-D").arg(&target).args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+    cmd.arg("-D").arg(&target).args([
+        "-U",
+        SUPERUSER,
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+        "--no-instructions",
+    ]);
     process::configure(&mut cmd, run_as, log)?;
-    let status = process::spawn(cmd).map_err(io("run initdb"))?.wait().map_err(io("wait for initdb"))?;
+    let status = process::spawn(cmd)
+        .map_err(io("run initdb"))?
+        .wait()
+        .map_err(io("wait for initdb"))?;
     if !status.success() {
-        return Err(DevstackError::Failed { what: "initdb", detail: format!("exited {status}; log:\n{}", process::tail(log)) });
+        return Err(DevstackError::Failed {
+            what: "initdb",
+            detail: format!("exited {status}; log:\n{}", process::tail(log)),
+        });
     }
     Ok(())
 }
 
 /// Whether every existing ancestor of `path` lets others through (mode o+x).
 fn reachable_by_others(path: &Path) -> bool {
-    let Ok(abs) = std::path::absolute(path) else { return false };
-    abs.ancestors().skip(1).filter_map(|a| std::fs::metadata(a).ok()).all(|m| m.mode() & 0o001 != 0)
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    abs.ancestors()
+        .skip(1)
+        .filter_map(|a| std::fs::metadata(a).ok())
+        .all(|m| m.mode() & 0o001 != 0)
 }

@@ -18,9 +18,16 @@ pub enum DevstackError {
     #[error("{what} not found: {hint}")]
     NotFound { what: &'static str, hint: String },
     #[error("cannot {action}: {source}")]
-    Io { action: String, source: std::io::Error },
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
     #[error("{what} did not become ready within {secs}s; last log lines:\n{log}")]
-    NotReady { what: &'static str, secs: u64, log: String },
+    NotReady {
+        what: &'static str,
+        secs: u64,
+        log: String,
+    },
     #[error("{what} failed: {detail}")]
     Failed { what: &'static str, detail: String },
 }
@@ -74,15 +81,26 @@ impl RunAs {
             .status()
             .map_err(io("run chown"))?;
         if !status.success() {
-            return Err(DevstackError::Failed { what: "chown", detail: format!("{} exited {status}", path.display()) });
+            return Err(DevstackError::Failed {
+                what: "chown",
+                detail: format!("{} exited {status}", path.display()),
+            });
         }
         Ok(())
     }
 }
 
 /// Prepares `cmd` to run as `run_as` (if any) and to be killed when its parent thread dies.
-pub(crate) fn configure(cmd: &mut Command, run_as: Option<RunAs>, log: &Path) -> Result<(), DevstackError> {
-    let out = File::options().create(true).append(true).open(log).map_err(io(format!("open {}", log.display())))?;
+pub(crate) fn configure(
+    cmd: &mut Command,
+    run_as: Option<RunAs>,
+    log: &Path,
+) -> Result<(), DevstackError> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io(format!("open {}", log.display())))?;
     let err = out.try_clone().map_err(io("clone a log handle"))?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -127,8 +145,13 @@ pub(crate) fn spawn(cmd: Command) -> std::io::Result<Child> {
         Mutex::new(tx)
     });
     let (tx, rx) = mpsc::channel();
-    sender.lock().expect("spawner lock").send((cmd, tx)).map_err(|_| std::io::Error::other("spawner gone"))?;
-    rx.recv().map_err(|_| std::io::Error::other("spawner gone"))?
+    sender
+        .lock()
+        .expect("spawner lock")
+        .send((cmd, tx))
+        .map_err(|_| std::io::Error::other("spawner gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("spawner gone"))?
 }
 
 /// Sends `signal` to `child`.
@@ -162,11 +185,21 @@ pub(crate) fn tail(log: &Path) -> String {
 
 /// Finds `name` on PATH.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Waits until `addr` accepts TCP connections and `ready` says so, or the deadline passes.
-pub(crate) async fn wait_ready<F, Fut>(what: &'static str, log: &Path, deadline: Duration, child: &mut Child, mut ready: F) -> Result<(), DevstackError>
+pub(crate) async fn wait_ready<F, Fut>(
+    what: &'static str,
+    log: &Path,
+    deadline: Duration,
+    child: &mut Child,
+    mut ready: F,
+) -> Result<(), DevstackError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -174,13 +207,20 @@ where
     let until = Instant::now() + deadline;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(DevstackError::Failed { what, detail: format!("exited {status}; log:\n{}", tail(log)) });
+            return Err(DevstackError::Failed {
+                what,
+                detail: format!("exited {status}; log:\n{}", tail(log)),
+            });
         }
         if ready().await {
             return Ok(());
         }
         if Instant::now() > until {
-            return Err(DevstackError::NotReady { what, secs: deadline.as_secs(), log: tail(log) });
+            return Err(DevstackError::NotReady {
+                what,
+                secs: deadline.as_secs(),
+                log: tail(log),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -81,16 +81,32 @@ impl Event {
 
     /// An event `handler` derives from `cause`: a deterministic id (see [`crate::derived_event_id`]),
     /// the cause's tenant, correlation and trace, and the cause as its causation.
-    pub fn derived(cause: &Event, handler: &str, index: u32, source: &str, ty: &str, subject: StreamId, data: Bytes) -> Self {
+    pub fn derived(
+        cause: &Event,
+        handler: &str,
+        index: u32,
+        source: &str,
+        ty: &str,
+        subject: StreamId,
+        data: Bytes,
+    ) -> Self {
         let mut event = Self::new(
             source,
             ty,
             subject,
-            cause.tenant.clone().unwrap_or_else(|| TenantId::new("default").expect("valid")),
+            cause
+                .tenant
+                .clone()
+                .unwrap_or_else(|| TenantId::new("default").expect("valid")),
             data,
         );
         event.id = crate::derived_event_id(&cause.source, &cause.id, handler, index).to_string();
-        event.correlationid = Some(cause.correlationid.clone().unwrap_or_else(|| cause.id.clone()));
+        event.correlationid = Some(
+            cause
+                .correlationid
+                .clone()
+                .unwrap_or_else(|| cause.id.clone()),
+        );
         event.causationid = Some(cause.id.clone());
         event.traceparent.clone_from(&cause.traceparent);
         event.tracestate.clone_from(&cause.tracestate);
@@ -107,11 +123,15 @@ impl Event {
     }
 
     /// Rebuilds an event from its stored attributes and data.
-    pub fn from_attributes(attributes: serde_json::Value, data: Option<Bytes>) -> Result<Self, EventError> {
-        let mut event: Event = serde_json::from_value(attributes).map_err(|e| EventError::Invalid {
-            name: "attributes".to_owned(),
-            reason: e.to_string(),
-        })?;
+    pub fn from_attributes(
+        attributes: serde_json::Value,
+        data: Option<Bytes>,
+    ) -> Result<Self, EventError> {
+        let mut event: Event =
+            serde_json::from_value(attributes).map_err(|e| EventError::Invalid {
+                name: "attributes".to_owned(),
+                reason: e.to_string(),
+            })?;
         event.extensions.remove("specversion");
         event.data = data;
         Ok(event)
@@ -147,8 +167,24 @@ mod tests {
             Bytes::new(),
         );
         let s = StreamId::parse("query/1").unwrap();
-        let a = Event::derived(&cause, "h", 0, "/quorum/x", "quorum.x.done", s.clone(), Bytes::new());
-        let b = Event::derived(&cause, "h", 0, "/quorum/x", "quorum.x.done", s, Bytes::new());
+        let a = Event::derived(
+            &cause,
+            "h",
+            0,
+            "/quorum/x",
+            "quorum.x.done",
+            s.clone(),
+            Bytes::new(),
+        );
+        let b = Event::derived(
+            &cause,
+            "h",
+            0,
+            "/quorum/x",
+            "quorum.x.done",
+            s,
+            Bytes::new(),
+        );
         assert_eq!(a.id, b.id);
         assert_eq!(a.causationid.as_deref(), Some(cause.id.as_str()));
         assert_eq!(a.correlationid.as_deref(), Some(cause.id.as_str()));

@@ -65,9 +65,9 @@ impl StreamId {
         let ok = match value.split_once('/') {
             Some((category, id)) => {
                 !category.is_empty()
-                    && category
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                    && category.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    })
                     && !id.is_empty()
                     && value.len() <= 512
             }

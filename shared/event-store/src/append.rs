@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use quorum_domain::{Event, StreamId};
 use sqlx::{Acquire, PgConnection, Row};
 
-use crate::error::violated_constraint;
 use crate::StoreError;
+use crate::error::violated_constraint;
 
 /// What the caller believes the stream's version to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +88,11 @@ pub(crate) async fn append(
             },
         }
     }
-    Err(StoreError::Conflict { stream: stream.clone(), expected: expected.to_string(), actual: 0 })
+    Err(StoreError::Conflict {
+        stream: stream.clone(),
+        expected: expected.to_string(),
+        actual: 0,
+    })
 }
 
 /// The columns of a batch, as arrays for one `UNNEST` insert.
@@ -107,9 +111,18 @@ struct Rows {
 
 impl Rows {
     fn new(stream: &StreamId, events: &[Event]) -> Result<Self, StoreError> {
-        let invalid = |e: &Event, reason: &str| StoreError::Invalid { id: e.id.clone(), reason: reason.to_owned() };
-        let first = events.first().ok_or_else(|| StoreError::Invalid { id: String::new(), reason: "empty batch".into() })?;
-        let tenant = first.tenant.clone().ok_or_else(|| invalid(first, "no tenant"))?;
+        let invalid = |e: &Event, reason: &str| StoreError::Invalid {
+            id: e.id.clone(),
+            reason: reason.to_owned(),
+        };
+        let first = events.first().ok_or_else(|| StoreError::Invalid {
+            id: String::new(),
+            reason: "empty batch".into(),
+        })?;
+        let tenant = first
+            .tenant
+            .clone()
+            .ok_or_else(|| invalid(first, "no tenant"))?;
         let mut rows = Rows {
             tenant: tenant.to_string(),
             ids: Vec::with_capacity(events.len()),
@@ -124,7 +137,10 @@ impl Rows {
         };
         for e in events {
             if e.tenant.as_ref() != Some(&tenant) {
-                return Err(invalid(e, "every event of one append must have the same tenant"));
+                return Err(invalid(
+                    e,
+                    "every event of one append must have the same tenant",
+                ));
             }
             if e.subject.as_ref().is_some_and(|s| s != stream) {
                 return Err(invalid(e, "subject differs from the stream appended to"));
@@ -175,6 +191,14 @@ async fn try_fast(
         ON CONFLICT (source, event_id) DO NOTHING
         RETURNING position, stream_version";
     let mut sp = conn.begin().await?;
+    if expected == ExpectedVersion::Any {
+        // Appenders that do not check versions queue on the stream instead of racing for the next
+        // version and retrying: under contention the retries could starve.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(stream.as_str())
+            .execute(&mut *sp)
+            .await?;
+    }
     let result = sqlx::query(SQL)
         .bind(stream.as_str())
         .bind(&rows.tenant)
@@ -240,7 +264,10 @@ async fn slow_path(
     let mut found: HashMap<(String, String), Appended> = HashMap::new();
     for row in &stored {
         let key: (String, String) = (row.try_get("source")?, row.try_get("event_id")?);
-        let event = events.iter().find(|e| e.source == key.0 && e.id == key.1).expect("selected by key");
+        let event = events
+            .iter()
+            .find(|e| e.source == key.0 && e.id == key.1)
+            .expect("selected by key");
         // "Same content" is what a redelivered handler reproduces: stream, tenant, type and data.
         // Attributes such as `time` or `traceparent` may differ between two runs of one handler.
         let same = row.try_get::<String, _>("stream_id")? == stream.as_str()
@@ -249,7 +276,10 @@ async fn slow_path(
             && row.try_get::<Option<String>, _>("datacontenttype")? == event.datacontenttype
             && row.try_get::<Option<Vec<u8>>, _>("data")?.as_deref() == event.data.as_deref();
         if !same {
-            return Err(StoreError::IdConflict { event_source: key.0, id: key.1 });
+            return Err(StoreError::IdConflict {
+                event_source: key.0,
+                id: key.1,
+            });
         }
         let appended = Appended {
             position: row.try_get("position")?,
@@ -259,20 +289,31 @@ async fn slow_path(
         found.insert(key, appended);
     }
     if found.len() == events.len() {
-        let events = events.iter().map(|e| found[&(e.source.clone(), e.id.clone())]).collect();
+        let events = events
+            .iter()
+            .map(|e| found[&(e.source.clone(), e.id.clone())])
+            .collect();
         return Ok(Some(AppendResult { events }));
     }
     if !found.is_empty() {
         // Some were stored by an earlier append: append the others.
-        let rest: Vec<Event> =
-            events.iter().filter(|e| !found.contains_key(&(e.source.clone(), e.id.clone()))).cloned().collect();
+        let rest: Vec<Event> = events
+            .iter()
+            .filter(|e| !found.contains_key(&(e.source.clone(), e.id.clone())))
+            .cloned()
+            .collect();
         let rest_rows = Rows::new(stream, &rest)?;
         return match try_fast(conn, stream, expected, &rest_rows).await? {
             Some(appended) if appended.len() == rest.len() => {
                 let mut fresh = appended.into_iter();
                 let events = events
                     .iter()
-                    .map(|e| found.get(&(e.source.clone(), e.id.clone())).copied().unwrap_or_else(|| fresh.next().expect("one per event")))
+                    .map(|e| {
+                        found
+                            .get(&(e.source.clone(), e.id.clone()))
+                            .copied()
+                            .unwrap_or_else(|| fresh.next().expect("one per event"))
+                    })
                     .collect();
                 Ok(Some(AppendResult { events }))
             }
@@ -286,9 +327,17 @@ async fn slow_path(
     Err(conflict(conn, stream, expected).await)
 }
 
-async fn conflict(conn: &mut PgConnection, stream: &StreamId, expected: ExpectedVersion) -> StoreError {
+async fn conflict(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+) -> StoreError {
     match crate::read::stream_version(conn, stream).await {
-        Ok(actual) => StoreError::Conflict { stream: stream.clone(), expected: expected.to_string(), actual },
+        Ok(actual) => StoreError::Conflict {
+            stream: stream.clone(),
+            expected: expected.to_string(),
+            actual,
+        },
         Err(e) => e,
     }
 }

@@ -36,10 +36,17 @@ pub struct DeadLetter {
 /// Stores a dead letter. Idempotent per (consumer, subject, stream sequence): a consumer that crashes
 /// after parking and before terminating parks the redelivered message once. Returns false when the
 /// message was parked already.
-pub async fn park_dead_letter(db: impl PgExecutor<'_>, letter: &DeadLetter) -> Result<bool, StoreError> {
+pub async fn park_dead_letter(
+    db: impl PgExecutor<'_>,
+    letter: &DeadLetter,
+) -> Result<bool, StoreError> {
     let first = letter.attempts.first().map_or_else(Utc::now, |a| a.at);
     let last = letter.attempts.last().map_or_else(Utc::now, |a| a.at);
-    let errors: Vec<_> = letter.attempts.iter().map(|a| json!({ "at": a.at, "error": a.error })).collect();
+    let errors: Vec<_> = letter
+        .attempts
+        .iter()
+        .map(|a| json!({ "at": a.at, "error": a.error }))
+        .collect();
     let done = sqlx::query(
         "INSERT INTO dead_letters (id, consumer, tenant, subject, stream_seq, event_id, event_type, headers,
                                    payload, errors, attempts, first_failed_at, last_failed_at)

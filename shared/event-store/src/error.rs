@@ -7,7 +7,11 @@ use quorum_domain::StreamId;
 pub enum StoreError {
     /// The stream is not at the version the caller expected: someone else appended first.
     #[error("stream {stream} is at version {actual}, expected {expected}")]
-    Conflict { stream: StreamId, expected: String, actual: u64 },
+    Conflict {
+        stream: StreamId,
+        expected: String,
+        actual: u64,
+    },
     /// An event with this (`source`, `id`) is stored already with other content.
     #[error("event {id} from {event_source} is stored already with different content")]
     IdConflict { event_source: String, id: String },
@@ -34,7 +38,10 @@ impl StoreError {
 /// Whether a database error is one a retry can cure.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // serialization_failure, deadlock_detected, admin_shutdown, crash_shutdown, cannot_connect_now

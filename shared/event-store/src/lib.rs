@@ -11,7 +11,10 @@ mod recorded;
 mod store;
 
 pub use append::{AppendResult, Appended, ExpectedVersion};
-pub use checkpoint::{RelayCheckpoint, load_consumer_checkpoint, load_relay_checkpoint, save_consumer_checkpoint, save_relay_checkpoint};
+pub use checkpoint::{
+    RelayCheckpoint, load_consumer_checkpoint, load_relay_checkpoint, save_consumer_checkpoint,
+    save_relay_checkpoint,
+};
 pub use dead_letters::{DeadLetter, FailedAttempt, park_dead_letter};
 pub use error::{StoreError, is_transient};
 pub use migrate::migrate;

@@ -3,15 +3,20 @@
 use quorum_domain::StreamId;
 use sqlx::{PgConnection, Row};
 
-use crate::recorded::{decode, COLUMNS};
+use crate::recorded::{COLUMNS, decode};
 use crate::{CommitCursor, RecordedEvent, StoreError};
 
 /// The stream's current version (0 when it has no events).
-pub(crate) async fn stream_version(conn: &mut PgConnection, stream: &StreamId) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE stream_id = $1")
-        .bind(stream.as_str())
-        .fetch_one(conn)
-        .await?;
+pub(crate) async fn stream_version(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+) -> Result<u64, StoreError> {
+    let row = sqlx::query(
+        "SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE stream_id = $1",
+    )
+    .bind(stream.as_str())
+    .fetch_one(conn)
+    .await?;
     Ok(row.try_get::<i64, _>("v")? as u64)
 }
 
@@ -82,5 +87,7 @@ pub(crate) async fn read_committed_for_relay(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    rows.iter().map(|r| Ok((decode(r)?, r.try_get("predecessor_later")?))).collect()
+    rows.iter()
+        .map(|r| Ok((decode(r)?, r.try_get("predecessor_later")?)))
+        .collect()
 }

@@ -18,7 +18,10 @@ pub struct CommitCursor {
 
 impl CommitCursor {
     /// Before every event.
-    pub const START: CommitCursor = CommitCursor { tx_id: 0, position: 0 };
+    pub const START: CommitCursor = CommitCursor {
+        tx_id: 0,
+        position: 0,
+    };
 }
 
 impl std::fmt::Display for CommitCursor {
@@ -30,10 +33,14 @@ impl std::fmt::Display for CommitCursor {
 impl std::str::FromStr for CommitCursor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (tx, pos) = s.split_once(':').ok_or_else(|| format!("cursor {s:?} is not tx:position"))?;
+        let (tx, pos) = s
+            .split_once(':')
+            .ok_or_else(|| format!("cursor {s:?} is not tx:position"))?;
         Ok(Self {
             tx_id: tx.parse().map_err(|e| format!("cursor tx {tx:?}: {e}"))?,
-            position: pos.parse().map_err(|e| format!("cursor position {pos:?}: {e}"))?,
+            position: pos
+                .parse()
+                .map_err(|e| format!("cursor position {pos:?}: {e}"))?,
         })
     }
 }
@@ -53,7 +60,10 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// Where this event stands in commit order.
     pub fn cursor(&self) -> CommitCursor {
-        CommitCursor { tx_id: self.tx_id, position: self.position }
+        CommitCursor {
+            tx_id: self.tx_id,
+            position: self.position,
+        }
     }
 }
 
@@ -72,11 +82,14 @@ pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let attributes: serde_json::Value = row.try_get("attributes")?;
     Ok(RecordedEvent {
         position,
-        tx_id: tx_id.parse().map_err(|e| corrupt(format!("tx_id {tx_id:?}: {e}")))?,
+        tx_id: tx_id
+            .parse()
+            .map_err(|e| corrupt(format!("tx_id {tx_id:?}: {e}")))?,
         stream_id: StreamId::parse(stream_id).map_err(|e| corrupt(e.to_string()))?,
         stream_version: u64::try_from(version).map_err(|e| corrupt(e.to_string()))?,
         tenant: TenantId::new(tenant).map_err(|e| corrupt(e.to_string()))?,
         recorded_at: row.try_get("recorded_at")?,
-        event: Event::from_attributes(attributes, data.map(Bytes::from)).map_err(|e| corrupt(e.to_string()))?,
+        event: Event::from_attributes(attributes, data.map(Bytes::from))
+            .map_err(|e| corrupt(e.to_string()))?,
     })
 }

@@ -61,12 +61,22 @@ impl EventStore {
         from_version: u64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read::read_stream(&mut *self.pool.acquire().await?, stream, from_version, limit).await
+        read::read_stream(
+            &mut *self.pool.acquire().await?,
+            stream,
+            from_version,
+            limit,
+        )
+        .await
     }
 
     /// Up to `limit` events after `after` in commit order, below the transaction-id watermark: a
     /// reader that checkpoints on the last event's cursor never skips an event that commits late.
-    pub async fn read_committed(&self, after: CommitCursor, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+    pub async fn read_committed(
+        &self,
+        after: CommitCursor,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         read::read_committed(&mut *self.pool.acquire().await?, after, limit).await
     }
 
@@ -82,7 +92,9 @@ impl EventStore {
 
     /// The commit-order cursor of the newest stored event below the watermark, and its recording time:
     /// how far a reader could get right now (for lag).
-    pub async fn head(&self) -> Result<Option<(CommitCursor, chrono::DateTime<chrono::Utc>)>, StoreError> {
+    pub async fn head(
+        &self,
+    ) -> Result<Option<(CommitCursor, chrono::DateTime<chrono::Utc>)>, StoreError> {
         use sqlx::Row;
         let row = sqlx::query(
             "SELECT tx_id::text AS tx_id, position, recorded_at FROM events
@@ -94,7 +106,10 @@ impl EventStore {
         row.map(|r| {
             let tx: String = r.try_get("tx_id")?;
             Ok((
-                CommitCursor { tx_id: tx.parse().unwrap_or(0), position: r.try_get("position")? },
+                CommitCursor {
+                    tx_id: tx.parse().unwrap_or(0),
+                    position: r.try_get("position")?,
+                },
                 r.try_get("recorded_at")?,
             ))
         })

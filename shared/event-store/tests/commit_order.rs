@@ -9,26 +9,37 @@ use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, RecordedEven
 use tokio::sync::mpsc;
 
 fn event(stream: &StreamId, data: &str) -> Event {
-    Event::new("/quorum/test", "quorum.test.happened", stream.clone(), TenantId::new("acme").unwrap(), Bytes::from(data.to_owned()))
+    Event::new(
+        "/quorum/test",
+        "quorum.test.happened",
+        stream.clone(),
+        TenantId::new("acme").unwrap(),
+        Bytes::from(data.to_owned()),
+    )
 }
 
 /// A reader that runs throughout, as the relay does: reads after its cursor, reports what it got and
 /// each cursor it would checkpoint.
-fn spawn_reader(store: EventStore) -> (mpsc::UnboundedReceiver<(RecordedEvent, CommitCursor)>, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            let mut cursor = CommitCursor::START;
-            loop {
-                let batch = store.read_committed(cursor, 100).await.expect("read");
-                for e in batch {
-                    cursor = e.cursor();
-                    if tx.send((e, cursor)).is_err() {
-                        return;
-                    }
+fn spawn_reader(
+    store: EventStore,
+) -> (
+    mpsc::UnboundedReceiver<(RecordedEvent, CommitCursor)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut cursor = CommitCursor::START;
+        loop {
+            let batch = store.read_committed(cursor, 100).await.expect("read");
+            for e in batch {
+                cursor = e.cursor();
+                if tx.send((e, cursor)).is_err() {
+                    return;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-        });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
     (rx, task)
 }
 
@@ -41,30 +52,51 @@ async fn a_late_commit_with_a_lower_position_is_not_skipped() -> anyhow::Result<
 
     // A takes the lower position and stays open; B appends after it and commits first.
     let mut a = db.pool.begin().await?;
-    let pa = EventStore::append_in(&mut a, &sa, ExpectedVersion::NoStream, &[event(&sa, "A")]).await?.events[0].position;
+    let pa = EventStore::append_in(&mut a, &sa, ExpectedVersion::NoStream, &[event(&sa, "A")])
+        .await?
+        .events[0]
+        .position;
     let mut b = db.pool.begin().await?;
-    let pb = EventStore::append_in(&mut b, &sb, ExpectedVersion::NoStream, &[event(&sb, "B")]).await?.events[0].position;
+    let pb = EventStore::append_in(&mut b, &sb, ExpectedVersion::NoStream, &[event(&sb, "B")])
+        .await?
+        .events[0]
+        .position;
     assert!(pa < pb);
     b.commit().await?;
 
     // B is committed and visible, yet the reader must neither deliver it nor checkpoint past A.
-    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await?;
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&db.pool)
+        .await?;
     assert_eq!(visible, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(seen.try_recv().is_err(), "the reader went past an open transaction");
+    assert!(
+        seen.try_recv().is_err(),
+        "the reader went past an open transaction"
+    );
 
     // A rolled-back append leaves a position gap that stalls nothing.
     let mut c = db.pool.begin().await?;
-    EventStore::append_in(&mut c, &StreamId::parse("test/c")?, ExpectedVersion::NoStream, &[event(&StreamId::parse("test/c")?, "C")]).await?;
+    EventStore::append_in(
+        &mut c,
+        &StreamId::parse("test/c")?,
+        ExpectedVersion::NoStream,
+        &[event(&StreamId::parse("test/c")?, "C")],
+    )
+    .await?;
     c.rollback().await?;
 
     a.commit().await?;
     let sd = StreamId::parse("test/d")?;
-    store.append(&sd, ExpectedVersion::NoStream, &[event(&sd, "D")]).await?;
+    store
+        .append(&sd, ExpectedVersion::NoStream, &[event(&sd, "D")])
+        .await?;
 
     let mut got = Vec::new();
     while got.len() < 3 {
-        let (e, cursor) = tokio::time::timeout(quorum_testkit::DEADLINE, seen.recv()).await?.expect("reader alive");
+        let (e, cursor) = tokio::time::timeout(quorum_testkit::DEADLINE, seen.recv())
+            .await?
+            .expect("reader alive");
         got.push((e.event.data.clone().unwrap(), e.cursor(), cursor));
     }
     reader.abort();

@@ -23,7 +23,12 @@ impl Holds {
     /// commit order) and returns what may be published now, in order: the event itself, then any held
     /// successors it unblocks. `before` is the cursor read just
     /// before this event.
-    pub fn admit(&mut self, event: RecordedEvent, predecessor_later: bool, before: CommitCursor) -> Vec<RecordedEvent> {
+    pub fn admit(
+        &mut self,
+        event: RecordedEvent,
+        predecessor_later: bool,
+        before: CommitCursor,
+    ) -> Vec<RecordedEvent> {
         // An earlier version of the stream is held: this one must not overtake it.
         let behind_held = self
             .streams
@@ -110,7 +115,9 @@ mod tests {
     }
 
     fn versions(out: &[RecordedEvent]) -> Vec<(String, u64)> {
-        out.iter().map(|e| (e.stream_id.to_string(), e.stream_version)).collect()
+        out.iter()
+            .map(|e| (e.stream_id.to_string(), e.stream_version))
+            .collect()
     }
 
     #[test]
@@ -119,18 +126,42 @@ mod tests {
         // Commit order: a/2 (tx 10), b/1 (tx 11), a/3 (tx 12), a/1 (tx 13).
         let c0 = CommitCursor::START;
         assert!(h.admit(ev("a/x", 2, 10, 2), true, c0).is_empty());
-        let c1 = CommitCursor { tx_id: 10, position: 2 };
-        assert_eq!(versions(&h.admit(ev("b/x", 1, 11, 3), false, c1)), [("b/x".into(), 1)]);
-        let c2 = CommitCursor { tx_id: 11, position: 3 };
+        let c1 = CommitCursor {
+            tx_id: 10,
+            position: 2,
+        };
+        assert_eq!(
+            versions(&h.admit(ev("b/x", 1, 11, 3), false, c1)),
+            [("b/x".into(), 1)]
+        );
+        let c2 = CommitCursor {
+            tx_id: 11,
+            position: 3,
+        };
         // a/3's predecessor a/2 is earlier in commit order, but a/2 is held: a/3 waits too.
         assert!(h.admit(ev("a/x", 3, 12, 4), false, c2).is_empty());
         assert_eq!(h.len(), 2);
-        assert_eq!(h.safe_cursor(CommitCursor { tx_id: 12, position: 4 }), c0);
-        let c3 = CommitCursor { tx_id: 12, position: 4 };
+        assert_eq!(
+            h.safe_cursor(CommitCursor {
+                tx_id: 12,
+                position: 4
+            }),
+            c0
+        );
+        let c3 = CommitCursor {
+            tx_id: 12,
+            position: 4,
+        };
         let out = h.admit(ev("a/x", 1, 13, 1), false, c3);
-        assert_eq!(versions(&out), [("a/x".into(), 1), ("a/x".into(), 2), ("a/x".into(), 3)]);
+        assert_eq!(
+            versions(&out),
+            [("a/x".into(), 1), ("a/x".into(), 2), ("a/x".into(), 3)]
+        );
         assert!(h.is_empty());
-        let read = CommitCursor { tx_id: 13, position: 1 };
+        let read = CommitCursor {
+            tx_id: 13,
+            position: 1,
+        };
         assert_eq!(h.safe_cursor(read), read);
     }
 

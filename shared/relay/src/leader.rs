@@ -9,11 +9,17 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{RelayConfig, RelayError, metrics_names, pump};
+use crate::{RelayConfig, RelayError, pump};
+use quorum_runtime::metrics::RELAY_LEADER;
 
 /// Runs a relay until `shutdown`: competes for leadership, and while leading publishes. Errors while
 /// leading are logged and the relay competes again after a pause; it returns only on shutdown.
-pub async fn run(pool: PgPool, js: jetstream::Context, config: RelayConfig, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    js: jetstream::Context,
+    config: RelayConfig,
+    shutdown: CancellationToken,
+) {
     let mut backoff = config.check_interval;
     while !shutdown.is_cancelled() {
         match try_lead(&pool, &js, &config, &shutdown).await {
@@ -24,7 +30,7 @@ pub async fn run(pool: PgPool, js: jetstream::Context, config: RelayConfig, shut
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
-        metrics::gauge!(metrics_names::LEADER).set(0.0);
+        metrics::gauge!(RELAY_LEADER).set(0.0);
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(backoff) => {}
@@ -48,8 +54,10 @@ async fn try_lead(
         return Ok(false);
     }
     info!(relay = %config.name, "relay leading");
-    metrics::gauge!(metrics_names::LEADER).set(1.0);
-    let result = pump::Pump::new(pool.clone(), js.clone(), config.clone()).run(&mut lock, shutdown).await;
+    metrics::gauge!(RELAY_LEADER).set(1.0);
+    let result = pump::Pump::new(pool.clone(), js.clone(), config.clone())
+        .run(&mut lock, shutdown)
+        .await;
     // Closing the connection releases the lock even if the unlock below is never reached.
     let _ = lock.close().await;
     result.map(|()| true)
@@ -61,7 +69,11 @@ fn lock_name(name: &str) -> String {
 
 /// Checks the lock connection is alive (so the lock is still ours).
 pub(crate) async fn still_leader(lock: &mut PgConnection) -> Result<(), RelayError> {
-    sqlx::query("SELECT 1").execute(lock).await.map(|_| ()).map_err(|_| RelayError::LostLock)
+    sqlx::query("SELECT 1")
+        .execute(lock)
+        .await
+        .map(|_| ())
+        .map_err(|_| RelayError::LostLock)
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -5,7 +5,6 @@
 mod config;
 mod holds;
 mod leader;
-mod metrics_names;
 mod publish;
 mod pump;
 mod reconcile;

@@ -17,7 +17,12 @@ pub(crate) async fn send(
     headers.insert(POSITION_HEADER, event.position.to_string().as_str());
     // JetStream drops a message whose id it saw within the duplicate window: a republish after a
     // failover cannot double an event.
-    let message = PublishMessage::build().headers(headers).payload(payload).message_id(&event.event.id);
+    let message = PublishMessage::build()
+        .headers(headers)
+        .payload(payload)
+        .message_id(&event.event.id);
     let subject = subjects::event(&event.tenant, &event.event.ty);
-    js.send_publish(subject, message).await.map_err(|e| RelayError::JetStream(e.to_string()))
+    js.send_publish(subject, message)
+        .await
+        .map_err(|e| RelayError::JetStream(e.to_string()))
 }

@@ -17,7 +17,8 @@ use tracing::debug;
 use crate::holds::Holds;
 use crate::leader::still_leader;
 use crate::reconcile::resume_point;
-use crate::{RelayConfig, RelayError, metrics_names, publish};
+use crate::{RelayConfig, RelayError, publish};
+use quorum_runtime::metrics as names;
 
 pub(crate) struct Pump {
     pool: PgPool,
@@ -46,7 +47,11 @@ impl Pump {
         }
     }
 
-    pub(crate) async fn run(mut self, lock: &mut PgConnection, shutdown: &CancellationToken) -> Result<(), RelayError> {
+    pub(crate) async fn run(
+        mut self,
+        lock: &mut PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RelayError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("quorum_events").await?;
         let resume = resume_point(&self.pool, &self.js, &self.config.name).await?;
@@ -78,19 +83,35 @@ impl Pump {
     /// Notices a stream that went back (NATS restarted without the data, or the stream was deleted)
     /// even when nothing new is published.
     async fn check_stream(&self) -> Result<(), RelayError> {
-        let mut stream = self.js.get_stream(EVENTS_STREAM).await.map_err(|e| RelayError::JetStream(e.to_string()))?;
-        let last = stream.info().await.map_err(|e| RelayError::JetStream(e.to_string()))?.state.last_sequence;
+        let mut stream = self
+            .js
+            .get_stream(EVENTS_STREAM)
+            .await
+            .map_err(|e| RelayError::JetStream(e.to_string()))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| RelayError::JetStream(e.to_string()))?
+            .state
+            .last_sequence;
         if last < self.last_seq {
-            return Err(RelayError::StreamBehind { recorded: self.last_seq, found: last });
+            return Err(RelayError::StreamBehind {
+                recorded: self.last_seq,
+                found: last,
+            });
         }
         Ok(())
     }
 
     /// Reads and publishes one batch. Returns true when the batch was full (more may be waiting).
     async fn pump_batch(&mut self) -> Result<bool, RelayError> {
-        let batch = self.store.read_committed_for_relay(self.read, self.config.batch_size).await?;
+        let batch = self
+            .store
+            .read_committed_for_relay(self.read, self.config.batch_size)
+            .await?;
         let full = batch.len() as i64 == self.config.batch_size;
         if batch.is_empty() {
+            metrics::gauge!(names::RELAY_LAG_SECONDS).set(0.0);
             return Ok(false);
         }
         let mut acks = Vec::with_capacity(batch.len());
@@ -105,19 +126,32 @@ impl Pump {
             for (i, e) in ready.into_iter().enumerate() {
                 // Only the last message of a group may claim the cursor after it: if the relay dies
                 // part-way through a group, a restart re-reads the group rather than skipping it.
-                let cursor = if i + 1 == count { safe_after } else { safe_before };
-                acks.push((publish::send(&self.js, &e, cursor).await?, e.cursor(), e.event.id.clone()));
+                let cursor = if i + 1 == count {
+                    safe_after
+                } else {
+                    safe_before
+                };
+                acks.push((
+                    publish::send(&self.js, &e, cursor).await?,
+                    e.cursor(),
+                    e.event.id.clone(),
+                ));
                 newest = Some(e.recorded_at);
             }
         }
-        metrics::gauge!(metrics_names::HELD).set(self.holds.len() as f64);
+        metrics::gauge!(names::RELAY_HELD_EVENTS).set(self.holds.len() as f64);
         let mut last_id = None;
         let mut published = 0u64;
         let mut republished = 0u64;
         for (ack, cursor, id) in acks {
-            let ack = ack.await.map_err(|e| RelayError::JetStream(e.to_string()))?;
+            let ack = ack
+                .await
+                .map_err(|e| RelayError::JetStream(e.to_string()))?;
             if !ack.duplicate && ack.sequence <= self.last_seq {
-                return Err(RelayError::StreamBehind { recorded: self.last_seq, found: ack.sequence });
+                return Err(RelayError::StreamBehind {
+                    recorded: self.last_seq,
+                    found: ack.sequence,
+                });
             }
             self.last_seq = self.last_seq.max(ack.sequence);
             published += 1;
@@ -129,12 +163,16 @@ impl Pump {
         if self.republish_until.is_some_and(|until| self.read >= until) {
             self.republish_until = None;
         }
-        metrics::counter!(metrics_names::PUBLISHED).increment(published);
-        metrics::counter!(metrics_names::REPUBLISHED).increment(republished);
-        if let Some(at) = newest {
-            let lag = (Utc::now() - at).to_std().unwrap_or(Duration::ZERO);
-            metrics::gauge!(metrics_names::LAG).set(lag.as_secs_f64());
-        }
+        metrics::counter!(names::RELAY_PUBLISHED_TOTAL).increment(published);
+        metrics::counter!(names::RELAY_REPUBLISHED_TOTAL).increment(republished);
+        let lag = match newest {
+            Some(at) if full => (Utc::now() - at)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64(),
+            _ => 0.0,
+        };
+        metrics::gauge!(names::RELAY_LAG_SECONDS).set(lag);
         let checkpoint = RelayCheckpoint {
             cursor: self.holds.safe_cursor(self.read),
             stream_seq: self.last_seq,

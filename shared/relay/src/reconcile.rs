@@ -28,10 +28,23 @@ pub(crate) struct Resume {
     pub republish_until: Option<CommitCursor>,
 }
 
-pub(crate) async fn resume_point(pool: &PgPool, js: &jetstream::Context, name: &str) -> Result<Resume, RelayError> {
-    ensure_streams(js).await.map_err(|e| RelayError::JetStream(crate::leader::error_chain(&e)))?;
-    let stream = js.get_stream(EVENTS_STREAM).await.map_err(|e| RelayError::JetStream(e.to_string()))?;
-    let state = stream.get_info().await.map_err(|e| RelayError::JetStream(e.to_string()))?.state;
+pub(crate) async fn resume_point(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<Resume, RelayError> {
+    ensure_streams(js)
+        .await
+        .map_err(|e| RelayError::JetStream(crate::leader::error_chain(&e)))?;
+    let stream = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(|e| RelayError::JetStream(e.to_string()))?;
+    let state = stream
+        .get_info()
+        .await
+        .map_err(|e| RelayError::JetStream(e.to_string()))?
+        .state;
     let mut found = None;
     let mut seq = state.last_sequence;
     let floor = state.first_sequence.max(1);
@@ -39,7 +52,10 @@ pub(crate) async fn resume_point(pool: &PgPool, js: &jetstream::Context, name: &
         match stream.get_raw_message(seq).await {
             Ok(msg) => {
                 if let Some(value) = msg.headers.get(CURSOR_HEADER) {
-                    let cursor = value.as_str().parse::<CommitCursor>().map_err(RelayError::JetStream)?;
+                    let cursor = value
+                        .as_str()
+                        .parse::<CommitCursor>()
+                        .map_err(RelayError::JetStream)?;
                     found = Some((cursor, seq));
                     break;
                 }
@@ -51,7 +67,10 @@ pub(crate) async fn resume_point(pool: &PgPool, js: &jetstream::Context, name: &
     }
     let recorded = load_relay_checkpoint(pool, name).await?;
     let (cursor, stream_seq) = found.unwrap_or((CommitCursor::START, 0));
-    let republish_until = recorded.as_ref().filter(|r| r.cursor > cursor).map(|r| r.cursor);
+    let republish_until = recorded
+        .as_ref()
+        .filter(|r| r.cursor > cursor)
+        .map(|r| r.cursor);
     match (&recorded, republish_until) {
         (Some(r), Some(_)) => warn!(
             relay = name,
@@ -63,5 +82,9 @@ pub(crate) async fn resume_point(pool: &PgPool, js: &jetstream::Context, name: &
         ),
         _ => info!(relay = name, from = %cursor, stream_seq, "relay resuming"),
     }
-    Ok(Resume { cursor, stream_seq, republish_until })
+    Ok(Resume {
+        cursor,
+        stream_seq,
+        republish_until,
+    })
 }

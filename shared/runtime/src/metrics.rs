@@ -16,8 +16,9 @@ pub const MESSAGES_TOTAL: &str = "quorum_messages_total";
 /// Histogram, seconds: how long a handler took for one message. Label: `consumer`.
 pub const HANDLER_DURATION_SECONDS: &str = "quorum_handler_duration_seconds";
 
-/// Gauge, seconds: age of the oldest committed event the relay has not published yet (0 when the
-/// relay is caught up). Only the leader reports a meaningful value.
+/// Gauge, seconds: how far the relay is behind, measured after each batch: 0 when it caught up, else
+/// the age of the last event it published (an upper bound of the oldest unpublished event's age).
+/// Only the leader reports a meaningful value.
 pub const RELAY_LAG_SECONDS: &str = "quorum_relay_lag_seconds";
 
 /// Counter: events the relay published to JetStream for the first time.
@@ -31,6 +32,9 @@ pub const DEAD_LETTERS_TOTAL: &str = "quorum_dead_letters_total";
 
 /// Gauge, 0 or 1: whether this process holds the relay's advisory lock.
 pub const RELAY_LEADER: &str = "quorum_relay_leader";
+
+/// Gauge: events the relay holds back until their stream predecessor is published (docs/adr/0003).
+pub const RELAY_HELD_EVENTS: &str = "quorum_relay_held_events";
 
 /// Label naming the durable consumer; bounded by the services deployed.
 pub const LABEL_CONSUMER: &str = "consumer";

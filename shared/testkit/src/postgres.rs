@@ -31,7 +31,9 @@ pub async fn postgres() -> &'static TestPostgres {
         .get_or_init(|| async {
             let dir = crate::scratch_dir("pg").expect("scratch dir");
             let data = dir.join("data");
-            copy_template(&data).await.expect("copy the initdb template");
+            copy_template(&data)
+                .await
+                .expect("copy the initdb template");
             let server = Postgres::start(PostgresOptions {
                 data_dir: data,
                 port: 0,
@@ -51,7 +53,10 @@ impl TestPostgres {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         self.server.create_database(&name)?;
         let url = self.server.url(&name);
-        let pool = PgPoolOptions::new().max_connections(20).connect(&url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&url)
+            .await?;
         quorum_event_store::migrate(&pool).await?;
         Ok(TestDb { pool, url, name })
     }
@@ -66,7 +71,10 @@ impl TestPostgres {
 /// this machine has yet. A file lock serialises the making.
 async fn copy_template(dest: &Path) -> anyhow::Result<()> {
     let bindir = quorum_devstack::find_pg_bindir()?;
-    let version = bindir.parent().and_then(Path::file_name).map_or("pg".into(), |v| v.to_string_lossy().into_owned());
+    let version = bindir
+        .parent()
+        .and_then(Path::file_name)
+        .map_or("pg".into(), |v| v.to_string_lossy().into_owned());
     let root = std::env::temp_dir().join(format!("quorum-testkit-{version}"));
     std::fs::create_dir_all(&root)?;
     let template = root.join("template");
@@ -84,14 +92,28 @@ async fn copy_template(dest: &Path) -> anyhow::Result<()> {
         File::create(&ready)?;
     }
     lock.unlock()?;
-    let status = Command::new("cp").arg("-a").arg(&template).arg(dest).status()?;
-    anyhow::ensure!(status.success(), "cp -a {} {} failed", template.display(), dest.display());
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&template)
+        .arg(dest)
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "cp -a {} {} failed",
+        template.display(),
+        dest.display()
+    );
     Ok(())
 }
 
 /// initdb into `data` by starting and stopping a server there (devstack initialises on start).
 async fn init_only(data: &Path) -> anyhow::Result<()> {
-    let options = PostgresOptions { data_dir: data.to_path_buf(), port: 0, durable: false, log_file: None };
+    let options = PostgresOptions {
+        data_dir: data.to_path_buf(),
+        port: 0,
+        durable: false,
+        log_file: None,
+    };
     let mut pg = Postgres::start(options).await?;
     pg.stop().await;
     Ok(())

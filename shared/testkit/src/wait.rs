@@ -7,7 +7,11 @@ use std::time::Duration;
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `condition` until it holds, failing with `what` after `deadline`.
-pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut condition: F) -> anyhow::Result<()>
+pub async fn wait_until<F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut condition: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -18,7 +22,10 @@ where
             return Ok(());
         }
         if tokio::time::Instant::now() > until {
-            anyhow::bail!("timed out after {}s waiting for: {what}", deadline.as_secs());
+            anyhow::bail!(
+                "timed out after {}s waiting for: {what}",
+                deadline.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

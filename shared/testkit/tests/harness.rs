@@ -7,10 +7,16 @@ async fn fresh_databases_are_migrated_and_independent() -> anyhow::Result<()> {
     let pg = quorum_testkit::postgres().await;
     let (a, b) = (pg.fresh_db().await?, pg.fresh_db().await?);
     assert_ne!(a.name, b.name);
-    sqlx::query("CREATE TABLE only_in_a (x int)").execute(&a.pool).await?;
-    let in_b: Option<String> = sqlx::query_scalar("SELECT to_regclass('only_in_a')::text").fetch_one(&b.pool).await?;
+    sqlx::query("CREATE TABLE only_in_a (x int)")
+        .execute(&a.pool)
+        .await?;
+    let in_b: Option<String> = sqlx::query_scalar("SELECT to_regclass('only_in_a')::text")
+        .fetch_one(&b.pool)
+        .await?;
     assert_eq!(in_b, None);
-    let events: Option<String> = sqlx::query_scalar("SELECT to_regclass('events')::text").fetch_one(&b.pool).await?;
+    let events: Option<String> = sqlx::query_scalar("SELECT to_regclass('events')::text")
+        .fetch_one(&b.pool)
+        .await?;
     assert_eq!(events.as_deref(), Some("events"));
     Ok(())
 }
@@ -20,7 +26,9 @@ async fn nats_restarts_on_the_same_url_and_dies_on_drop() -> anyhow::Result<()> 
     let mut nats = quorum_testkit::nats().await?;
     let url = nats.url();
     let client = async_nats::connect(&url).await?;
-    async_nats::jetstream::new(client.clone()).query_account().await?;
+    async_nats::jetstream::new(client.clone())
+        .query_account()
+        .await?;
     nats.stop().await?;
     nats.start_again().await?;
     assert_eq!(nats.url(), url);
@@ -30,6 +38,9 @@ async fn nats_restarts_on_the_same_url_and_dies_on_drop() -> anyhow::Result<()> 
     .await?;
     let port = nats.port();
     drop(nats);
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "server still listening");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "server still listening"
+    );
     Ok(())
 }

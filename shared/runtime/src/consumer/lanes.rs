@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::settle::Settler;
 use super::{ConsumerConfig, Delivery, Handler, Outcome};
+use crate::metrics as names;
 
 pub(crate) struct Lanes {
     senders: Vec<mpsc::Sender<jetstream::Message>>,
@@ -115,9 +116,9 @@ impl<H: Handler> Lane<H> {
         } else {
             label
         };
-        metrics::histogram!("quorum_handler_duration_seconds", "consumer" => self.consumer.clone())
+        ::metrics::histogram!(names::HANDLER_DURATION_SECONDS, names::LABEL_CONSUMER => self.consumer.clone())
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("quorum_messages_total", "consumer" => self.consumer.clone(), "outcome" => label)
+        ::metrics::counter!(names::MESSAGES_TOTAL, names::LABEL_CONSUMER => self.consumer.clone(), names::LABEL_OUTCOME => label)
             .increment(1);
     }
 

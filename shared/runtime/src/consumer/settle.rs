@@ -17,6 +17,7 @@ use sqlx::{PgPool, Row};
 use tracing::{error, info, warn};
 
 use super::Outcome;
+use crate::metrics as names;
 
 /// Where settling needs to reach.
 pub(crate) struct Settler {
@@ -45,7 +46,7 @@ impl Settler {
                 if let Err(e) = msg.double_ack().await {
                     warn!(consumer = %self.consumer, stream_seq, error = %e, "ack not confirmed; expect a redelivery");
                 }
-                "done"
+                names::OUTCOME_DONE
             }
             Outcome::Retry { after, error } => {
                 self.record_attempt(stream_seq, delivered, &error).await;
@@ -57,7 +58,7 @@ impl Settler {
                 if let Err(e) = msg.ack_with(AckKind::Nak(Some(after))).await {
                     warn!(consumer = %self.consumer, stream_seq, error = %e, "nak failed; redelivery after ack_wait");
                 }
-                "retry"
+                names::OUTCOME_RETRY
             }
             Outcome::Dead { error } => {
                 self.record_attempt(stream_seq, delivered, &error).await;
@@ -109,7 +110,9 @@ impl Settler {
         reason: String,
     ) -> &'static str {
         let mut attempts = self.attempts(stream_seq).await.unwrap_or_default();
-        if attempts.last().is_none_or(|a| a.error != reason) {
+        // Every path records its attempt before parking; the reason stands alone only if that record
+        // could not be read back.
+        if attempts.is_empty() {
             attempts.push(FailedAttempt {
                 at: Utc::now(),
                 error: reason.clone(),
@@ -133,10 +136,10 @@ impl Settler {
             // Not parked, so not terminated: the message stays in JetStream and comes back.
             error!(consumer = %self.consumer, stream_seq, error = %e, "cannot park dead letter; will retry");
             let _ = msg.ack_with(AckKind::Nak(Some(PARK_RETRY))).await;
-            return "retry";
+            return names::OUTCOME_RETRY;
         }
         warn!(consumer = %self.consumer, stream_seq, reason = %reason, "message parked as a dead letter");
-        metrics::counter!("quorum_dead_letters_total", "consumer" => self.consumer.clone())
+        ::metrics::counter!(names::DEAD_LETTERS_TOTAL, names::LABEL_CONSUMER => self.consumer.clone())
             .increment(1);
         // The notice only wakes the dlq-replayer; the row above is the dead letter.
         let mut headers = msg.headers.clone().unwrap_or_default();
@@ -164,6 +167,6 @@ impl Settler {
         if let Err(e) = msg.double_ack_with(AckKind::Term).await {
             warn!(consumer = %self.consumer, stream_seq, error = %e, "terminate not confirmed; a redelivery parks once");
         }
-        "dead"
+        names::OUTCOME_DEAD
     }
 }

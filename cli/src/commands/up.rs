@@ -1,0 +1,114 @@
+//! `quorum up`: the whole stack on one machine. Without URLs it starts nats-server and Postgres as
+//! child processes with data under the data directory, migrates, creates the streams, runs the
+//! relay (and, as they land, every service) in-process, and prints where everything listens. Ctrl-C
+//! drains and stops everything; a second Ctrl-C exits at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use quorum_relay::RelayConfig;
+use quorum_runtime::{Readiness, Shutdown, admin, metrics};
+use sqlx::postgres::PgPoolOptions;
+use tracing::info;
+
+use crate::local::LocalStack;
+use crate::stack::{ServiceAddr, StackFile, Target, read_stack_file, redact};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Where the admin server (/livez, /readyz, /metrics) listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_addr: SocketAddr,
+    /// How long Ctrl-C waits for in-flight work before giving up.
+    #[arg(long, default_value_t = 30)]
+    pub grace_seconds: u64,
+}
+
+pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
+    if let Some(running) = read_stack_file(&target.stack_file())
+        && std::path::Path::new(&format!("/proc/{}", running.pid)).exists()
+        && running.pid != std::process::id()
+    {
+        anyhow::bail!(
+            "a stack is already running from {} (pid {})",
+            target.data_dir.display(),
+            running.pid
+        );
+    }
+    let shutdown = Shutdown::new();
+    shutdown.spawn_signal_handler()?;
+
+    let local = match (&target.nats_url, &target.database_url) {
+        (Some(_), Some(_)) => None,
+        (None, None) => {
+            eprintln!(
+                "starting nats-server and postgres under {}",
+                target.data_dir.display()
+            );
+            Some(LocalStack::start(&target.data_dir, true).await?)
+        }
+        _ => anyhow::bail!("give both --nats-url and --database-url, or neither"),
+    };
+    let (nats_url, database_url) = match &local {
+        Some(l) => (l.nats.url(), l.database_url()),
+        None => target.urls()?,
+    };
+
+    let pool = PgPoolOptions::new()
+        .max_connections(32)
+        .connect(&database_url)
+        .await?;
+    quorum_event_store::migrate(&pool).await?;
+    let client = async_nats::connect(&nats_url).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    quorum_bus::ensure_streams(&js).await?;
+
+    let readiness = Readiness::new();
+    readiness.add_nats("nats", client);
+    readiness.add_postgres("postgres", pool.clone());
+    let listener = tokio::net::TcpListener::bind(args.admin_addr).await?;
+    let admin_addr = listener.local_addr()?;
+    shutdown.spawn(admin::serve(
+        listener,
+        readiness,
+        metrics::install_recorder(),
+        shutdown.token(),
+    ));
+    shutdown.spawn(quorum_relay::run(
+        pool.clone(),
+        js.clone(),
+        RelayConfig::default(),
+        shutdown.token(),
+    ));
+
+    let stack = StackFile {
+        nats_url: nats_url.clone(),
+        database_url: database_url.clone(),
+        pid: std::process::id(),
+        services: vec![ServiceAddr {
+            name: "relay".into(),
+            http: None,
+            admin: Some(admin_addr),
+        }],
+    };
+    std::fs::create_dir_all(&target.data_dir)?;
+    std::fs::write(target.stack_file(), serde_json::to_vec_pretty(&stack)?)?;
+    println!("quorum is up");
+    println!("  nats      {nats_url}");
+    println!("  postgres  {}", redact(&database_url));
+    println!("  admin     http://{admin_addr}  (/livez /readyz /metrics)");
+    println!("  stack     {}", target.stack_file().display());
+    println!("press Ctrl-C to stop");
+
+    shutdown.token().cancelled().await;
+    info!("stopping");
+    let drained = shutdown.wait(Duration::from_secs(args.grace_seconds)).await;
+    let _ = std::fs::remove_file(target.stack_file());
+    pool.close().await;
+    if let Some(local) = local {
+        local.stop().await;
+    }
+    drained?;
+    eprintln!("stopped");
+    Ok(())
+}

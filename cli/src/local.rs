@@ -1,0 +1,79 @@
+//! The local stack `quorum up` runs when no URLs are given: nats-server and Postgres as child
+//! processes, their data under the data directory (kept for the next run).
+
+use std::path::{Path, PathBuf};
+
+use quorum_devstack::{NatsOptions, NatsServer, Postgres, PostgresOptions};
+
+use crate::stack::Target;
+
+/// The database Quorum uses in a local stack.
+pub const DATABASE: &str = "quorum";
+
+pub struct LocalStack {
+    pub nats: NatsServer,
+    pub postgres: Postgres,
+    dir: PathBuf,
+    temporary: bool,
+}
+
+impl LocalStack {
+    /// Starts both servers with data under `dir`. `durable` keeps Postgres's fsync on.
+    pub async fn start(dir: &Path, durable: bool) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let nats = NatsServer::start(NatsOptions {
+            port: 0,
+            store_dir: dir.join("nats"),
+            log_file: Some(dir.join("nats-server.log")),
+        })
+        .await?;
+        let postgres = Postgres::start(PostgresOptions {
+            data_dir: dir.join("postgres"),
+            port: 0,
+            durable,
+            log_file: Some(dir.join("postgres.log")),
+        })
+        .await?;
+        postgres.create_database(DATABASE)?;
+        Ok(Self {
+            nats,
+            postgres,
+            dir: dir.to_path_buf(),
+            temporary: false,
+        })
+    }
+
+    /// A throwaway stack in a temporary directory (for benchmarks), removed on [`Self::stop`].
+    pub async fn start_temporary() -> anyhow::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("quorum-stack-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let mut stack = Self::start(&dir, true).await?;
+        stack.temporary = true;
+        Ok(stack)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.postgres.url(DATABASE)
+    }
+
+    /// A target that points at this stack.
+    pub fn target(&self) -> Target {
+        Target {
+            nats_url: Some(self.nats.url()),
+            database_url: Some(self.database_url()),
+            data_dir: self.dir.clone(),
+        }
+    }
+
+    /// Stops both servers cleanly.
+    pub async fn stop(mut self) {
+        self.postgres.stop().await;
+        let _ = self.nats.stop().await;
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
