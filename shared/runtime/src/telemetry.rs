@@ -92,10 +92,15 @@ impl Drop for TelemetryGuard {
 /// The exporter reads the standard `OTEL_EXPORTER_OTLP_*` variables itself (endpoint, headers,
 /// timeout); spans go to `$OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces`.
 pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env()
-        .map_err(TelemetryError::Filter)?;
+    // Without RUST_LOG: info, except the NATS client's connection chatter (every connect and
+    // reconnect is an info event there; its warnings and errors still show).
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::builder()
+            .with_default_directive(LevelFilter::INFO.into())
+            .from_env()
+            .map_err(TelemetryError::Filter)?,
+        _ => EnvFilter::new("info,async_nats=warn"),
+    };
     let provider = tracer_provider(service)?;
 
     let log_layer = if format.is_json() {

@@ -1,0 +1,126 @@
+//! `quorum up` end to end: it starts its own servers, `quorum status --json` finds them, events flow
+//! through the relay, and Ctrl-C stops everything.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use quorum_testkit::{DEADLINE, wait_until};
+use tokio::process::Command;
+
+fn quorum(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorum"));
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .env_remove("QUORUM_NATS_URL")
+        .env_remove("QUORUM_DATABASE_URL");
+    cmd
+}
+
+async fn status(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let out = quorum(dir).args(["status", "--json"]).output().await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test]
+async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("quorum-up-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+
+    // Without a stack, status says how to get one.
+    let out = quorum(&dir).arg("status").output().await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quorum up"));
+
+    let mut up = quorum(&dir)
+        .arg("up")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stack_file = dir.join("stack.json");
+    wait_until("quorum up writes its stack file", DEADLINE * 2, || async {
+        stack_file.is_file()
+    })
+    .await?;
+
+    let s = status(&dir).await?;
+    let nats_url = s["nats_url"].as_str().expect("nats url").to_owned();
+    let database_url = s["database_url"].as_str().expect("database url").to_owned();
+    assert!(nats_url.starts_with("nats://127.0.0.1:"));
+    assert!(database_url.starts_with("postgres://"));
+    let streams: Vec<&str> = s["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(streams, ["QUORUM_EVENTS", "QUORUM_INGEST", "QUORUM_DLQ"]);
+    let admin = s["services"][0]["admin"]
+        .as_str()
+        .expect("admin address")
+        .to_owned();
+
+    // An appended event reaches JetStream through the relay, and status shows it.
+    let pool = sqlx::PgPool::connect(&database_url).await?;
+    let store = quorum_event_store::EventStore::new(pool.clone());
+    let stream = quorum_domain::StreamId::parse("test/up")?;
+    let event = quorum_domain::Event::new(
+        "/quorum/test",
+        "quorum.test.happened",
+        stream.clone(),
+        quorum_domain::TenantId::new("acme")?,
+        bytes::Bytes::from_static(b"{}"),
+    );
+    store
+        .append(
+            &stream,
+            quorum_event_store::ExpectedVersion::NoStream,
+            &[event],
+        )
+        .await?;
+    wait_until("the event is relayed", DEADLINE, || async {
+        status(&dir)
+            .await
+            .is_ok_and(|s| s["streams"][0]["messages"] == 1 && s["relay"]["lag_events"] == 0)
+    })
+    .await?;
+    pool.close().await;
+
+    // The admin server answers.
+    let mut conn = tokio::net::TcpStream::connect(&admin).await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).await?;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    // Ctrl-C: clean exit, servers gone, stack file removed.
+    let pid = up.id().expect("running").to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .await?
+            .success()
+    );
+    let exit = tokio::time::timeout(DEADLINE, up.wait()).await??;
+    assert!(exit.success(), "quorum up exited {exit}");
+    assert!(!stack_file.exists());
+    let port: u16 = nats_url.rsplit(':').next().unwrap().parse()?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nats-server still running"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
