@@ -106,13 +106,12 @@ pub(crate) fn configure(
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some(u) = run_as {
-                if libc::setgroups(0, std::ptr::null()) != 0
+            if let Some(u) = run_as
+                && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(u.gid) != 0
-                    || libc::setuid(u.uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                    || libc::setuid(u.uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
             // After the uid change, which would clear it: the server dies with its parent, even
             // when the parent is killed -9 and runs no destructor.
