@@ -65,6 +65,16 @@ impl AppendResult {
     }
 }
 
+/// Whose transaction an append runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The caller's: attempts run in savepoints, and the caller commits.
+    Caller,
+    /// Its own: a version-checked append is one autocommitted statement (one round trip, atomic by
+    /// itself); an `Any` append takes a short transaction for the stream lock.
+    Own,
+}
+
 /// How often an `Any` append retries when a concurrent writer takes its version.
 const ANY_RETRIES: usize = 16;
 
@@ -75,14 +85,13 @@ pub(crate) async fn append(
     stream: &StreamId,
     expected: ExpectedVersion,
     events: &[Event],
+    scope: Scope,
 ) -> Result<AppendResult, StoreError> {
     let rows = Rows::new(stream, events)?;
     for _ in 0..ANY_RETRIES {
-        match try_fast(conn, stream, expected, &rows).await? {
-            Some(appended) if appended.len() == events.len() => {
-                return Ok(AppendResult { events: appended });
-            }
-            _ => match slow_path(conn, stream, expected, events, &rows).await? {
+        match try_fast(conn, stream, expected, &rows, scope).await? {
+            Some(appended) => return Ok(AppendResult { events: appended }),
+            None => match slow_path(conn, stream, expected, events, &rows, scope).await? {
                 Some(result) => return Ok(result),
                 None => continue, // `Any` lost a race for its version: go again.
             },
@@ -164,18 +173,20 @@ impl Rows {
     }
 }
 
-/// The single-statement append. Returns the rows it inserted, in order, or `None` when the statement
-/// failed on the version constraint (a concurrent writer). Fewer rows than events means a version
-/// mismatch or duplicates: the slow path sorts that out.
+/// The single-statement append: all of the batch or nothing. `None` when it did not apply (the
+/// version was not the expected one, or a unique constraint was hit: a concurrent writer or a
+/// duplicate); the slow path finds out which.
 async fn try_fast(
     conn: &mut PgConnection,
     stream: &StreamId,
     expected: ExpectedVersion,
     rows: &Rows,
+    scope: Scope,
 ) -> Result<Option<Vec<Appended>>, StoreError> {
     // The expected version is checked in the same statement that inserts, so there is no window
     // between the check and the write; a concurrent writer of the same version hits the
-    // (stream_id, stream_version) unique constraint instead.
+    // (stream_id, stream_version) unique constraint instead, and a stored (source, id) the
+    // (source, event_id) one. Either fails the whole statement: nothing is half-appended.
     const SQL: &str = "
         WITH cur AS (
             SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE stream_id = $1
@@ -188,18 +199,8 @@ async fn try_fast(
                          $9::text[], $10::text[], $11::timestamptz[])
              WITH ORDINALITY AS u(event_id, source, type, data, dct, attrs, corr, caus, occ, ord)
         WHERE $12::bigint IS NULL OR cur.v = $12::bigint
-        ON CONFLICT (source, event_id) DO NOTHING
         RETURNING position, stream_version";
-    let mut sp = conn.begin().await?;
-    if expected == ExpectedVersion::Any {
-        // Appenders that do not check versions queue on the stream instead of racing for the next
-        // version and retrying: under contention the retries could starve.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(stream.as_str())
-            .execute(&mut *sp)
-            .await?;
-    }
-    let result = sqlx::query(SQL)
+    let insert = sqlx::query(SQL)
         .bind(stream.as_str())
         .bind(&rows.tenant)
         .bind(&rows.ids)
@@ -211,12 +212,32 @@ async fn try_fast(
         .bind(&rows.correlations)
         .bind(&rows.causations)
         .bind(&rows.times)
-        .bind(expected.as_param())
-        .fetch_all(&mut *sp)
-        .await;
+        .bind(expected.as_param());
+    let result = if scope == Scope::Own && expected != ExpectedVersion::Any {
+        insert.fetch_all(&mut *conn).await
+    } else {
+        // A transaction of our own, or a savepoint in the caller's, so a failed attempt leaves the
+        // caller's transaction usable.
+        let mut tx = conn.begin().await?;
+        if expected == ExpectedVersion::Any {
+            // Appenders that do not check versions queue on the stream instead of racing for the
+            // next version and retrying: under contention the retries could starve. The lock is
+            // taken before the insert statement, whose snapshot must see the previous holder's rows.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(stream.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let result = insert.fetch_all(&mut *tx).await;
+        if matches!(&result, Ok(rows_in) if rows_in.len() == rows.ids.len()) {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        result
+    };
     match result {
         Ok(inserted) if inserted.len() == rows.ids.len() => {
-            sp.commit().await?;
             let mut appended = inserted
                 .iter()
                 .map(|r| {
@@ -230,15 +251,8 @@ async fn try_fast(
             appended.sort_by_key(|a| a.stream_version);
             Ok(Some(appended))
         }
-        Ok(_) => {
-            // Partly or not at all: undo, so the slow path decides on a clean slate.
-            sp.rollback().await?;
-            Ok(Some(Vec::new()))
-        }
-        Err(e) if violated_constraint(&e).as_deref() == Some("events_stream_version_key") => {
-            sp.rollback().await?;
-            Ok(None)
-        }
+        Ok(_) => Ok(None),
+        Err(e) if violated_constraint(&e).is_some() => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -251,6 +265,7 @@ async fn slow_path(
     expected: ExpectedVersion,
     events: &[Event],
     rows: &Rows,
+    scope: Scope,
 ) -> Result<Option<AppendResult>, StoreError> {
     let stored = sqlx::query(
         "SELECT e.source, e.event_id, e.position, e.stream_id, e.stream_version, e.tenant, e.type,
@@ -303,8 +318,8 @@ async fn slow_path(
             .cloned()
             .collect();
         let rest_rows = Rows::new(stream, &rest)?;
-        return match try_fast(conn, stream, expected, &rest_rows).await? {
-            Some(appended) if appended.len() == rest.len() => {
+        return match try_fast(conn, stream, expected, &rest_rows, scope).await? {
+            Some(appended) => {
                 let mut fresh = appended.into_iter();
                 let events = events
                     .iter()

@@ -21,7 +21,7 @@ impl EventStore {
         &self.pool
     }
 
-    /// Appends `events` to `stream` in one transaction. All events must carry the same tenant.
+    /// Appends `events` to `stream`, atomically. All events must carry the same tenant.
     ///
     /// A version mismatch is [`StoreError::Conflict`]. An event whose (`source`, `id`) is stored already
     /// with the same stream, tenant, type and data is reported as a duplicate with its stored position;
@@ -32,10 +32,8 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[Event],
     ) -> Result<AppendResult, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let result = append::append(&mut tx, stream, expected, events).await?;
-        tx.commit().await?;
-        Ok(result)
+        let mut conn = self.pool.acquire().await?;
+        append::append(&mut conn, stream, expected, events, append::Scope::Own).await
     }
 
     /// Appends inside the caller's transaction, so a handler commits its events together with its
@@ -46,7 +44,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[Event],
     ) -> Result<AppendResult, StoreError> {
-        append::append(conn, stream, expected, events).await
+        append::append(conn, stream, expected, events, append::Scope::Caller).await
     }
 
     /// The stream's current version, 0 when it has no events.
