@@ -4,3 +4,4 @@ pub mod bench;
 pub mod migrate;
 pub mod status;
 pub mod up;
+pub mod up_config;

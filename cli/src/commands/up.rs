@@ -4,9 +4,9 @@
 //! drains and stops everything; a second Ctrl-C exits at once.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use quorum_relay::RelayConfig;
+use super::up_config::UpConfig;
 use quorum_runtime::{Readiness, Shutdown, admin, metrics};
 use sqlx::postgres::PgPoolOptions;
 use tracing::info;
@@ -16,12 +16,12 @@ use crate::stack::{ServiceAddr, StackFile, Target, read_stack_file, redact};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
-    /// Where the admin server (/livez, /readyz, /metrics) listens.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub admin_addr: SocketAddr,
-    /// How long Ctrl-C waits for in-flight work before giving up.
-    #[arg(long, default_value_t = 30)]
-    pub grace_seconds: u64,
+    /// A TOML config file (see `UpConfig`); `QUORUM__…` variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the admin server (/livez, /readyz, /metrics) listens; overrides the config.
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
 }
 
 pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
@@ -34,6 +34,10 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
             target.data_dir.display(),
             running.pid
         );
+    }
+    let mut config: UpConfig = quorum_runtime::config::load_validated(args.config.as_deref())?;
+    if let Some(addr) = args.admin_addr {
+        config.admin_addr = addr;
     }
     let shutdown = Shutdown::new();
     shutdown.spawn_signal_handler()?;
@@ -66,7 +70,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new();
     readiness.add_nats("nats", client);
     readiness.add_postgres("postgres", pool.clone());
-    let listener = tokio::net::TcpListener::bind(args.admin_addr).await?;
+    let listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
     let admin_addr = listener.local_addr()?;
     shutdown.spawn(admin::serve(
         listener,
@@ -77,7 +81,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     shutdown.spawn(quorum_relay::run(
         pool.clone(),
         js.clone(),
-        RelayConfig::default(),
+        config.relay.clone(),
         shutdown.token(),
     ));
 
@@ -102,7 +106,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
 
     shutdown.token().cancelled().await;
     info!("stopping");
-    let drained = shutdown.wait(Duration::from_secs(args.grace_seconds)).await;
+    let drained = shutdown.wait(config.shutdown_grace).await;
     let _ = std::fs::remove_file(target.stack_file());
     pool.close().await;
     if let Some(local) = local {

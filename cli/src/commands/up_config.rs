@@ -1,0 +1,36 @@
+//! `quorum up`'s typed config: defaults, then `--config <file.toml>`, then `QUORUM__…` variables,
+//! then command-line flags; validated before anything starts.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use quorum_relay::RelayConfig;
+use quorum_runtime::config::{ConfigError, Validate, duration};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpConfig {
+    /// Where the admin server (/livez, /readyz, /metrics) listens; port 0 picks a free one.
+    pub admin_addr: SocketAddr,
+    /// How long Ctrl-C waits for in-flight work.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+    pub relay: RelayConfig,
+}
+
+impl Default for UpConfig {
+    fn default() -> Self {
+        Self {
+            admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            shutdown_grace: Duration::from_secs(30),
+            relay: RelayConfig::default(),
+        }
+    }
+}
+
+impl Validate for UpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.relay.validate().map_err(|e| e.within("relay"))
+    }
+}
