@@ -163,3 +163,27 @@ pub async fn consumer_idle(js: &async_nats::jetstream::Context, name: &str) -> b
         Err(_) => false,
     }
 }
+
+/// Real servers for one test: a nats-server, a fresh database, a JetStream context with the streams.
+pub struct Env {
+    pub nats: quorum_devstack::NatsServer,
+    pub db: quorum_testkit::TestDb,
+    pub js: async_nats::jetstream::Context,
+    pub store: EventStore,
+}
+
+/// Starts the servers a test needs.
+pub async fn env() -> anyhow::Result<Env> {
+    quorum_testkit::init_tracing();
+    let nats = quorum_testkit::nats().await?;
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    quorum_bus::ensure_streams(&js).await?;
+    let store = EventStore::new(db.pool.clone());
+    Ok(Env {
+        nats,
+        db,
+        js,
+        store,
+    })
+}

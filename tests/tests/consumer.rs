@@ -15,22 +15,20 @@ use quorum_testkit::{DEADLINE, wait_until};
 use tokio_util::sync::CancellationToken;
 
 struct Env {
-    _nats: quorum_devstack::NatsServer,
-    db: quorum_testkit::TestDb,
-    js: async_nats::jetstream::Context,
+    inner: quorum_e2e::Env,
     shutdown: CancellationToken,
 }
 
+impl std::ops::Deref for Env {
+    type Target = quorum_e2e::Env;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
 async fn env() -> anyhow::Result<Env> {
-    quorum_testkit::init_tracing();
-    let nats = quorum_testkit::nats().await?;
-    let db = quorum_testkit::postgres().await.fresh_db().await?;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
-    quorum_bus::ensure_streams(&js).await?;
     Ok(Env {
-        _nats: nats,
-        db,
-        js,
+        inner: quorum_e2e::env().await?,
         shutdown: CancellationToken::new(),
     })
 }

@@ -39,12 +39,8 @@ async fn setup() -> anyhow::Result<(
     quorum_testkit::TestDb,
     async_nats::jetstream::Context,
 )> {
-    quorum_testkit::init_tracing();
-    let nats = quorum_testkit::nats().await?;
-    let db = quorum_testkit::postgres().await.fresh_db().await?;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
-    quorum_bus::ensure_streams(&js).await?;
-    Ok((nats, db, js))
+    let env = quorum_e2e::env().await?;
+    Ok((env.nats, env.db, env.js))
 }
 
 #[tokio::test]

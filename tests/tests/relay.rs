@@ -12,24 +12,26 @@ use quorum_testkit::{DEADLINE, wait_until};
 use tokio_util::sync::CancellationToken;
 
 struct Env {
-    nats: quorum_devstack::NatsServer,
-    db: quorum_testkit::TestDb,
-    js: async_nats::jetstream::Context,
-    store: EventStore,
+    inner: quorum_e2e::Env,
     shutdown: CancellationToken,
 }
 
+impl std::ops::Deref for Env {
+    type Target = quorum_e2e::Env;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
 async fn env() -> anyhow::Result<Env> {
-    quorum_testkit::init_tracing();
-    let nats = quorum_testkit::nats().await?;
-    let db = quorum_testkit::postgres().await.fresh_db().await?;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
-    let store = EventStore::new(db.pool.clone());
     Ok(Env {
-        nats,
-        db,
-        js,
-        store,
+        inner: quorum_e2e::env().await?,
         shutdown: CancellationToken::new(),
     })
 }

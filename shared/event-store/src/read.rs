@@ -48,19 +48,8 @@ pub(crate) async fn read_committed(
     after: CommitCursor,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events e
-         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
-           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY e.tx_id, e.position LIMIT $3"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(decode).collect()
+    let rows = committed_rows(conn, after, limit, false).await?;
+    rows.into_iter().map(|(e, _)| Ok(e)).collect()
 }
 
 /// Like [`read_committed`], and also says for each event whether its stream predecessor comes later
@@ -70,12 +59,26 @@ pub(crate) async fn read_committed_for_relay(
     after: CommitCursor,
     limit: i64,
 ) -> Result<Vec<(RecordedEvent, bool)>, StoreError> {
+    committed_rows(conn, after, limit, true).await
+}
+
+async fn committed_rows(
+    conn: &mut PgConnection,
+    after: CommitCursor,
+    limit: i64,
+    predecessor_flag: bool,
+) -> Result<Vec<(RecordedEvent, bool)>, StoreError> {
+    // A predecessor always has the lower position; only its transaction id can be the larger.
+    let flag = if predecessor_flag {
+        "e.stream_version > 1 AND EXISTS (
+             SELECT 1 FROM events p
+             WHERE p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
+               AND p.tx_id > e.tx_id)"
+    } else {
+        "false"
+    };
     let sql = format!(
-        "SELECT {COLUMNS},
-                e.stream_version > 1 AND EXISTS (
-                    SELECT 1 FROM events p
-                    WHERE p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
-                      AND p.tx_id > e.tx_id) AS predecessor_later
+        "SELECT {COLUMNS}, {flag} AS predecessor_later
          FROM events e
          WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
            AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
