@@ -5,51 +5,63 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
+use quorum_domain::Event;
 use sqlx::PgPool;
 
 use super::stats::rate;
 
-/// Rows of `batch` inserted per statement by `writers` concurrent connections, like the event store's
-/// rows (same columns and sizes), into a scratch table. Returns rows/s.
+/// The same rows the event store writes (same table shape, indexes and constraints, same data and
+/// attributes), `batch` per INSERT from `writers` connections, with none of Quorum's logic: no version
+/// check, no idempotency lookups, no notify. Returns rows/s.
 pub async fn postgres_batched(
     pool: &PgPool,
     total: u64,
     writers: u64,
     batch: u64,
-    payload: &[u8],
+    sample: &Event,
 ) -> anyhow::Result<f64> {
     sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
         .execute(pool)
         .await?;
-    sqlx::query(
-        "CREATE TABLE bench_raw_events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            tenant text, stream_id text, stream_version bigint, event_id text, source text, type text,
-            data bytea, attributes jsonb, UNIQUE (stream_id, stream_version), UNIQUE (source, event_id))",
-    )
-    .execute(pool)
-    .await?;
+    // LIKE ... INCLUDING ALL copies columns, defaults, identity, constraints and indexes, not triggers.
+    sqlx::query("CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await?;
     let per_writer = total / writers;
+    let attributes = sample.attributes_json().to_string();
+    let data = sample.data.clone().unwrap_or_default().to_vec();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let pool = pool.clone();
-        let payload = payload.to_vec();
+        let (pool, attributes, data) = (pool.clone(), attributes.clone(), data.clone());
+        let tenant = sample
+            .tenant
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let (source, ty) = (sample.source.clone(), sample.ty.clone());
         tasks.push(tokio::spawn(async move {
             let mut done = 0;
             while done < per_writer {
                 let n = batch.min(per_writer - done);
                 let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-                let data: Vec<Vec<u8>> = (0..n).map(|_| payload.clone()).collect();
+                let rows: Vec<Vec<u8>> = (0..n).map(|_| data.clone()).collect();
+                let attrs: Vec<String> = (0..n).map(|_| attributes.clone()).collect();
                 let versions: Vec<i64> = (done..done + n).map(|v| v as i64 + 1).collect();
                 sqlx::query(
-                    "INSERT INTO bench_raw_events (tenant, stream_id, stream_version, event_id, source, type, data, attributes)
-                     SELECT 'bench', $1, v, id, '/bench', 'bench.raw', d, '{\"specversion\":\"1.0\"}'::jsonb
-                     FROM UNNEST($2::bigint[], $3::text[], $4::bytea[]) AS u(v, id, d)",
+                    "INSERT INTO bench_raw_events (tenant, stream_id, stream_version, event_id, source, type, data,
+                                                   datacontenttype, attributes, occurred_at)
+                     SELECT $1, $2, u.v, u.id, $3, $4, u.d, 'application/json', u.a::jsonb, now()
+                     FROM UNNEST($5::bigint[], $6::text[], $7::bytea[], $8::text[]) AS u(v, id, d, a)",
                 )
+                .bind(&tenant)
                 .bind(format!("bench/raw-{w}"))
+                .bind(&source)
+                .bind(&ty)
                 .bind(&versions)
                 .bind(&ids)
-                .bind(&data)
+                .bind(&rows)
+                .bind(&attrs)
                 .execute(&pool)
                 .await?;
                 done += n;

@@ -40,6 +40,9 @@ pub struct StoreBenchArgs {
     /// Length of the lag phase.
     #[arg(long, default_value_t = 5)]
     pub paced_seconds: u64,
+    /// Events the relay reads and publishes per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub relay_batch: i64,
 }
 
 /// The figures, printed as a table or as one JSON object.
@@ -50,6 +53,7 @@ pub struct StoreReport {
     pub batch: u64,
     pub append_events_per_sec: f64,
     pub visible_events_per_sec: f64,
+    pub relay_drain_events_per_sec: f64,
     pub paced_rate: u64,
     pub relay_lag_p50_ms: f64,
     pub relay_lag_p99_ms: f64,
@@ -120,6 +124,11 @@ async fn wait_for(received: &AtomicU64, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Events appended for the relay-alone phase: a quarter of the throughput phase.
+fn per_writer_backlog(args: &StoreBenchArgs) -> u64 {
+    (args.events / 4).max(1)
+}
+
 fn events(tenant: &TenantId, stream: &StreamId, n: u64, payload: &Bytes) -> Vec<Event> {
     (0..n)
         .map(|_| {
@@ -146,17 +155,44 @@ pub async fn run(
     quorum_bus::ensure_streams(js).await?;
 
     // Baselines first, while the relay is idle.
-    let raw_pg = raw::postgres_batched(pool, args.events, args.writers, 100, &payload).await?;
+    let sample = events(&tenant, &StreamId::new("bench", "sample")?, 1, &payload).remove(0);
+    let raw_pg = raw::postgres_batched(pool, args.events, args.writers, 100, &sample).await?;
     let raw_js = raw::jetstream_pipelined(js, args.events, &payload).await?;
 
+    let receiver = receive(js, &tenant).await?;
+
+    // Relay alone: a backlog appended while no relay runs, then drained.
+    let backlog = StreamId::new("bench", format!("{run_id}-backlog"))?;
+    let backlog_len = per_writer_backlog(args);
+    let mut version = 0;
+    while version < backlog_len {
+        let n = args.batch.min(backlog_len - version);
+        store
+            .append(
+                &backlog,
+                ExpectedVersion::Exact(version),
+                &events(&tenant, &backlog, n, &payload),
+            )
+            .await?;
+        version += n;
+    }
+    let drain_started = Instant::now();
     let shutdown = CancellationToken::new();
     let relay = tokio::spawn(quorum_relay::run(
         pool.clone(),
         js.clone(),
-        quorum_relay::RelayConfig::default(),
+        quorum_relay::RelayConfig {
+            batch_size: args.relay_batch,
+            ..Default::default()
+        },
         shutdown.clone(),
     ));
-    let receiver = receive(js, &tenant).await?;
+    wait_for(&receiver.received, version).await?;
+    let drain = rate(
+        version,
+        receiver.last_at.lock().await.duration_since(drain_started),
+    );
+    receiver.received.store(0, Ordering::Relaxed);
 
     // Throughput: every writer appends batches to a stream of its own.
     let per_writer = args.events / args.writers;
@@ -220,6 +256,7 @@ pub async fn run(
         writers: args.writers,
         batch: args.batch,
         append_events_per_sec: rate(total, append_elapsed).round(),
+        relay_drain_events_per_sec: drain.round(),
         visible_events_per_sec: visible.round(),
         paced_rate: per_tick * 100,
         relay_lag_p50_ms: lags.percentile(50.0),
@@ -247,6 +284,11 @@ impl std::fmt::Display for StoreReport {
             f,
             "  visible on a consumer       {:>10.0} events/s",
             self.visible_events_per_sec
+        )?;
+        writeln!(
+            f,
+            "  relay alone, draining       {:>10.0} events/s",
+            self.relay_drain_events_per_sec
         )?;
         writeln!(
             f,

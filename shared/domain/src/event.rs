@@ -127,11 +127,23 @@ impl Event {
         attributes: serde_json::Value,
         data: Option<Bytes>,
     ) -> Result<Self, EventError> {
-        let mut event: Event =
-            serde_json::from_value(attributes).map_err(|e| EventError::Invalid {
-                name: "attributes".to_owned(),
-                reason: e.to_string(),
-            })?;
+        Self::finish(serde_json::from_value(attributes), data)
+    }
+
+    /// [`Self::from_attributes`] from the attributes' JSON text, without building a JSON tree first
+    /// (the relay decodes every event it publishes).
+    pub fn from_attributes_text(attributes: &str, data: Option<Bytes>) -> Result<Self, EventError> {
+        Self::finish(serde_json::from_str(attributes), data)
+    }
+
+    fn finish(
+        parsed: Result<Event, serde_json::Error>,
+        data: Option<Bytes>,
+    ) -> Result<Self, EventError> {
+        let mut event = parsed.map_err(|e| EventError::Invalid {
+            name: "attributes".to_owned(),
+            reason: e.to_string(),
+        })?;
         event.extensions.remove("specversion");
         event.data = data;
         Ok(event)

@@ -69,7 +69,7 @@ impl RecordedEvent {
 
 /// The column list every read selects, in the order [`decode`] expects.
 pub(crate) const COLUMNS: &str = "e.position, e.tx_id::text AS tx_id, e.stream_id, e.stream_version, e.tenant, \
-     e.recorded_at, e.attributes, e.data";
+     e.recorded_at, e.attributes::text AS attributes, e.data";
 
 pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
@@ -79,7 +79,7 @@ pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let tenant: String = row.try_get("tenant")?;
     let version: i64 = row.try_get("stream_version")?;
     let data: Option<Vec<u8>> = row.try_get("data")?;
-    let attributes: serde_json::Value = row.try_get("attributes")?;
+    let attributes: String = row.try_get("attributes")?;
     Ok(RecordedEvent {
         position,
         tx_id: tx_id
@@ -89,7 +89,7 @@ pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         stream_version: u64::try_from(version).map_err(|e| corrupt(e.to_string()))?,
         tenant: TenantId::new(tenant).map_err(|e| corrupt(e.to_string()))?,
         recorded_at: row.try_get("recorded_at")?,
-        event: Event::from_attributes(attributes, data.map(Bytes::from))
+        event: Event::from_attributes_text(&attributes, data.map(Bytes::from))
             .map_err(|e| corrupt(e.to_string()))?,
     })
 }

@@ -5,9 +5,12 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use async_nats::jetstream::context::PublishAckFuture;
 use chrono::Utc;
 use quorum_bus::EVENTS_STREAM;
-use quorum_event_store::{CommitCursor, EventStore, RelayCheckpoint, save_relay_checkpoint};
+use quorum_event_store::{
+    CommitCursor, EventStore, RecordedEvent, RelayCheckpoint, save_relay_checkpoint,
+};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::time::Instant;
@@ -31,6 +34,7 @@ pub(crate) struct Pump {
     /// JetStream sequence of the last relayed message.
     last_seq: u64,
     republish_until: Option<CommitCursor>,
+    inflight: Option<InFlight>,
 }
 
 impl Pump {
@@ -44,6 +48,7 @@ impl Pump {
             read: CommitCursor::START,
             last_seq: 0,
             republish_until: None,
+            inflight: None,
         }
     }
 
@@ -61,7 +66,7 @@ impl Pump {
         let mut next_check = Instant::now() + self.config.check_interval;
         loop {
             if shutdown.is_cancelled() {
-                return Ok(());
+                return self.finish().await;
             }
             if Instant::now() >= next_check {
                 still_leader(lock).await?;
@@ -73,7 +78,7 @@ impl Pump {
                 continue;
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return self.finish().await,
                 n = listener.try_recv() => { n?; }
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
@@ -103,17 +108,40 @@ impl Pump {
         Ok(())
     }
 
-    /// Reads and publishes one batch. Returns true when the batch was full (more may be waiting).
+    /// Reads the next batch while the previous one's acks are on their way, settles the previous
+    /// batch (acks in order, then the checkpoint), and sends the new one. Returns true while there
+    /// is work: a batch sent now must be settled on the next call.
     async fn pump_batch(&mut self) -> Result<bool, RelayError> {
         let batch = self
             .store
             .read_committed_for_relay(self.read, self.config.batch_size)
             .await?;
         let full = batch.len() as i64 == self.config.batch_size;
+        if let Some(previous) = self.inflight.take() {
+            self.settle(previous).await?;
+        }
         if batch.is_empty() {
             metrics::gauge!(names::RELAY_LAG_SECONDS).set(0.0);
             return Ok(false);
         }
+        self.inflight = Some(self.send(batch, full).await?);
+        Ok(true)
+    }
+
+    /// Settles what is in flight; called before returning on shutdown.
+    pub(crate) async fn finish(&mut self) -> Result<(), RelayError> {
+        if let Some(previous) = self.inflight.take() {
+            self.settle(previous).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every event of `batch` that may go now, without waiting for acks.
+    async fn send(
+        &mut self,
+        batch: Vec<(RecordedEvent, bool)>,
+        full: bool,
+    ) -> Result<InFlight, RelayError> {
         let mut acks = Vec::with_capacity(batch.len());
         let mut newest = None;
         for (event, predecessor_later) in batch {
@@ -140,10 +168,20 @@ impl Pump {
             }
         }
         metrics::gauge!(names::RELAY_HELD_EVENTS).set(self.holds.len() as f64);
+        Ok(InFlight {
+            acks,
+            checkpoint: self.holds.safe_cursor(self.read),
+            newest,
+            full,
+        })
+    }
+
+    /// Awaits a batch's acks in order, then moves the checkpoint.
+    async fn settle(&mut self, batch: InFlight) -> Result<(), RelayError> {
         let mut last_id = None;
         let mut published = 0u64;
         let mut republished = 0u64;
-        for (ack, cursor, id) in acks {
+        for (ack, cursor, id) in batch.acks {
             let ack = ack
                 .await
                 .map_err(|e| RelayError::JetStream(e.to_string()))?;
@@ -160,13 +198,16 @@ impl Pump {
             }
             last_id = Some(id);
         }
-        if self.republish_until.is_some_and(|until| self.read >= until) {
+        if self
+            .republish_until
+            .is_some_and(|until| batch.checkpoint >= until)
+        {
             self.republish_until = None;
         }
         metrics::counter!(names::RELAY_PUBLISHED_TOTAL).increment(published);
         metrics::counter!(names::RELAY_REPUBLISHED_TOTAL).increment(republished);
-        let lag = match newest {
-            Some(at) if full => (Utc::now() - at)
+        let lag = match batch.newest {
+            Some(at) if batch.full => (Utc::now() - at)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .as_secs_f64(),
@@ -174,12 +215,21 @@ impl Pump {
         };
         metrics::gauge!(names::RELAY_LAG_SECONDS).set(lag);
         let checkpoint = RelayCheckpoint {
-            cursor: self.holds.safe_cursor(self.read),
+            cursor: batch.checkpoint,
             stream_seq: self.last_seq,
             event_id: last_id,
         };
         save_relay_checkpoint(&self.pool, &self.config.name, &checkpoint).await?;
         debug!(published, cursor = %checkpoint.cursor, seq = self.last_seq, "relay batch");
-        Ok(full)
+        Ok(())
     }
+}
+
+/// A batch sent and not yet acknowledged.
+struct InFlight {
+    acks: Vec<(PublishAckFuture, CommitCursor, String)>,
+    /// The safe cursor once every ack is in.
+    checkpoint: CommitCursor,
+    newest: Option<chrono::DateTime<Utc>>,
+    full: bool,
 }
