@@ -12,6 +12,10 @@ use sqlx::PgPool;
 /// The type of the test events the tests publish.
 pub const SOURCE_TYPE: &str = "quorum.test.happened";
 
+/// The type of the event [`RecordingHandler`] appends each time it runs, with a fresh id: how many
+/// times a message was handled, as opposed to how many effects were stored.
+pub const ATTEMPT: &str = "quorum.test.attempt";
+
 /// The type of the events [`RecordingHandler`] appends.
 pub const HANDLED: &str = "quorum.test.handled";
 
@@ -51,6 +55,21 @@ impl Handler for RecordingHandler {
         let Some(stream) = cause.subject.as_ref() else {
             return Outcome::dead("event has no subject");
         };
+        let attempts = StreamId::new("attempts", stream.as_str().replace('/', "-")).expect("valid");
+        let attempt = Event::new(
+            "/quorum/e2e",
+            ATTEMPT,
+            attempts.clone(),
+            cause.tenant.clone().expect("tenant"),
+            Bytes::new(),
+        );
+        if let Err(e) = self
+            .store
+            .append(&attempts, ExpectedVersion::Any, &[attempt])
+            .await
+        {
+            return Outcome::retry(Duration::from_millis(200), e);
+        }
         let target = handled_stream(stream);
         let data = cause.data.clone().unwrap_or_default();
         let derived = Event::derived(
@@ -101,6 +120,16 @@ pub async fn publish(js: &async_nats::jetstream::Context, event: &Event) -> anyh
         .await?
         .await?;
     Ok(ack.sequence)
+}
+
+/// How many times messages were handled (events of type [`ATTEMPT`]).
+pub async fn attempt_count(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE type = $1")
+            .bind(ATTEMPT)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// How many events of type [`HANDLED`] are stored, and how many distinct ids they have.

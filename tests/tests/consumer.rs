@@ -218,3 +218,38 @@ async fn one_streams_events_are_handled_in_order_with_concurrency() -> anyhow::R
     task.await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_handler_slower_than_ack_wait_is_kept_alive_and_runs_once() -> anyhow::Result<()> {
+    let env = env().await?;
+    publish(
+        &env.js,
+        &test_event("acme", &StreamId::parse("test/slow")?, "slow"),
+    )
+    .await?;
+    let mut handler = RecordingHandler::new(env.db.pool.clone(), "c-slow");
+    // Three times ack_wait: without in-progress acks JetStream would redeliver it twice meanwhile.
+    handler.delay = Duration::from_millis(3000);
+    let mut cfg = config("c-slow");
+    cfg.ack_wait = Duration::from_secs(1);
+    let task = start(&env, cfg, handler);
+    wait_until("handled and acked", DEADLINE, || async {
+        handled_count(&env.db.pool).await.unwrap().0 == 1 && consumer_idle(&env.js, "c-slow").await
+    })
+    .await?;
+    assert_eq!(
+        quorum_e2e::attempt_count(&env.db.pool).await?,
+        1,
+        "handled once"
+    );
+    let info = env
+        .js
+        .get_stream(quorum_bus::EVENTS_STREAM)
+        .await?
+        .consumer_info("c-slow")
+        .await?;
+    assert_eq!(info.delivered.consumer_sequence, 1, "never redelivered");
+    env.shutdown.cancel();
+    task.await?;
+    Ok(())
+}

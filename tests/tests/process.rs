@@ -119,7 +119,7 @@ async fn sigterm_with_100_messages_in_flight_loses_none() -> anyhow::Result<()> 
         "--concurrency",
         "64",
         "--ack-wait-ms",
-        "10000",
+        "30000",
     ];
     let mut first = Worker::start(&nats.url(), &db.url, &args)?;
     wait_until("some messages in flight", DEADLINE, || async {
@@ -129,7 +129,7 @@ async fn sigterm_with_100_messages_in_flight_loses_none() -> anyhow::Result<()> 
             .unwrap()
             .consumer_info("c-term")
             .await;
-        info.is_ok_and(|i| i.num_ack_pending >= 64)
+        info.is_ok_and(|i| i.num_ack_pending >= 20)
     })
     .await?;
     first.signal("-TERM").await?;
@@ -150,17 +150,8 @@ async fn sigterm_with_100_messages_in_flight_loses_none() -> anyhow::Result<()> 
         (100, 100),
         "each handled exactly once"
     );
-    // Everything the first worker handled was acked before it exited: only the rest came back.
-    let info = js
-        .get_stream(quorum_bus::EVENTS_STREAM)
-        .await?
-        .consumer_info("c-term")
-        .await?;
-    assert_eq!(
-        info.delivered.consumer_sequence,
-        100 + (100 - after_first),
-        "redeliveries"
-    );
+    // Everything the first worker handled was acked before it exited: no message was handled twice.
+    assert_eq!(quorum_e2e::attempt_count(&db.pool).await?, 100, "handlings");
     second.signal("-TERM").await?;
     second.wait().await?;
     Ok(())

@@ -10,6 +10,7 @@ use async_nats::jetstream;
 use quorum_bus::decode;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::settle::Settler;
 use super::{ConsumerConfig, Delivery, Handler, Outcome};
@@ -45,7 +46,13 @@ impl Lanes {
         Self { senders, tasks }
     }
 
-    pub(crate) async fn dispatch(&self, msg: jetstream::Message) {
+    /// Hands `msg` to its lane, waiting while the lane is busy. On shutdown the message is given
+    /// back, unstarted.
+    pub(crate) async fn dispatch(
+        &self,
+        msg: jetstream::Message,
+        shutdown: &CancellationToken,
+    ) -> Result<(), jetstream::Message> {
         let key = msg
             .headers
             .as_ref()
@@ -55,9 +62,18 @@ impl Lanes {
         key.as_deref()
             .unwrap_or(msg.subject.as_str())
             .hash(&mut hasher);
-        let lane = (hasher.finish() % self.senders.len() as u64) as usize;
-        // A closed lane only happens if its task panicked; the message is then redelivered.
-        let _ = self.senders[lane].send(msg).await;
+        let lane = &self.senders[(hasher.finish() % self.senders.len() as u64) as usize];
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => Err(msg),
+            permit = lane.reserve() => {
+                // A closed lane only happens if its task panicked; the message is then redelivered.
+                if let Ok(permit) = permit {
+                    permit.send(msg);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Closes the lanes and waits until each has settled what it holds.

@@ -10,8 +10,9 @@ mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::{self, consumer::PullConsumer};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -22,6 +23,14 @@ pub use outcome::{Delivery, Handler, Outcome};
 use lanes::Lanes;
 use settle::Settler;
 
+/// On shutdown, naks the messages fetched but not started, so another replica gets them now rather
+/// than after `ack_wait`.
+async fn give_back_fetched(messages: &mut jetstream::consumer::pull::Stream) {
+    while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
+        let _ = msg.ack_with(AckKind::Nak(None)).await;
+    }
+}
+
 /// Why a consumer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -30,8 +39,8 @@ pub enum ConsumerError {
 }
 
 /// Runs `handler` on the durable consumer `config` until `shutdown`. On shutdown it stops fetching,
-/// lets every message it holds finish and settle, and returns; messages fetched but not started are
-/// redelivered by JetStream after `ack_wait`. Transient NATS errors are retried, not returned.
+/// naks what it fetched but did not start (so another replica takes it at once), lets every message
+/// being handled finish and settle, and returns. Transient NATS errors are retried, not returned.
 ///
 /// `on_bound` is called once the consumer exists on the server (for readiness).
 pub async fn run<H: Handler>(
@@ -87,14 +96,25 @@ pub async fn run<H: Handler>(
             }
         };
         loop {
-            tokio::select! {
+            let msg = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break 'outer,
+                _ = shutdown.cancelled() => {
+                    give_back_fetched(&mut messages).await;
+                    break 'outer;
+                }
                 next = messages.next() => match next {
-                    Some(Ok(msg)) => lanes.dispatch(msg).await,
-                    Some(Err(e)) => warn!(consumer = %config.name, error = %e, "fetch error"),
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        warn!(consumer = %config.name, error = %e, "fetch error");
+                        continue;
+                    }
                     None => continue 'outer,
                 },
+            };
+            if let Err(unstarted) = lanes.dispatch(msg, &shutdown).await {
+                let _ = unstarted.ack_with(AckKind::Nak(None)).await;
+                give_back_fetched(&mut messages).await;
+                break 'outer;
             }
         }
     }
