@@ -51,6 +51,7 @@ pub struct StoreReport {
     pub events: u64,
     pub writers: u64,
     pub batch: u64,
+    pub append_alone_events_per_sec: f64,
     pub append_events_per_sec: f64,
     pub visible_events_per_sec: f64,
     pub relay_drain_events_per_sec: f64,
@@ -59,6 +60,7 @@ pub struct StoreReport {
     pub relay_lag_p99_ms: f64,
     pub raw_postgres_batched_rows_per_sec: f64,
     pub raw_jetstream_publish_msgs_per_sec: f64,
+    pub ratio_append_alone_to_raw_postgres: f64,
     pub ratio_visible_to_raw_postgres: f64,
     pub ratio_visible_to_raw_jetstream: f64,
 }
@@ -124,9 +126,39 @@ async fn wait_for(received: &AtomicU64, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Events appended for the relay-alone phase: a quarter of the throughput phase.
-fn per_writer_backlog(args: &StoreBenchArgs) -> u64 {
-    (args.events / 4).max(1)
+/// `args.writers` writers, each appending `args.events / args.writers` events in batches to a stream of
+/// its own (version-checked, as services append). Returns how long it took.
+async fn append_concurrently(
+    store: &EventStore,
+    args: &StoreBenchArgs,
+    tenant: &TenantId,
+    prefix: &str,
+    payload: &Bytes,
+) -> anyhow::Result<Duration> {
+    let per_writer = args.events / args.writers;
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..args.writers {
+        let (store, tenant, payload) = (store.clone(), tenant.clone(), payload.clone());
+        let stream = StreamId::new("bench", format!("{prefix}-{w}"))?;
+        let batch = args.batch;
+        writers.push(tokio::spawn(async move {
+            let mut version = 0;
+            while version < per_writer {
+                let n = batch.min(per_writer - version);
+                let batch = events(&tenant, &stream, n, &payload);
+                store
+                    .append(&stream, ExpectedVersion::Exact(version), &batch)
+                    .await?;
+                version += n;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    Ok(started.elapsed())
 }
 
 fn events(tenant: &TenantId, stream: &StreamId, n: u64, payload: &Bytes) -> Vec<Event> {
@@ -161,68 +193,35 @@ pub async fn run(
 
     let receiver = receive(js, &tenant).await?;
 
-    // Relay alone: a backlog appended while no relay runs, then drained.
-    let backlog = StreamId::new("bench", format!("{run_id}-backlog"))?;
-    let backlog_len = per_writer_backlog(args);
-    let mut version = 0;
-    while version < backlog_len {
-        let n = args.batch.min(backlog_len - version);
-        store
-            .append(
-                &backlog,
-                ExpectedVersion::Exact(version),
-                &events(&tenant, &backlog, n, &payload),
-            )
-            .await?;
-        version += n;
-    }
+    // Append alone: the same writers and batches, no relay running.
+    let total = (args.events / args.writers) * args.writers;
+    let alone =
+        append_concurrently(&store, args, &tenant, &format!("{run_id}-alone"), &payload).await?;
+
+    // Relay alone: drains that backlog.
     let drain_started = Instant::now();
     let shutdown = CancellationToken::new();
+    let config = quorum_relay::RelayConfig {
+        batch_size: args.relay_batch,
+        ..Default::default()
+    };
     let relay = tokio::spawn(quorum_relay::run(
         pool.clone(),
         js.clone(),
-        quorum_relay::RelayConfig {
-            batch_size: args.relay_batch,
-            ..Default::default()
-        },
+        config,
         shutdown.clone(),
     ));
-    wait_for(&receiver.received, version).await?;
+    wait_for(&receiver.received, total).await?;
     let drain = rate(
-        version,
+        total,
         receiver.last_at.lock().await.duration_since(drain_started),
     );
     receiver.received.store(0, Ordering::Relaxed);
 
-    // Throughput: every writer appends batches to a stream of its own.
-    let per_writer = args.events / args.writers;
+    // End to end: appends while the relay publishes, until a consumer has seen every event.
     let started = Instant::now();
-    let mut writers = Vec::new();
-    for w in 0..args.writers {
-        let (store, tenant, payload) = (store.clone(), tenant.clone(), payload.clone());
-        let stream = StreamId::new("bench", format!("{run_id}-{w}"))?;
-        let batch = args.batch;
-        writers.push(tokio::spawn(async move {
-            let mut version = 0;
-            while version < per_writer {
-                let n = batch.min(per_writer - version);
-                store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Exact(version),
-                        &events(&tenant, &stream, n, &payload),
-                    )
-                    .await?;
-                version += n;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for w in writers {
-        w.await??;
-    }
-    let append_elapsed = started.elapsed();
-    let total = per_writer * args.writers;
+    let append_elapsed =
+        append_concurrently(&store, args, &tenant, &format!("{run_id}-e2e"), &payload).await?;
     wait_for(&receiver.received, total).await?;
     let visible_elapsed = receiver.last_at.lock().await.duration_since(started);
 
@@ -255,6 +254,7 @@ pub async fn run(
         events: total,
         writers: args.writers,
         batch: args.batch,
+        append_alone_events_per_sec: rate(total, alone).round(),
         append_events_per_sec: rate(total, append_elapsed).round(),
         relay_drain_events_per_sec: drain.round(),
         visible_events_per_sec: visible.round(),
@@ -263,6 +263,7 @@ pub async fn run(
         relay_lag_p99_ms: lags.percentile(99.0),
         raw_postgres_batched_rows_per_sec: raw_pg.round(),
         raw_jetstream_publish_msgs_per_sec: raw_js.round(),
+        ratio_append_alone_to_raw_postgres: ratio(rate(total, alone), raw_pg),
         ratio_visible_to_raw_postgres: ratio(visible, raw_pg),
         ratio_visible_to_raw_jetstream: ratio(visible, raw_js),
     })
@@ -277,7 +278,12 @@ impl std::fmt::Display for StoreReport {
         )?;
         writeln!(
             f,
-            "  append                      {:>10.0} events/s",
+            "  append alone                {:>10.0} events/s   ({:.2}x raw postgres)",
+            self.append_alone_events_per_sec, self.ratio_append_alone_to_raw_postgres
+        )?;
+        writeln!(
+            f,
+            "  append, relay running      {:>10.0} events/s",
             self.append_events_per_sec
         )?;
         writeln!(

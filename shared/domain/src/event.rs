@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::{StreamId, TenantId};
 
@@ -23,7 +23,7 @@ pub enum EventError {
 
 /// One CloudEvent. Attributes Quorum relies on are typed; any other extension is kept, with its JSON
 /// type, in `extensions` so that an upstream event is stored and relayed exactly as it was sent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Event {
     pub id: String,
     pub source: String,

@@ -2,6 +2,7 @@
 //! events their ids. This crate does no I/O; it knows nothing of NATS or SQL.
 
 mod event;
+mod event_de;
 mod ids;
 pub mod types;
 
