@@ -96,10 +96,12 @@ async fn receive(js: &jetstream::Context, tenant: &TenantId) -> anyhow::Result<R
     let task = tokio::spawn(async move {
         while let Some(Ok(msg)) = messages.next().await {
             let now = Utc::now();
-            if let Ok(event) = quorum_bus::decode(msg.headers.as_ref(), &msg.payload)
-                && let Some(t) = event.time
+            // Only the event time is read: the consumer measures the pipeline, it must not load it.
+            if let Some(t) = msg.headers.as_ref().and_then(|h| h.get("ce-time"))
+                && let Ok(t) = chrono::DateTime::parse_from_rfc3339(t.as_str())
             {
-                s.lock().await.push((now - t).to_std().unwrap_or_default());
+                let lag = now - t.with_timezone(&Utc);
+                s.lock().await.push(lag.to_std().unwrap_or_default());
             }
             r.fetch_add(1, Ordering::Relaxed);
             *l.lock().await = Instant::now();
