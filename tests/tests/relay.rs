@@ -224,3 +224,46 @@ async fn after_nats_loses_its_store_the_relay_republishes_from_postgres() -> any
     relay.await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_clean_nats_restart_republishes_nothing() -> anyhow::Result<()> {
+    let mut env = env().await?;
+    let relay = start_relay(&env);
+    let s = StreamId::parse("test/restart")?;
+    let batch: Vec<_> = (0..50)
+        .map(|i| test_event("acme", &s, &i.to_string()))
+        .collect();
+    env.store
+        .append(&s, ExpectedVersion::NoStream, &batch)
+        .await?;
+    wait_until("relayed", DEADLINE, || async {
+        stream_len(&env.js).await >= 50
+    })
+    .await?;
+
+    // Stopped cleanly, JetStream keeps its store: the relay must resume after the stream's last
+    // message, not from its own (possibly older) checkpoint, and not from the start.
+    env.nats.stop().await?;
+    env.nats.start_again().await?;
+    let more: Vec<_> = (50..60)
+        .map(|i| test_event("acme", &s, &i.to_string()))
+        .collect();
+    env.store
+        .append(&s, ExpectedVersion::Exact(50), &more)
+        .await?;
+    wait_until("new events relayed", DEADLINE * 2, || async {
+        stream_len(&env.js).await >= 60
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let order: Vec<String> = relayed(&env.js)
+        .await?
+        .iter()
+        .map(|m| data(&m.event))
+        .collect();
+    let expected: Vec<String> = (0..60).map(|i| i.to_string()).collect();
+    assert_eq!(order, expected, "each event once, in order");
+    env.shutdown.cancel();
+    relay.await?;
+    Ok(())
+}
