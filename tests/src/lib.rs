@@ -199,6 +199,8 @@ pub struct Env {
     pub db: quorum_testkit::TestDb,
     pub js: async_nats::jetstream::Context,
     pub store: EventStore,
+    /// Cancels whatever the test started in-process (a relay, a consumer).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Starts the servers a test needs.
@@ -214,5 +216,6 @@ pub async fn env() -> anyhow::Result<Env> {
         db,
         js,
         store,
+        shutdown: Default::default(),
     })
 }

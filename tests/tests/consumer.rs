@@ -12,26 +12,8 @@ use quorum_e2e::{
 use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
 use quorum_testkit::{DEADLINE, wait_until};
-use tokio_util::sync::CancellationToken;
 
-struct Env {
-    inner: quorum_e2e::Env,
-    shutdown: CancellationToken,
-}
-
-impl std::ops::Deref for Env {
-    type Target = quorum_e2e::Env;
-    fn deref(&self) -> &Self::Target {
-        &self.inner
-    }
-}
-
-async fn env() -> anyhow::Result<Env> {
-    Ok(Env {
-        inner: quorum_e2e::env().await?,
-        shutdown: CancellationToken::new(),
-    })
-}
+use quorum_e2e::{Env, env};
 
 fn config(name: &str) -> ConsumerConfig {
     let mut c = ConsumerConfig::new(

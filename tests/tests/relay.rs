@@ -9,32 +9,8 @@ use quorum_e2e::{relayed, stream_len, test_event};
 use quorum_event_store::{EventStore, ExpectedVersion};
 use quorum_relay::RelayConfig;
 use quorum_testkit::{DEADLINE, wait_until};
-use tokio_util::sync::CancellationToken;
 
-struct Env {
-    inner: quorum_e2e::Env,
-    shutdown: CancellationToken,
-}
-
-impl std::ops::Deref for Env {
-    type Target = quorum_e2e::Env;
-    fn deref(&self) -> &Self::Target {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Env {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
-    }
-}
-
-async fn env() -> anyhow::Result<Env> {
-    Ok(Env {
-        inner: quorum_e2e::env().await?,
-        shutdown: CancellationToken::new(),
-    })
-}
+use quorum_e2e::{Env, env};
 
 fn start_relay(env: &Env) -> tokio::task::JoinHandle<()> {
     let config = RelayConfig {

@@ -3,18 +3,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use quorum_domain::{Event, StreamId, TenantId};
+use quorum_domain::StreamId;
 use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
 
-fn event(stream: &StreamId, data: &str) -> Event {
-    Event::new(
-        "/quorum/test",
-        "quorum.test.happened",
-        stream.clone(),
-        TenantId::new("acme").unwrap(),
-        Bytes::from(data.to_owned()),
-    )
-}
+mod common;
+use common::event;
 
 async fn store() -> anyhow::Result<(EventStore, quorum_testkit::TestDb)> {
     let db = quorum_testkit::postgres().await.fresh_db().await?;

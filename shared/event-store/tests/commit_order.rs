@@ -4,19 +4,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use quorum_domain::{Event, StreamId, TenantId};
+use quorum_domain::StreamId;
 use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, RecordedEvent};
 use tokio::sync::mpsc;
 
-fn event(stream: &StreamId, data: &str) -> Event {
-    Event::new(
-        "/quorum/test",
-        "quorum.test.happened",
-        stream.clone(),
-        TenantId::new("acme").unwrap(),
-        Bytes::from(data.to_owned()),
-    )
-}
+mod common;
+use common::event;
 
 /// A reader that runs throughout, as the relay does: reads after its cursor, reports what it got and
 /// each cursor it would checkpoint.
