@@ -73,8 +73,8 @@ impl Pump {
                 self.check_stream().await?;
                 next_check = Instant::now() + self.config.check_interval;
             }
-            let full = self.pump_batch().await?;
-            if full {
+            let busy = self.pump_batch().await?;
+            if busy {
                 continue;
             }
             tokio::select! {
