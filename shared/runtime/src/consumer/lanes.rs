@@ -149,7 +149,7 @@ impl<H: Handler> Lane<H> {
             tokio::select! {
                 outcome = &mut handling => return outcome,
                 _ = ticker.tick() => {
-                    let _ = msg.ack_with(jetstream::AckKind::Progress).await;
+                    super::settle::in_progress(msg).await;
                 }
             }
         }

@@ -10,7 +10,6 @@ mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
@@ -27,7 +26,7 @@ use settle::Settler;
 /// than after `ack_wait`.
 async fn give_back_fetched(messages: &mut jetstream::consumer::pull::Stream) {
     while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
-        let _ = msg.ack_with(AckKind::Nak(None)).await;
+        settle::give_back(&msg).await;
     }
 }
 
@@ -112,7 +111,7 @@ pub async fn run<H: Handler>(
                 },
             };
             if let Err(unstarted) = lanes.dispatch(msg, &shutdown).await {
-                let _ = unstarted.ack_with(AckKind::Nak(None)).await;
+                settle::give_back(&unstarted).await;
                 give_back_fetched(&mut messages).await;
                 break 'outer;
             }

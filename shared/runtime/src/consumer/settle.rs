@@ -170,3 +170,15 @@ impl Settler {
         names::OUTCOME_DEAD
     }
 }
+
+/// Hands back a message that was fetched but never started (shutdown): redelivered at once, to
+/// whichever replica asks next, instead of after `ack_wait`.
+pub(crate) async fn give_back(msg: &jetstream::Message) {
+    let _ = msg.ack_with(AckKind::Nak(None)).await;
+}
+
+/// Tells JetStream a message is still being handled, so `ack_wait` starts again. Best effort: a lost
+/// one at worst lets the message be redelivered, which handlers absorb.
+pub(crate) async fn in_progress(msg: &jetstream::Message) {
+    let _ = msg.ack_with(AckKind::Progress).await;
+}
