@@ -9,12 +9,23 @@ NATS_SERVER_VERSION=2.15.1
 say() { printf 'setup: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# One `apt-get update` per run at most, and none when nothing comes from apt.
+apt_updated=no
+apt_install() {
+  if [ "$apt_updated" = no ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=yes
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 # pip, on Debian's own Python too: install pip if missing, and accept an externally managed
 # environment (PEP 668) only after a plain install was refused for that reason.
 pip_install() {
   if ! python3 -m pip --version >/dev/null 2>&1; then
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+    apt_install python3-pip
   fi
   local err
   err="$(mktemp)"
@@ -45,8 +56,11 @@ else
 fi
 
 # Postgres server binaries: Debian keeps them in /usr/lib/postgresql/<v>/bin, off PATH.
+# The same places devstack looks (QUORUM_PG_BINDIR, pg_config, Debian's directories).
 have_pg() {
-  for d in /usr/lib/postgresql/*/bin; do
+  local d
+  for d in "${QUORUM_PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/*/bin; do
+    [ -n "$d" ] || continue
     [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && return 0
   done
   return 1
@@ -55,8 +69,7 @@ if have_pg; then
   say "postgres server binaries present"
 else
   say "installing postgresql (Debian)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  apt_install postgresql
   have_pg || { say "postgres binaries still missing"; exit 1; }
 fi
 # Postgres refuses to run as root; devstack then runs it as the 'postgres' user the package creates.

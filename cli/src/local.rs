@@ -14,7 +14,18 @@ pub struct LocalStack {
     pub nats: NatsServer,
     pub postgres: Postgres,
     dir: PathBuf,
-    temporary: bool,
+    /// Declared after the servers so that it drops after them: the directory goes once nothing
+    /// writes to it.
+    _scratch: Option<Scratch>,
+}
+
+/// A directory removed when dropped, whether the stack was stopped or not.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl LocalStack {
@@ -39,19 +50,22 @@ impl LocalStack {
             nats,
             postgres,
             dir: dir.to_path_buf(),
-            temporary: false,
+            _scratch: None,
         })
     }
 
-    /// A throwaway stack in a temporary directory (for benchmarks), removed on [`Self::stop`].
+    /// A throwaway stack in a temporary directory (for benchmarks), removed when the stack is
+    /// stopped or dropped.
     pub async fn start_temporary() -> anyhow::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         let dir =
             std::env::temp_dir().join(format!("quorum-stack-{}", uuid::Uuid::new_v4().simple()));
+        // Owned before anything can fail, so a failed start removes it too.
+        let scratch = Scratch(dir.clone());
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         let mut stack = Self::start(&dir, true).await?;
-        stack.temporary = true;
+        stack._scratch = Some(scratch);
         Ok(stack)
     }
 
@@ -72,8 +86,5 @@ impl LocalStack {
     pub async fn stop(mut self) {
         self.postgres.stop().await;
         let _ = self.nats.stop().await;
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }

@@ -10,14 +10,23 @@ pub enum Bench {
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
-    let local;
-    let target = if target.urls().is_ok() {
-        target.clone()
-    } else {
-        eprintln!("no stack given: starting a throwaway one");
-        local = crate::local::LocalStack::start_temporary().await?;
-        local.target()
+    if target.urls().is_ok() {
+        return measure(target, bench, json).await;
+    }
+    eprintln!("no stack given: starting a throwaway one");
+    let local = crate::local::LocalStack::start_temporary().await?;
+    // Ctrl-C ends the run through here, so the throwaway stack is stopped and its directory
+    // removed instead of left in the temp dir.
+    let local_target = local.target();
+    let outcome = tokio::select! {
+        r = measure(&local_target, bench, json) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
+    local.stop().await;
+    outcome
+}
+
+async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
     let stack = target.connect().await?;
     quorum_event_store::migrate(&stack.pool).await?;
     match bench {

@@ -2,6 +2,8 @@
 //! directory of the caller's, readiness waits with generous deadlines, and servers that die with the
 //! process that started them.
 
+#![warn(missing_docs)]
+
 mod nats;
 mod postgres;
 mod process;

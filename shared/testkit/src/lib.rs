@@ -2,13 +2,16 @@
 //! nats-server per test, and a helper that waits for a condition under a generous deadline. Tests never
 //! assert on timing: the machine is shared and slow.
 
+#![warn(missing_docs)]
+
 mod postgres;
+mod scratch;
 mod wait;
 
-use std::path::PathBuf;
-
 pub use postgres::{TestDb, TestPostgres, postgres};
-pub use wait::{DEADLINE, wait_until};
+pub use wait::{Condition, DEADLINE, wait_until};
+
+use scratch::scratch_dir;
 
 /// A fresh nats-server with JetStream on a free port and a temporary store, killed on drop (and when
 /// the test process dies).
@@ -32,17 +35,4 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_test_writer()
         .try_init();
-}
-
-/// A new directory under the system temp dir, open to others (Postgres may run as another user).
-pub(crate) fn scratch_dir(what: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!(
-        "quorum-test-{what}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
-    Ok(dir)
 }

@@ -1,4 +1,6 @@
-//! The harness itself: real servers, isolated databases.
+//! The harness itself: real servers, isolated databases, waiting.
+
+use std::time::Duration;
 
 use quorum_testkit::{DEADLINE, wait_until};
 
@@ -43,4 +45,45 @@ async fn nats_restarts_on_the_same_url_and_dies_on_drop() -> anyhow::Result<()> 
         "server still listening"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn nats_survives_a_kill_with_its_streams() -> anyhow::Result<()> {
+    let mut nats = quorum_testkit::nats().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "KEPT".into(),
+        subjects: vec!["kept.>".into()],
+        ..Default::default()
+    })
+    .await?;
+    nats.kill();
+    assert_eq!(nats.pid(), None);
+    nats.start_again().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    js.get_stream("KEPT").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wait_until_hands_back_what_it_waited_for() -> anyhow::Result<()> {
+    let mut polls = 0;
+    let found = wait_until("the third poll", DEADLINE, || {
+        polls += 1;
+        let now = polls;
+        async move { (now >= 3).then_some(now) }
+    })
+    .await?;
+    assert_eq!(found, 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wait_until_names_what_never_happened() {
+    let err = wait_until("pigs to fly", Duration::from_millis(100), || async {
+        false
+    })
+    .await
+    .expect_err("pigs do not fly");
+    assert!(err.to_string().contains("pigs to fly"), "{err}");
 }
