@@ -52,8 +52,12 @@ impl Handler for RecordingHandler {
             tokio::time::sleep(self.delay).await;
         }
         let cause = &delivery.event;
-        let Some(stream) = cause.subject.as_ref() else {
-            return Outcome::dead("event has no subject");
+        let Some(stream) = cause
+            .subject
+            .as_deref()
+            .and_then(|s| StreamId::parse(s).ok())
+        else {
+            return Outcome::dead("event has no stream subject");
         };
         let attempts = StreamId::new("attempts", stream.as_str().replace('/', "-")).expect("valid");
         let attempt = Event::new(
@@ -70,7 +74,7 @@ impl Handler for RecordingHandler {
         {
             return Outcome::retry(Duration::from_millis(200), e);
         }
-        let target = handled_stream(stream);
+        let target = handled_stream(&stream);
         let data = cause.data.clone().unwrap_or_default();
         let derived = Event::derived(
             cause,

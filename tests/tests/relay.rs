@@ -58,7 +58,7 @@ async fn every_event_is_relayed_once_in_stream_order() -> anyhow::Result<()> {
     let mut by_stream: HashMap<String, Vec<String>> = HashMap::new();
     for m in &messages {
         by_stream
-            .entry(m.event.subject.clone().unwrap().to_string())
+            .entry(m.event.subject.clone().unwrap())
             .or_default()
             .push(m.event.id.clone());
     }
@@ -120,7 +120,7 @@ async fn version_two_waits_for_version_one_when_commit_order_inverts_them() -> a
     let early: Vec<String> = relayed(&env.js)
         .await?
         .iter()
-        .filter(|m| m.event.subject.as_ref() == Some(&s))
+        .filter(|m| m.event.subject.as_deref() == Some(s.as_str()))
         .map(|m| data(&m.event))
         .collect();
     assert!(
@@ -143,7 +143,7 @@ async fn version_two_waits_for_version_one_when_commit_order_inverts_them() -> a
     let order: Vec<String> = relayed(&env.js)
         .await?
         .iter()
-        .filter(|m| m.event.subject.as_ref() == Some(&s))
+        .filter(|m| m.event.subject.as_deref() == Some(s.as_str()))
         .map(|m| data(&m.event))
         .collect();
     assert_eq!(order, ["v1", "v2"]);

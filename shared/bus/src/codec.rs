@@ -7,7 +7,7 @@ use async_nats::HeaderMap;
 use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use quorum_domain::{Event, StreamId, TenantId};
+use quorum_domain::{Event, TenantId};
 use serde_json::{Map, Value};
 
 /// Why a message is not a CloudEvent Quorum can take.
@@ -104,10 +104,7 @@ fn decode_binary(h: &HeaderMap, payload: &Bytes) -> Result<Event, DecodeError> {
         id: required(h, "ce-id")?,
         source: required(h, "ce-source")?,
         ty: required(h, "ce-type")?,
-        subject: header(h, "ce-subject")
-            .map(StreamId::parse)
-            .transpose()
-            .map_err(|e| invalid("subject", e))?,
+        subject: header(h, "ce-subject"),
         time: header(h, "ce-time").map(|t| parse_time(&t)).transpose()?,
         datacontenttype: header(h, "content-type").or_else(|| header(h, "ce-datacontenttype")),
         dataschema: header(h, "ce-dataschema"),
@@ -236,7 +233,7 @@ mod tests {
         let mut e = Event::new(
             "/quorum/test",
             "quorum.test.happened",
-            StreamId::parse("test/1").unwrap(),
+            quorum_domain::StreamId::parse("test/1").unwrap(),
             TenantId::new("acme").unwrap(),
             Bytes::from_static(b"{\"q\":\"why\"}"),
         );

@@ -5,5 +5,9 @@ mod codec;
 mod streams;
 pub mod subjects;
 
+/// Header with the event's stream id, set by the relay. Consumers order by it: an upstream event's
+/// `subject` is its own and need not name its stream.
+pub const STREAM_HEADER: &str = "Quorum-Stream";
+
 pub use codec::{DecodeError, decode, encode, headers_json};
 pub use streams::{DLQ_STREAM, EVENTS_STREAM, INGEST_STREAM, StreamsError, ensure_streams};

@@ -29,8 +29,10 @@ pub struct Event {
     pub source: String,
     #[serde(rename = "type")]
     pub ty: String,
+    /// As sent. For Quorum's own events it is the stream id; an upstream event keeps its own
+    /// subject, and ingest names its stream (docs/adr/0006).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<StreamId>,
+    pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +66,7 @@ impl Event {
             id: crate::new_event_id().to_string(),
             source: source.to_owned(),
             ty: ty.to_owned(),
-            subject: Some(subject),
+            subject: Some(subject.into()),
             time: Some(Utc::now()),
             datacontenttype: Some("application/json".to_owned()),
             dataschema: None,

@@ -87,7 +87,7 @@ pub(crate) async fn append(
     events: &[Event],
     scope: Scope,
 ) -> Result<AppendResult, StoreError> {
-    let rows = Rows::new(stream, events)?;
+    let rows = Rows::new(events)?;
     for _ in 0..ANY_RETRIES {
         match try_fast(conn, stream, expected, &rows, scope).await? {
             Some(appended) => return Ok(AppendResult { events: appended }),
@@ -119,7 +119,7 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(stream: &StreamId, events: &[Event]) -> Result<Self, StoreError> {
+    fn new(events: &[Event]) -> Result<Self, StoreError> {
         let invalid = |e: &Event, reason: &str| StoreError::Invalid {
             id: e.id.clone(),
             reason: reason.to_owned(),
@@ -151,14 +151,11 @@ impl Rows {
                     "every event of one append must have the same tenant",
                 ));
             }
-            if e.subject.as_ref().is_some_and(|s| s != stream) {
-                return Err(invalid(e, "subject differs from the stream appended to"));
-            }
             if e.id.is_empty() || e.source.is_empty() || e.ty.is_empty() {
                 return Err(invalid(e, "id, source and type must be non-empty"));
             }
-            let mut attributes = e.attributes_json();
-            attributes["subject"] = stream.as_str().into();
+            // Stored as sent: an upstream event's subject is its own, not its stream's name.
+            let attributes = e.attributes_json();
             rows.ids.push(e.id.clone());
             rows.sources.push(e.source.clone());
             rows.types.push(e.ty.clone());
@@ -317,7 +314,7 @@ async fn slow_path(
             .filter(|e| !found.contains_key(&(e.source.clone(), e.id.clone())))
             .cloned()
             .collect();
-        let rest_rows = Rows::new(stream, &rest)?;
+        let rest_rows = Rows::new(&rest)?;
         return match try_fast(conn, stream, expected, &rest_rows, scope).await? {
             Some(appended) => {
                 let mut fresh = appended.into_iter();

@@ -15,6 +15,7 @@ pub(crate) async fn send(
     let (mut headers, payload) = encode(&event.event);
     headers.insert(CURSOR_HEADER, cursor.to_string().as_str());
     headers.insert(POSITION_HEADER, event.position.to_string().as_str());
+    headers.insert(quorum_bus::STREAM_HEADER, event.stream_id.as_str());
     // JetStream drops a message whose id it saw within the duplicate window: a republish after a
     // failover cannot double an event.
     let message = PublishMessage::build()

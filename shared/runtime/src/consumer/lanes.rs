@@ -1,4 +1,4 @@
-//! Lanes: messages with the same key (the event's stream, its `ce-subject`) always go to the same
+//! Lanes: messages with the same key (the event's stream: `Quorum-Stream`, else `ce-subject`) always go to the same
 //! lane, and a lane handles one message at a time, so one stream's events are handled in order while
 //! different streams run in parallel.
 
@@ -56,7 +56,10 @@ impl Lanes {
         let key = msg
             .headers
             .as_ref()
-            .and_then(|h| h.get("ce-subject"))
+            .and_then(|h| {
+                h.get(quorum_bus::STREAM_HEADER)
+                    .or_else(|| h.get("ce-subject"))
+            })
             .map(|v| v.as_str().to_owned());
         let mut hasher = DefaultHasher::new();
         key.as_deref()
