@@ -2,6 +2,7 @@
 //! and the commit-ordered catch-up reader every relay and projection uses.
 
 mod append;
+mod append_group;
 mod checkpoint;
 mod dead_letters;
 mod error;

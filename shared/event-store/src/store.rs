@@ -47,6 +47,42 @@ impl EventStore {
         append::append(conn, stream, expected, events, append::Scope::Caller).await
     }
 
+    /// Group commit: appends each `(stream, event)` as an `Any` append would, all in one statement and
+    /// one commit. `None` when the group cannot apply as it is (a duplicate, or a concurrent writer
+    /// of one of its streams); nothing is written then, and the caller appends each part on its own.
+    pub async fn append_group(
+        &self,
+        events: &[(&StreamId, &Event)],
+    ) -> Result<Option<Vec<crate::Appended>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        crate::append_group::append_group(&mut conn, events).await
+    }
+
+    /// Appends to several streams (`Any` each) in one transaction: all of it is stored, or nothing.
+    pub async fn append_streams(
+        &self,
+        parts: &[(StreamId, Vec<Event>)],
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        use sqlx::Acquire;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let mut results = Vec::with_capacity(parts.len());
+        for (stream, events) in parts {
+            results.push(
+                append::append(
+                    &mut tx,
+                    stream,
+                    ExpectedVersion::Any,
+                    events,
+                    append::Scope::Caller,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
     /// The stream's current version, 0 when it has no events.
     pub async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         read::stream_version(&mut *self.pool.acquire().await?, stream).await
