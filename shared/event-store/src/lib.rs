@@ -6,6 +6,7 @@ mod append_group;
 mod checkpoint;
 mod dead_letters;
 mod error;
+mod find;
 mod migrate;
 mod read;
 mod recorded;
@@ -18,6 +19,7 @@ pub use checkpoint::{
 };
 pub use dead_letters::{DeadLetter, FailedAttempt, park_dead_letter};
 pub use error::{StoreError, is_transient};
+pub use find::Filter;
 pub use migrate::migrate;
 pub use recorded::{CommitCursor, RecordedEvent};
 pub use store::EventStore;

@@ -83,6 +83,11 @@ impl EventStore {
         Ok(results)
     }
 
+    /// A tenant's events matching `filter`, in position order.
+    pub async fn find(&self, filter: &crate::Filter) -> Result<Vec<RecordedEvent>, StoreError> {
+        crate::find::find(&mut *self.pool.acquire().await?, filter).await
+    }
+
     /// The stream's current version, 0 when it has no events.
     pub async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         read::stream_version(&mut *self.pool.acquire().await?, stream).await
