@@ -4,7 +4,6 @@
 //! sees them. A structured JSON CloudEvent as the payload decodes too.
 
 use async_nats::HeaderMap;
-use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use quorum_domain::{Event, TenantId};
@@ -71,10 +70,18 @@ pub fn encode(event: &Event) -> (HeaderMap, Bytes) {
 }
 
 /// Decodes a message: binary mode when it has `ce-specversion`, else a structured JSON CloudEvent.
+/// Either way the CloudEvents rules apply (`quorum_domain::cloudevent`), so a consumer never handles
+/// an event ingest over HTTP would have refused.
 pub fn decode(headers: Option<&HeaderMap>, payload: &Bytes) -> Result<Event, DecodeError> {
     match headers {
-        Some(h) if h.get("ce-specversion").is_some() => decode_binary(h, payload),
-        _ => decode_structured(payload),
+        Some(h) if h.get("ce-specversion").is_some() => {
+            let event = decode_binary(h, payload)?;
+            quorum_domain::cloudevent::validate(&event)
+                .map_err(|e| invalid(&e.attribute, e.reason))?;
+            Ok(event)
+        }
+        _ => quorum_domain::cloudevent::parse_structured(payload)
+            .map_err(|e| invalid(&e.attribute, e.reason)),
     }
 }
 
@@ -163,53 +170,6 @@ fn parse_time(t: &str) -> Result<DateTime<Utc>, DecodeError> {
         .map_err(|e| invalid("time", e))
 }
 
-fn decode_structured(payload: &Bytes) -> Result<Event, DecodeError> {
-    let mut map: Map<String, Value> =
-        serde_json::from_slice(payload).map_err(|e| DecodeError::Structured(e.to_string()))?;
-    match map.get("specversion") {
-        Some(Value::String(v)) if v == "1.0" => {}
-        Some(other) => return Err(invalid("specversion", format!("unsupported {other}"))),
-        None => return Err(DecodeError::Missing("specversion")),
-    }
-    let data = match (map.remove("data"), map.remove("data_base64")) {
-        (Some(_), Some(_)) => return Err(invalid("data", "both data and data_base64")),
-        (None, Some(Value::String(b64))) => Some(Bytes::from(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| invalid("data_base64", e))?,
-        )),
-        (None, Some(_)) => return Err(invalid("data_base64", "not a string")),
-        (Some(Value::String(s)), None) if !is_json(map.get("datacontenttype")) => {
-            Some(Bytes::from(s))
-        }
-        (Some(v), None) => Some(Bytes::from(v.to_string())),
-        (None, None) => None,
-    };
-    for name in ["id", "source", "type"] {
-        match map.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            _ => {
-                return Err(DecodeError::Missing(match name {
-                    "id" => "id",
-                    "source" => "source",
-                    _ => "type",
-                }));
-            }
-        }
-    }
-    Event::from_attributes(Value::Object(map), data).map_err(|e| invalid("attributes", e))
-}
-
-fn is_json(content_type: Option<&Value>) -> bool {
-    match content_type.and_then(Value::as_str) {
-        None => true,
-        Some(ct) => {
-            let ct = ct.split(';').next().unwrap_or("").trim();
-            ct == "application/json" || ct == "text/json" || ct.ends_with("+json")
-        }
-    }
-}
-
 /// The headers as a JSON object of name to list of values (for dead letters and inspection).
 pub fn headers_json(headers: Option<&HeaderMap>) -> Value {
     let mut out = Map::new();
@@ -276,7 +236,15 @@ mod tests {
     fn bad_messages_are_refused() {
         assert!(decode(None, &Bytes::from_static(b"not json")).is_err());
         let no_id = Bytes::from_static(br#"{"specversion":"1.0","source":"/up","type":"x"}"#);
-        assert_eq!(decode(None, &no_id), Err(DecodeError::Missing("id")));
+        assert!(
+            matches!(decode(None, &no_id), Err(DecodeError::Invalid { name, .. }) if name == "id")
+        );
+        let bad_time = Bytes::from_static(
+            br#"{"specversion":"1.0","id":"1","source":"/up","type":"x","time":"noon"}"#,
+        );
+        assert!(
+            matches!(decode(None, &bad_time), Err(DecodeError::Invalid { name, .. }) if name == "time")
+        );
         let mut h = HeaderMap::new();
         h.insert("ce-specversion", "1.0");
         h.insert("ce-id", "1");

@@ -1,6 +1,7 @@
 //! Quorum's domain model: the CloudEvent envelope, typed identifiers and the rules that give derived
 //! events their ids. This crate does no I/O; it knows nothing of NATS or SQL.
 
+pub mod cloudevent;
 mod event;
 mod event_de;
 mod ids;
