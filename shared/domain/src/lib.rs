@@ -5,6 +5,7 @@ pub mod cloudevent;
 mod event;
 mod event_de;
 mod ids;
+pub mod query;
 pub mod types;
 
 pub use event::{Event, EventError};
