@@ -5,6 +5,8 @@
 set -euo pipefail
 
 NATS_SERVER_VERSION=2.15.1
+# Upstream clients the test suite drives (they are not Quorum's code): pinned.
+PYTHON_TEST_PACKAGES=("cloudevents==2.2.0" "nats-py==2.16.0" "schemathesis==4.32.5")
 
 say() { printf 'setup: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -54,6 +56,25 @@ else
   fi
   command -v nats-server >/dev/null 2>&1 || { say "nats-server not on PATH after install"; exit 1; }
 fi
+
+# Python clients for the tests.
+if python3 - "${PYTHON_TEST_PACKAGES[@]}" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    assert version(name) == want, spec
+PY
+then
+  say "python test clients present"
+else
+  say "installing python test clients: ${PYTHON_TEST_PACKAGES[*]}"
+  pip_install "${PYTHON_TEST_PACKAGES[@]}"
+fi
+command -v schemathesis >/dev/null 2>&1 || {
+  user_bin="$(python3 -m site --user-base)/bin/schemathesis"
+  [ -x "$user_bin" ] && as_root ln -sf "$user_bin" /usr/local/bin/schemathesis
+}
 
 # Postgres server binaries: Debian keeps them in /usr/lib/postgresql/<v>/bin, off PATH.
 # The same places devstack looks (QUORUM_PG_BINDIR, pg_config, Debian's directories).

@@ -1,2 +1,137 @@
 //! Ingest: accepts CloudEvents over HTTP and NATS, authenticates and validates them, and appends them
-//! to the event store exactly once.
+//! to the event store exactly once. Upstream systems are its users: what they send is stored once or
+//! refused with a reason, never lost and never half-stored.
+
+pub mod accept;
+pub mod admission;
+pub mod commit;
+pub mod config;
+pub mod http;
+pub mod nats;
+pub mod streams;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use quorum_auth::Authenticator;
+use quorum_event_store::EventStore;
+use quorum_runtime::consumer::{self, ConsumerConfig};
+use quorum_runtime::{Readiness, Shutdown, admin, metrics};
+use quorum_schemas::Schemas;
+use sqlx::postgres::PgPoolOptions;
+use tracing::info;
+
+pub use config::IngestConfig;
+
+/// A started ingest: where its API listens. Its tasks run on the [`Shutdown`] it was given.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    pub http_addr: SocketAddr,
+}
+
+/// Connects, migrates, and starts the HTTP API, the `QUORUM_INGEST` consumer and (if configured)
+/// a relay, each as a task of `shutdown`. They stop when its token is cancelled: the HTTP server
+/// finishes the requests in flight, the consumer settles what it started, and the group committer
+/// commits what it was handed before it returns.
+pub async fn start(
+    config: &IngestConfig,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+) -> anyhow::Result<Running> {
+    let pool = PgPoolOptions::new()
+        .max_connections(32)
+        .connect(&config.common.database_url)
+        .await
+        .context("connect to Postgres")?;
+    quorum_event_store::migrate(&pool)
+        .await
+        .context("migrate")?;
+    let client = async_nats::connect(&config.common.nats_url)
+        .await
+        .context("connect to NATS")?;
+    let js = async_nats::jetstream::new(client.clone());
+    quorum_bus::ensure_streams(&js).await?;
+    readiness.add_postgres("postgres", pool.clone());
+    readiness.add_nats("nats", client);
+
+    let store = EventStore::new(pool.clone());
+    let committer = commit::Committer::start(
+        store.clone(),
+        config.flow.group_max_events,
+        config.flow.group_concurrency,
+        &shutdown.tracker(),
+    );
+    let schemas = Arc::new(Schemas::new());
+    let app = http::App::new(http::Inner {
+        auth: Authenticator::start(pool.clone(), shutdown.token()),
+        admission: admission::Admission::new(config),
+        committer: committer.clone(),
+        schemas: schemas.clone(),
+        store,
+        limits: config.limits.clone(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("listen on {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    shutdown.spawn(http::serve(
+        listener,
+        http::router(app, config.flow.max_concurrent_requests),
+        config.limits.connection_buffer_bytes,
+        shutdown.token(),
+    ));
+    info!(%http_addr, "ingest listening");
+
+    if config.nats.enabled {
+        let mut consumer_config =
+            ConsumerConfig::new(nats::CONSUMER, vec![nats::FILTER.to_owned()]);
+        consumer_config.stream = quorum_bus::INGEST_STREAM.to_owned();
+        consumer_config.concurrency = config.nats.concurrency;
+        let handler = Arc::new(nats::IngestHandler {
+            committer: committer.clone(),
+            schemas,
+            max_event_bytes: config.limits.max_event_bytes,
+        });
+        let bound = readiness.flag("ingest consumer");
+        let (js, pool, token) = (js.clone(), pool.clone(), shutdown.token());
+        shutdown.spawn(async move {
+            let result = consumer::run(js, pool, consumer_config, handler, token, move || {
+                bound.set(true)
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "ingest consumer failed");
+            }
+        });
+    }
+    if config.run_relay {
+        shutdown.spawn(quorum_relay::run(
+            pool,
+            js,
+            config.relay.clone(),
+            shutdown.token(),
+        ));
+    }
+    Ok(Running { http_addr })
+}
+
+/// Runs ingest as its own process until SIGTERM/SIGINT: the API, the consumer, a relay and the admin
+/// server; then drains within the grace period.
+pub async fn run(config: IngestConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    let admin_listener = tokio::net::TcpListener::bind(config.common.admin_addr).await?;
+    info!(addr = %admin_listener.local_addr()?, "admin listening");
+    shutdown.spawn(admin::serve(
+        admin_listener,
+        readiness.clone(),
+        metrics::install_recorder(),
+        shutdown.token(),
+    ));
+    start(&config, &shutdown, &readiness).await?;
+    shutdown.token().cancelled().await;
+    info!("stopping");
+    shutdown.wait(config.common.shutdown_grace).await?;
+    Ok(())
+}

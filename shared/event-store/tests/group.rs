@@ -70,12 +70,18 @@ async fn a_multi_stream_append_is_all_or_nothing() -> anyhow::Result<()> {
     let (a, b) = (StreamId::parse("test/a")?, StreamId::parse("test/b")?);
     let a1 = event(&a, "a1");
     let r = store
-        .append_streams(&[(a.clone(), vec![a1.clone()]), (b.clone(), vec![event(&b, "b1")])])
+        .append_streams(&[
+            (a.clone(), vec![a1.clone()]),
+            (b.clone(), vec![event(&b, "b1")]),
+        ])
         .await?;
     assert_eq!(r.len(), 2);
     // Again, with one part now a duplicate: reported as such, the new part stored.
     let r = store
-        .append_streams(&[(a.clone(), vec![a1.clone()]), (b.clone(), vec![event(&b, "b2")])])
+        .append_streams(&[
+            (a.clone(), vec![a1.clone()]),
+            (b.clone(), vec![event(&b, "b2")]),
+        ])
         .await?;
     assert!(r[0].all_duplicates());
     assert_eq!(r[1].events[0].stream_version, 2);

@@ -76,7 +76,9 @@ pub fn parse_binary<'a>(
     e.source = source.ok_or_else(|| CeError::new("source", "required (ce-source)"))?;
     e.ty = ty.ok_or_else(|| CeError::new("type", "required (ce-type)"))?;
     rules::validate(&e)?;
-    e.data = (!body.is_empty() || e.datacontenttype.is_some()).then_some(body);
+    // An empty body is no data: binary mode cannot tell "empty" from "absent", and a content type
+    // alone says nothing was sent.
+    e.data = (!body.is_empty()).then_some(body);
     Ok(e)
 }
 
@@ -148,7 +150,7 @@ mod tests {
         let e = parse_binary(attrs, Some("text/plain"), Bytes::from_static(b"hi")).unwrap();
         assert_eq!(e.datacontenttype.as_deref(), Some("text/plain"));
         assert_eq!(e.data.as_deref(), Some(&b"hi"[..]));
-        let e = parse_binary(attrs, None, Bytes::new()).unwrap();
+        let e = parse_binary(attrs, Some("text/plain"), Bytes::new()).unwrap();
         assert_eq!(e.data, None);
         assert_eq!(
             parse_binary(attrs[1..].iter().copied(), None, Bytes::new())

@@ -1,0 +1,274 @@
+//! What HTTP and NATS share once an event is parsed: it is checked against its tenant and its
+//! schema, given its stream, and appended (group commit). A request is all or nothing: one refused
+//! event refuses it, and nothing of it is stored.
+
+use std::collections::HashMap;
+
+use quorum_domain::{Event, StreamId, TenantId, cloudevent};
+use quorum_event_store::StoreError;
+use quorum_schemas::Schemas;
+use serde::Serialize;
+
+use crate::commit::{Committer, Parts};
+use crate::streams::stream_for;
+
+/// Why a request was refused, naming the event and the attribute at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The event breaks a rule: 400.
+    #[error("{}{attribute}: {reason}", index_prefix(*index))]
+    Invalid {
+        index: Option<usize>,
+        attribute: String,
+        reason: String,
+    },
+    /// The event names another tenant than the caller's: 403.
+    #[error("{}{attribute}: {reason}", index_prefix(*index))]
+    Forbidden {
+        index: Option<usize>,
+        attribute: String,
+        reason: String,
+    },
+    /// An event with this (source, id) is stored already with other content: 409.
+    #[error("event {id} from {source_uri} is stored already with different content")]
+    IdConflict { source_uri: String, id: String },
+    /// The store could not be reached or failed: 503, try again.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn index_prefix(index: Option<usize>) -> String {
+    index.map(|i| format!("event {i}: ")).unwrap_or_default()
+}
+
+impl Rejection {
+    pub fn invalid(attribute: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            index: None,
+            attribute: attribute.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The attribute at fault, if one is.
+    pub fn attribute(&self) -> &str {
+        match self {
+            Self::Invalid { attribute, .. } | Self::Forbidden { attribute, .. } => attribute,
+            _ => "",
+        }
+    }
+
+    /// The same rejection, about the event at `index` of a batch.
+    pub fn at(self, i: usize) -> Self {
+        match self {
+            Self::Invalid {
+                attribute, reason, ..
+            } => Self::Invalid {
+                index: Some(i),
+                attribute,
+                reason,
+            },
+            Self::Forbidden {
+                attribute, reason, ..
+            } => Self::Forbidden {
+                index: Some(i),
+                attribute,
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<cloudevent::CeError> for Rejection {
+    fn from(e: cloudevent::CeError) -> Self {
+        Self::Invalid {
+            index: e.index,
+            attribute: e.attribute,
+            reason: e.reason,
+        }
+    }
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::IdConflict { event_source, id } => Self::IdConflict {
+                source_uri: event_source,
+                id,
+            },
+            StoreError::Invalid { id, reason } => Self::Invalid {
+                index: None,
+                attribute: String::new(),
+                reason: format!("event {id}: {reason}"),
+            },
+            other => Self::Unavailable(error_chain(&other)),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// One stored event, as the caller is told.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    pub source: String,
+    pub stream: String,
+    pub position: i64,
+    pub version: u64,
+    /// The event was stored already (same source, id and content): nothing new was written.
+    pub duplicate: bool,
+}
+
+/// Events checked and grouped by stream, ready to append.
+pub struct Prepared {
+    parts: Parts,
+    /// For each event in the order received: (part, index within the part, a repeat of an event
+    /// earlier in the same request).
+    slots: Vec<(usize, usize, bool)>,
+}
+
+impl Prepared {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// Checks a request's events for `tenant`: the tenant extension, reserved types, the data schema of
+/// Quorum's types, the size of each event's data; names their streams. All or nothing.
+pub fn prepare(
+    tenant: &TenantId,
+    events: Vec<Event>,
+    schemas: &Schemas,
+    max_event_bytes: usize,
+) -> Result<Prepared, Rejection> {
+    let batch = events.len() > 1;
+    let at = |i: usize, r: Rejection| if batch { r.at(i) } else { r };
+    let mut parts: Parts = Vec::new();
+    let mut part_of: HashMap<StreamId, usize> = HashMap::new();
+    let mut seen: HashMap<(String, String), (usize, usize)> = HashMap::new();
+    let mut slots = Vec::with_capacity(events.len());
+    for (i, mut event) in events.into_iter().enumerate() {
+        match &event.tenant {
+            Some(t) if t != tenant => {
+                return Err(at(
+                    i,
+                    Rejection::Forbidden {
+                        index: None,
+                        attribute: "tenant".into(),
+                        reason: format!("names tenant {t}, but the credential is for {tenant}"),
+                    },
+                ));
+            }
+            _ => event.tenant = Some(tenant.clone()),
+        }
+        if let Some(data) = &event.data
+            && data.len() > max_event_bytes
+        {
+            return Err(at(
+                i,
+                Rejection::invalid(
+                    "data",
+                    format!("{} bytes; at most {max_event_bytes}", data.len()),
+                ),
+            ));
+        }
+        let stream = stream_for(tenant, &mut event).map_err(|r| at(i, r))?;
+        if schemas.has(&event.ty) {
+            check_schema(&event, schemas).map_err(|r| at(i, r))?;
+        }
+        // The same event twice in one request is stored once, as if sent twice; the same identity
+        // with other content is refused, as the store would refuse it.
+        let identity = (event.source.clone(), event.id.clone());
+        if let Some(&(part, index)) = seen.get(&identity) {
+            let first = &parts[part].1[index];
+            if parts[part].0 != stream || first.ty != event.ty || first.data != event.data {
+                return Err(at(
+                    i,
+                    Rejection::invalid(
+                        "id",
+                        "repeats an earlier event of this batch with other content",
+                    ),
+                ));
+            }
+            slots.push((part, index, true));
+            continue;
+        }
+        let part = *part_of.entry(stream.clone()).or_insert_with(|| {
+            parts.push((stream, Vec::new()));
+            parts.len() - 1
+        });
+        seen.insert(identity, (part, parts[part].1.len()));
+        slots.push((part, parts[part].1.len(), false));
+        parts[part].1.push(event);
+    }
+    Ok(Prepared { parts, slots })
+}
+
+fn check_schema(event: &Event, schemas: &Schemas) -> Result<(), Rejection> {
+    if !cloudevent::is_json_content_type(event.datacontenttype.as_deref()) {
+        return Err(Rejection::invalid(
+            "datacontenttype",
+            format!("{} carries JSON data (application/json)", event.ty),
+        ));
+    }
+    let data = event.data.as_deref().unwrap_or_default();
+    schemas.validate(&event.ty, data).map_err(|e| {
+        Rejection::invalid(
+            format!("data{}", e.pointer),
+            format!(
+                "does not match the schema of {}: {}",
+                e.event_type, e.message
+            ),
+        )
+    })
+}
+
+/// Appends prepared events through the group committer; one answer per event, in order.
+pub async fn store(committer: &Committer, prepared: Prepared) -> Result<Vec<Accepted>, Rejection> {
+    if prepared.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Kept for the answer, since the parts move into the committer.
+    let names: Vec<Vec<(String, String, String)>> = prepared
+        .parts
+        .iter()
+        .map(|(stream, events)| {
+            events
+                .iter()
+                .map(|e| (e.id.clone(), e.source.clone(), stream.to_string()))
+                .collect()
+        })
+        .collect();
+    let results = committer.append(prepared.parts).await?;
+    Ok(prepared
+        .slots
+        .iter()
+        .map(|&(part, i, repeat)| {
+            let (id, source, stream) = &names[part][i];
+            let appended = results[part].events[i];
+            Accepted {
+                id: id.clone(),
+                source: source.clone(),
+                stream: stream.clone(),
+                position: appended.position,
+                version: appended.stream_version,
+                duplicate: appended.duplicate || repeat,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,153 @@
+//! Group commit: requests that arrive together are appended together.
+//!
+//! Each request hands its events to the committer and waits for its own answer. While a group is
+//! being committed, the next requests queue; the committer then takes all of them at once (up to a
+//! bound) as one statement and one commit. Under load, groups grow by themselves; when idle, a lone
+//! request is committed at once, without waiting for company.
+//!
+//! A group is all or nothing. When it does not apply as it is (a duplicate, a concurrent writer),
+//! each request of it is appended on its own, in its own transaction, where duplicates are told
+//! apart from conflicts: one request's problem never becomes another's.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use quorum_domain::{Event, StreamId};
+use quorum_event_store::{AppendResult, Appended, EventStore, StoreError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+/// The parts of one request: events per stream, stored together or not at all.
+pub type Parts = Vec<(StreamId, Vec<Event>)>;
+
+/// A handle to the committer task. Cheap to clone; the task ends once every handle is dropped and
+/// the requests it holds are committed.
+#[derive(Clone)]
+pub struct Committer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+struct Job {
+    parts: Parts,
+    events: usize,
+    reply: oneshot::Sender<Result<Vec<AppendResult>, StoreError>>,
+}
+
+/// Requests handled on their own at once when a group falls back.
+const FALLBACK_CONCURRENCY: usize = 8;
+
+impl Committer {
+    /// Starts the committer on `tracker`. `max_events` bounds a group; `concurrency` groups commit
+    /// at once. The queue itself needs no bound: admission control bounds what is in flight.
+    pub fn start(
+        store: EventStore,
+        max_events: usize,
+        concurrency: usize,
+        tracker: &TaskTracker,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tracker.spawn(run(store, rx, max_events, concurrency));
+        Self { jobs: tx }
+    }
+
+    /// Appends a request's parts (each an `Any` append to its stream), atomically, and answers once
+    /// they are committed: one [`AppendResult`] per part, in order.
+    pub async fn append(&self, parts: Parts) -> Result<Vec<AppendResult>, StoreError> {
+        let events = parts.iter().map(|(_, e)| e.len()).sum();
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                parts,
+                events,
+                reply,
+            })
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolClosed)))
+    }
+}
+
+async fn run(
+    store: EventStore,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    max_events: usize,
+    concurrency: usize,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let groups = TaskTracker::new();
+    while let Some(first) = rx.recv().await {
+        // Waiting for a slot before gathering is what makes groups: while every slot commits,
+        // requests pile up in the channel, and the next group takes them all.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let mut events = first.events;
+        let mut group = vec![first];
+        while events < max_events {
+            match rx.try_recv() {
+                Ok(job) => {
+                    events += job.events;
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        groups.spawn(async move {
+            commit(&store, group).await;
+            drop(slot);
+        });
+    }
+    groups.close();
+    groups.wait().await;
+}
+
+async fn commit(store: &EventStore, group: Vec<Job>) {
+    let flat: Vec<(&StreamId, &Event)> = group
+        .iter()
+        .flat_map(|job| job.parts.iter())
+        .flat_map(|(stream, events)| events.iter().map(move |e| (stream, e)))
+        .collect();
+    let applied = match store.append_group(&flat).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            // Each request then meets the error (or recovers) on its own.
+            debug!(error = %e, "group commit failed; appending each request alone");
+            None
+        }
+    };
+    drop(flat);
+    match applied {
+        Some(appended) => answer_group(group, appended),
+        None => {
+            debug!(
+                requests = group.len(),
+                "group did not apply; appending each request alone"
+            );
+            futures::stream::iter(group)
+                .for_each_concurrent(FALLBACK_CONCURRENCY, |job| async move {
+                    let result = store.append_streams(&job.parts).await;
+                    let _ = job.reply.send(result);
+                })
+                .await;
+        }
+    }
+}
+
+/// Splits a group's results back into each request's answer.
+fn answer_group(group: Vec<Job>, appended: Vec<Appended>) {
+    let mut appended = appended.into_iter();
+    for job in group {
+        let results = job
+            .parts
+            .iter()
+            .map(|(_, events)| AppendResult {
+                events: appended.by_ref().take(events.len()).collect(),
+            })
+            .collect();
+        // The caller may have gone (a client that hung up); its events are committed regardless.
+        let _ = job.reply.send(Ok(results));
+    }
+}

@@ -1,0 +1,120 @@
+//! `POST /v1/queries`: submit a question to the experts. Appends `quorum.query.submitted` to the
+//! query's own stream and answers with where to follow it.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use quorum_auth::Role;
+use quorum_domain::query::QuerySubmitted;
+use quorum_domain::{Event, types};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::problem::Problem;
+use super::{App, media_type, read_body, trace_context};
+use crate::accept::{self, Rejection};
+use crate::streams::query_stream;
+
+/// Where ingest's own events say they come from.
+pub const SOURCE: &str = "/quorum/ingest";
+
+/// Seeds event ids derived from an `Idempotency-Key`; must never change.
+const IDEMPOTENCY: Uuid = Uuid::from_u128(0x1b7e_4f0a_96c2_4e55_8d3b_52a9_70c4_e611);
+
+#[derive(Serialize)]
+pub struct Submitted {
+    pub query_id: String,
+    pub stream: String,
+    pub event_id: String,
+    /// The query's history.
+    pub url: String,
+    /// The same query (by `Idempotency-Key`) was submitted before; nothing new was stored.
+    pub duplicate: bool,
+}
+
+pub async fn post(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let principal = app.authorize(&headers, &[Role::Publisher]).await?;
+    if media_type(&headers).as_deref() != Some("application/json") {
+        return Err(Problem::unsupported_media(
+            "send the query as application/json",
+        ));
+    }
+    let limits = &app.0.limits;
+    let body = read_body(
+        &headers,
+        body,
+        limits.max_event_bytes.min(limits.max_body_bytes),
+    )
+    .await?;
+    let query: QuerySubmitted = serde_json::from_slice(&body)
+        .map_err(|e| Problem::from(Rejection::invalid("", format!("not a query: {e}"))))?;
+    query
+        .validate()
+        .map_err(|e| Problem::from(Rejection::invalid(e.field.clone(), e.reason.clone())))?;
+    let tenant = principal.tenant;
+    // A client that retries with the same key gets the same event id, hence the same query.
+    let id = match headers.get("idempotency-key").map(|v| v.as_bytes()) {
+        Some(key) if !key.is_empty() && key.len() <= 255 => {
+            let mut seed = tenant.as_str().as_bytes().to_vec();
+            seed.push(0);
+            seed.extend_from_slice(key);
+            Uuid::new_v5(&IDEMPOTENCY, &seed)
+        }
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "Idempotency-Key must be 1 to 255 bytes",
+            ));
+        }
+        None => Uuid::now_v7(),
+    };
+    let data = serde_json::to_vec(&query).expect("a query serializes");
+    // Named as a query sent as a CloudEvent would be; every event that follows from it carries
+    // the query id as its correlation id.
+    let stream = query_stream(&tenant, SOURCE, &id.to_string());
+    let mut event = Event::new(
+        SOURCE,
+        types::QUERY_SUBMITTED,
+        stream.clone(),
+        tenant.clone(),
+        Bytes::from(data),
+    );
+    event.id = id.to_string();
+    event.correlationid = stream.as_str().strip_prefix("query/").map(str::to_owned);
+    let (traceparent, tracestate) = trace_context(&headers);
+    event.traceparent = traceparent;
+    event.tracestate = tracestate;
+    let prepared = accept::prepare(&tenant, vec![event], &app.0.schemas, limits.max_event_bytes)?;
+    let _admitted = app.0.admission.admit(&tenant, 1)?;
+    let accepted = accept::store(&app.0.committer, prepared)
+        .await?
+        .pop()
+        .expect("one event, one answer");
+    let query_id = accepted
+        .stream
+        .strip_prefix("query/")
+        .unwrap_or(&accepted.stream)
+        .to_owned();
+    let url = format!("/v1/streams/query%2F{query_id}/events");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Submitted {
+            query_id,
+            stream: accepted.stream,
+            event_id: accepted.id,
+            url: url.clone(),
+            duplicate: accepted.duplicate,
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}

@@ -1,0 +1,74 @@
+//! Upstream systems publishing to `QUORUM_INGEST` (`quorum.ingest.<tenant>.>`): the same checks and
+//! the same group commit as HTTP. The tenant is the subject's token; the NATS account that may
+//! publish there is the credential. A message that can never be accepted is parked as a dead letter
+//! with the reason, never dropped (the runtime parks what does not even decode).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quorum_domain::TenantId;
+use quorum_runtime::consumer::{Delivery, Handler, Outcome};
+use quorum_schemas::Schemas;
+
+use crate::accept::{self, Rejection};
+use crate::commit::Committer;
+
+/// The durable consumer's name, shared by ingest replicas.
+pub const CONSUMER: &str = "ingest";
+/// What it reads.
+pub const FILTER: &str = "quorum.ingest.>";
+
+pub struct IngestHandler {
+    pub committer: Committer,
+    pub schemas: Arc<Schemas>,
+    pub max_event_bytes: usize,
+}
+
+/// The tenant token of `quorum.ingest.<tenant>.<type…>`.
+fn tenant_of(subject: &str) -> Result<TenantId, String> {
+    let token = subject
+        .strip_prefix("quorum.ingest.")
+        .and_then(|rest| rest.split('.').next())
+        .ok_or_else(|| format!("subject {subject} is not quorum.ingest.<tenant>.<type>"))?;
+    TenantId::new(token).map_err(|e| e.to_string())
+}
+
+impl Handler for IngestHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let tenant = match tenant_of(&delivery.subject) {
+            Ok(t) => t,
+            Err(e) => return Outcome::dead(e),
+        };
+        let prepared = match accept::prepare(
+            &tenant,
+            vec![delivery.event.clone()],
+            &self.schemas,
+            self.max_event_bytes,
+        ) {
+            Ok(p) => p,
+            Err(e) => return Outcome::dead(format!("refused: {e}")),
+        };
+        match accept::store(&self.committer, prepared).await {
+            Ok(_) => Outcome::Done,
+            Err(e @ Rejection::Unavailable(_)) => Outcome::retry(Duration::from_secs(1), e),
+            Err(e) => Outcome::dead(format!("refused: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_is_the_subject_token() {
+        assert_eq!(
+            tenant_of("quorum.ingest.acme.com.example.x")
+                .unwrap()
+                .as_str(),
+            "acme"
+        );
+        assert!(tenant_of("quorum.ingest.ACME.x").is_err());
+        assert!(tenant_of("quorum.evt.acme.x").is_err());
+    }
+}
