@@ -1,6 +1,7 @@
 //! The `quorum` operator's tool: runs the whole stack locally (`up`), inspects it (`status`), migrates
 //! and benchmarks it. Everything lives here so that tests can drive it; `main.rs` only parses and exits.
 
+pub mod api;
 pub mod bench;
 pub mod commands;
 pub mod local;
@@ -31,6 +32,15 @@ pub enum Command {
     Status,
     /// Apply the database migrations.
     Migrate,
+    /// API keys: create, list, revoke.
+    #[command(subcommand)]
+    Keys(commands::keys::Keys),
+    /// Send a CloudEvent to ingest, over HTTP or NATS.
+    Publish(commands::publish::PublishArgs),
+    /// Stored events: one stream, or by correlation id and time range.
+    Events(commands::events::EventsArgs),
+    /// Committed events, live from JetStream.
+    Tail(commands::tail::TailArgs),
     /// Measure throughput and latency beside raw baselines.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -42,6 +52,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => commands::up::run(&cli.target, args).await,
         Command::Status => commands::status::run(&cli.target, cli.json).await,
         Command::Migrate => commands::migrate::run(&cli.target).await,
+        Command::Keys(k) => commands::keys::run(&cli.target, k, cli.json).await,
+        Command::Publish(a) => commands::publish::run(&cli.target, a, cli.json).await,
+        Command::Events(a) => commands::events::run(&cli.target, a, cli.json).await,
+        Command::Tail(a) => commands::tail::run(&cli.target, a, cli.json).await,
         Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
     }
 }

@@ -73,6 +73,24 @@ impl Target {
         }
     }
 
+    /// Postgres only (for commands that need no NATS).
+    pub async fn connect_postgres(&self) -> anyhow::Result<PgPool> {
+        let database_url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => self.urls()?.1,
+        };
+        PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&database_url)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot connect to postgres at {}: {e}",
+                    redact(&database_url)
+                )
+            })
+    }
+
     pub async fn connect(&self) -> anyhow::Result<Connected> {
         let (nats_url, database_url) = self.urls()?;
         let pool = PgPoolOptions::new()

@@ -12,7 +12,11 @@ fn quorum(dir: &std::path::Path) -> Command {
     cmd.arg("--data-dir")
         .arg(dir)
         .env_remove("QUORUM_NATS_URL")
-        .env_remove("QUORUM_DATABASE_URL");
+        .env_remove("QUORUM_DATABASE_URL")
+        .env_remove("QUORUM_INGEST_URL")
+        .env_remove("QUORUM_API_KEY")
+        // Any free port, not the usual 8080: tests run side by side.
+        .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0");
     cmd
 }
 
@@ -93,6 +97,66 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     })
     .await?;
     pool.close().await;
+
+    // Through ingest with the CLI and the stack's own key: stored, relayed, read back, tailed.
+    let publish = quorum(&dir)
+        .args([
+            "publish",
+            "--type",
+            "com.example.hello",
+            "--id",
+            "hello-1",
+            "--subject",
+            "greeting/1",
+        ])
+        .args(["--data", r#"{"hello":"world"}"#, "--json"])
+        .output()
+        .await?;
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&publish.stdout)?;
+    assert_eq!(answer["events"][0]["stream"], "sub-default/greeting/1");
+    let again = quorum(&dir)
+        .args([
+            "publish",
+            "--type",
+            "com.example.hello",
+            "--id",
+            "hello-1",
+            "--subject",
+            "greeting/1",
+        ])
+        .args(["--data", r#"{"hello":"world"}"#, "--mode", "structured"])
+        .output()
+        .await?;
+    assert!(
+        String::from_utf8_lossy(&again.stdout).starts_with("duplicate"),
+        "{again:?}"
+    );
+    let tail = quorum(&dir)
+        .args([
+            "tail",
+            "--from-start",
+            "--type",
+            "com.example.>",
+            "--count",
+            "1",
+            "--json",
+        ])
+        .output();
+    let tail = tokio::time::timeout(DEADLINE, tail).await??;
+    let tailed: serde_json::Value = serde_json::from_slice(&tail.stdout)?;
+    assert_eq!(tailed["id"], "hello-1");
+    assert_eq!(tailed["data"]["hello"], "world");
+    let events = quorum(&dir)
+        .args(["events", "--stream", "sub-default/greeting/1", "--json"])
+        .output()
+        .await?;
+    let stored: serde_json::Value = serde_json::from_slice(&events.stdout)?;
+    assert_eq!(stored["event"]["subject"], "greeting/1");
 
     // The admin server answers.
     let mut conn = tokio::net::TcpStream::connect(&admin).await?;

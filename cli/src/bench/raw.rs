@@ -79,6 +79,69 @@ pub async fn postgres_batched(
     Ok(rate(per_writer * writers, elapsed))
 }
 
+/// One row per INSERT, each its own commit, from `connections` connections: what a service doing
+/// one write per request gets from Postgres. Returns rows/s.
+pub async fn postgres_single(
+    pool: &PgPool,
+    total: u64,
+    connections: u64,
+    sample: &Event,
+) -> anyhow::Result<f64> {
+    sqlx::query("DROP TABLE IF EXISTS bench_raw_single")
+        .execute(pool)
+        .await?;
+    sqlx::query("CREATE TABLE bench_raw_single (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let per_connection = total / connections;
+    let attributes = sample.attributes_json().to_string();
+    let data = sample.data.clone().unwrap_or_default().to_vec();
+    let tenant = sample
+        .tenant
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (pool, attributes, data, tenant) = (
+            pool.clone(),
+            attributes.clone(),
+            data.clone(),
+            tenant.clone(),
+        );
+        let (source, ty) = (sample.source.clone(), sample.ty.clone());
+        tasks.push(tokio::spawn(async move {
+            for v in 1..=per_connection {
+                sqlx::query(
+                    "INSERT INTO bench_raw_single (tenant, stream_id, stream_version, event_id, source, type,
+                                                   data, datacontenttype, attributes, occurred_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'application/json', $8::jsonb, now())",
+                )
+                .bind(&tenant)
+                .bind(format!("bench/single-{c}"))
+                .bind(v as i64)
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&source)
+                .bind(&ty)
+                .bind(&data)
+                .bind(&attributes)
+                .execute(&pool)
+                .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    sqlx::query("DROP TABLE bench_raw_single")
+        .execute(pool)
+        .await?;
+    Ok(rate(per_connection * connections, elapsed))
+}
+
 /// Pipelined JetStream publishes (acks awaited in order, as the relay does) into a scratch stream.
 /// Returns msgs/s.
 pub async fn jetstream_pipelined(

@@ -65,15 +65,18 @@ pub struct StoreReport {
     pub ratio_visible_to_raw_jetstream: f64,
 }
 
-struct Receiver {
-    received: Arc<AtomicU64>,
-    last_at: Arc<Mutex<Instant>>,
-    lags: Arc<Mutex<Samples>>,
-    task: tokio::task::JoinHandle<()>,
+pub(super) struct Receiver {
+    pub(super) received: Arc<AtomicU64>,
+    pub(super) last_at: Arc<Mutex<Instant>>,
+    pub(super) lags: Arc<Mutex<Samples>>,
+    pub(super) task: tokio::task::JoinHandle<()>,
 }
 
 /// Counts bench events arriving on JetStream and samples their lag (event time to receipt).
-async fn receive(js: &jetstream::Context, tenant: &TenantId) -> anyhow::Result<Receiver> {
+pub(super) async fn receive(
+    js: &jetstream::Context,
+    tenant: &TenantId,
+) -> anyhow::Result<Receiver> {
     let stream = js.get_stream(quorum_bus::EVENTS_STREAM).await?;
     let consumer: consumer::PullConsumer = stream
         .create_consumer(consumer::pull::Config {
@@ -115,7 +118,7 @@ async fn receive(js: &jetstream::Context, tenant: &TenantId) -> anyhow::Result<R
     })
 }
 
-async fn wait_for(received: &AtomicU64, n: u64) -> anyhow::Result<()> {
+pub(super) async fn wait_for(received: &AtomicU64, n: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while received.load(Ordering::Relaxed) < n {
         anyhow::ensure!(

@@ -1,5 +1,6 @@
 //! `quorum bench <what>`: against the given stack, or a throwaway local one.
 
+use crate::bench::ingest::{self, IngestBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
 use crate::stack::Target;
 
@@ -7,6 +8,9 @@ use crate::stack::Target;
 pub enum Bench {
     /// Event store + relay throughput and lag, beside raw Postgres and raw JetStream.
     Store(StoreBenchArgs),
+    /// Ingest over HTTP (single events and batches) through the store and relay, beside raw
+    /// Postgres single and batched inserts.
+    Ingest(IngestBenchArgs),
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
@@ -30,14 +34,26 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     let stack = target.connect().await?;
     quorum_event_store::migrate(&stack.pool).await?;
     match bench {
-        Bench::Store(args) => {
-            let report = store::run(&stack.pool, &stack.js, args).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{report}");
-            }
-        }
+        Bench::Store(args) => print(&store::run(&stack.pool, &stack.js, args).await?, json),
+        Bench::Ingest(args) => print(
+            &ingest::run(
+                &stack.pool,
+                &stack.js,
+                &stack.nats_url,
+                &stack.database_url,
+                args,
+            )
+            .await?,
+            json,
+        ),
+    }
+}
+
+fn print<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{report}");
     }
     Ok(())
 }

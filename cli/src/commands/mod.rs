@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod events;
+pub mod keys;
 pub mod migrate;
+pub mod publish;
 pub mod status;
+pub mod tail;
 pub mod up;
 pub mod up_config;

@@ -74,7 +74,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     let admin_addr = listener.local_addr()?;
     shutdown.spawn(admin::serve(
         listener,
-        readiness,
+        readiness.clone(),
         metrics::install_recorder(),
         shutdown.token(),
     ));
@@ -84,23 +84,49 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         config.relay.clone(),
         shutdown.token(),
     ));
+    let mut ingest = config.ingest.clone();
+    ingest.common.nats_url = nats_url.clone();
+    ingest.common.database_url = database_url.clone();
+    ingest.run_relay = false;
+    let ingest = quorum_ingest::start(&ingest, &shutdown, &readiness).await?;
+    let api_key = match &local {
+        Some(_) => Some(dev_key(&pool, &target.data_dir).await?),
+        None => None,
+    };
 
     let stack = StackFile {
         nats_url: nats_url.clone(),
         database_url: database_url.clone(),
         pid: std::process::id(),
-        services: vec![ServiceAddr {
-            name: "relay".into(),
-            http: None,
-            admin: Some(admin_addr),
-        }],
+        services: vec![
+            ServiceAddr {
+                name: "relay".into(),
+                http: None,
+                admin: Some(admin_addr),
+            },
+            ServiceAddr {
+                name: "ingest".into(),
+                http: Some(ingest.http_addr),
+                admin: Some(admin_addr),
+            },
+        ],
     };
     std::fs::create_dir_all(&target.data_dir)?;
     std::fs::write(target.stack_file(), serde_json::to_vec_pretty(&stack)?)?;
     println!("quorum is up");
     println!("  nats      {nats_url}");
     println!("  postgres  {}", redact(&database_url));
+    println!(
+        "  ingest    http://{}  (/v1/events /v1/queries /openapi.json)",
+        ingest.http_addr
+    );
     println!("  admin     http://{admin_addr}  (/livez /readyz /metrics)");
+    if let Some(path) = &api_key {
+        println!(
+            "  api key   {}  (tenant {DEV_TENANT}, every role; quorum commands use it)",
+            path.display()
+        );
+    }
     println!("  stack     {}", target.stack_file().display());
     println!("press Ctrl-C to stop");
 
@@ -115,4 +141,33 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     drained?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// The tenant of the local stack's key.
+pub const DEV_TENANT: &str = "default";
+
+/// The local stack's API key: made on the first `up` (every role, tenant `default`) and kept in the
+/// data directory, readable by its owner only, where the other commands find it.
+async fn dev_key(pool: &sqlx::PgPool, data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(crate::api::API_KEY_FILE);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let tenant = quorum_domain::TenantId::new(DEV_TENANT)?;
+    let roles = [
+        quorum_auth::Role::Publisher,
+        quorum_auth::Role::Operator,
+        quorum_auth::Role::Auditor,
+    ];
+    let key = quorum_auth::create(pool, &tenant, &roles, Some("quorum up")).await?;
+    std::fs::create_dir_all(data_dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    writeln!(file, "{}", key.key)?;
+    Ok(path)
 }

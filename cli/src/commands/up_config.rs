@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use quorum_ingest::IngestConfig;
 use quorum_relay::RelayConfig;
 use quorum_runtime::config::{ConfigError, Validate, duration};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,8 @@ pub struct UpConfig {
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
     pub relay: RelayConfig,
+    /// The ingest service (`[ingest]`); its URLs are the stack's, and `up` runs the relay itself.
+    pub ingest: IngestConfig,
 }
 
 impl Default for UpConfig {
@@ -25,12 +28,14 @@ impl Default for UpConfig {
             admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             shutdown_grace: Duration::from_secs(30),
             relay: RelayConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
 
 impl Validate for UpConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        self.relay.validate().map_err(|e| e.within("relay"))
+        self.relay.validate().map_err(|e| e.within("relay"))?;
+        self.ingest.validate().map_err(|e| e.within("ingest"))
     }
 }

@@ -1,0 +1,260 @@
+//! `quorum bench ingest`: CloudEvents POSTed to ingest (single events from many keep-alive clients,
+//! then 100-event batches), through group commit into the store and through the relay onto
+//! JetStream; beside raw Postgres inserts on the same server in the same run.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use futures::StreamExt;
+use quorum_auth::Role;
+use quorum_domain::{Event, StreamId, TenantId};
+use quorum_ingest::IngestConfig;
+use quorum_runtime::{Readiness, Shutdown};
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use super::raw;
+use super::stats::{Samples, rate, ratio};
+use super::store::{receive, wait_for};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct IngestBenchArgs {
+    /// Events sent in each phase.
+    #[arg(long, default_value_t = 50_000)]
+    pub events: u64,
+    /// Concurrent keep-alive clients sending single events.
+    #[arg(long, default_value_t = 64)]
+    pub clients: u64,
+    /// Concurrent clients sending batches.
+    #[arg(long, default_value_t = 8)]
+    pub batch_clients: u64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
+    /// Data bytes per event.
+    #[arg(long, default_value_t = 256)]
+    pub payload: usize,
+    /// Connections of the raw single-insert baseline.
+    #[arg(long, default_value_t = 16)]
+    pub raw_connections: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngestReport {
+    pub events: u64,
+    pub clients: u64,
+    pub single_accepted_events_per_sec: f64,
+    pub single_visible_events_per_sec: f64,
+    pub single_latency_p50_ms: f64,
+    pub single_latency_p99_ms: f64,
+    pub batch: u64,
+    pub batch_clients: u64,
+    pub batch_accepted_events_per_sec: f64,
+    pub batch_visible_events_per_sec: f64,
+    pub batch_latency_p50_ms: f64,
+    pub batch_latency_p99_ms: f64,
+    pub raw_connections: u64,
+    pub raw_postgres_single_rows_per_sec: f64,
+    pub raw_postgres_batched_rows_per_sec: f64,
+    pub ratio_single_to_raw_single: f64,
+    pub ratio_batch_to_raw_batched: f64,
+}
+
+pub async fn run(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    nats_url: &str,
+    database_url: &str,
+    args: &IngestBenchArgs,
+) -> anyhow::Result<IngestReport> {
+    let tenant = TenantId::new("bench")?;
+    let payload = Bytes::from(vec![b'x'; args.payload]);
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+
+    // Baselines first, on the same rows the store writes, with nothing else running.
+    let mut sample = Event::new(
+        "https://bench.example/upstream",
+        "com.example.bench",
+        StreamId::new("bench", "sample")?,
+        tenant.clone(),
+        payload.clone(),
+    );
+    sample.subject = None;
+    let raw_single = raw::postgres_single(pool, args.events, args.raw_connections, &sample).await?;
+    let raw_batched = raw::postgres_batched(pool, args.events, 8, 100, &sample).await?;
+
+    let mut config = IngestConfig::default();
+    config.common.nats_url = nats_url.to_owned();
+    config.common.database_url = database_url.to_owned();
+    config.http_addr = "127.0.0.1:0".parse()?;
+    config.nats.enabled = false;
+    // The bench measures throughput, not the rate limit.
+    config.rate.events_per_second = 10_000_000;
+    config.rate.burst = 10_000_000;
+    let shutdown = Shutdown::new();
+    let running = quorum_ingest::start(&config, &shutdown, &Readiness::new()).await?;
+    let key = quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
+        .await?
+        .key;
+    let url = format!("http://{}/v1/events", running.http_addr);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients.max(args.batch_clients) as usize)
+        .build()?;
+    let receiver = receive(js, &tenant).await?;
+
+    // Single events: each a structured POST of its own.
+    let body = |i: u64, phase: &str| {
+        serde_json::json!({"specversion": "1.0", "id": format!("{run_id}-{phase}-{i}"),
+            "source": "https://bench.example/upstream", "type": "com.example.bench",
+            "datacontenttype": "text/plain", "data": std::str::from_utf8(&payload).unwrap_or("")})
+    };
+    let latencies = Arc::new(Mutex::new(Samples::default()));
+    let started = Instant::now();
+    send(
+        &client,
+        &url,
+        &key,
+        "application/cloudevents+json",
+        args.clients,
+        &latencies,
+        (0..args.events)
+            .map(|i| body(i, "single").to_string())
+            .collect(),
+    )
+    .await?;
+    let single_accepted = started.elapsed();
+    wait_for(&receiver.received, args.events).await?;
+    let single_visible = receiver.last_at.lock().await.duration_since(started);
+    let mut single_latency = std::mem::take(&mut *latencies.lock().await);
+    receiver.received.store(0, Ordering::Relaxed);
+
+    // Batches.
+    let batches: Vec<String> = (0..args.events / args.batch)
+        .map(|b| {
+            let events: Vec<_> = (0..args.batch)
+                .map(|i| body(b * args.batch + i, "batch"))
+                .collect();
+            serde_json::Value::from(events).to_string()
+        })
+        .collect();
+    let batched_events = batches.len() as u64 * args.batch;
+    let started = Instant::now();
+    send(
+        &client,
+        &url,
+        &key,
+        "application/cloudevents-batch+json",
+        args.batch_clients,
+        &latencies,
+        batches,
+    )
+    .await?;
+    let batch_accepted = started.elapsed();
+    wait_for(&receiver.received, batched_events).await?;
+    let batch_visible = receiver.last_at.lock().await.duration_since(started);
+    let mut batch_latency = std::mem::take(&mut *latencies.lock().await);
+
+    shutdown.cancel();
+    shutdown.wait(Duration::from_secs(30)).await?;
+    receiver.task.abort();
+    let single = rate(args.events, single_visible);
+    let batch = rate(batched_events, batch_visible);
+    Ok(IngestReport {
+        events: args.events,
+        clients: args.clients,
+        single_accepted_events_per_sec: rate(args.events, single_accepted).round(),
+        single_visible_events_per_sec: single.round(),
+        single_latency_p50_ms: single_latency.percentile(50.0),
+        single_latency_p99_ms: single_latency.percentile(99.0),
+        batch: args.batch,
+        batch_clients: args.batch_clients,
+        batch_accepted_events_per_sec: rate(batched_events, batch_accepted).round(),
+        batch_visible_events_per_sec: batch.round(),
+        batch_latency_p50_ms: batch_latency.percentile(50.0),
+        batch_latency_p99_ms: batch_latency.percentile(99.0),
+        raw_connections: args.raw_connections,
+        raw_postgres_single_rows_per_sec: raw_single.round(),
+        raw_postgres_batched_rows_per_sec: raw_batched.round(),
+        ratio_single_to_raw_single: ratio(single, raw_single),
+        ratio_batch_to_raw_batched: ratio(batch, raw_batched),
+    })
+}
+
+/// POSTs every body from `clients` concurrent clients, recording each request's latency; any
+/// answer but 202 stops the bench.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    content_type: &'static str,
+    clients: u64,
+    latencies: &Arc<Mutex<Samples>>,
+    bodies: Vec<String>,
+) -> anyhow::Result<()> {
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
+        .map(|body| async move {
+            let started = Instant::now();
+            let r = client
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await?;
+            let status = r.status();
+            let text = r.bytes().await?;
+            anyhow::ensure!(
+                status.as_u16() == 202,
+                "{status}: {}",
+                String::from_utf8_lossy(&text)
+            );
+            latencies.lock().await.push(started.elapsed());
+            Ok(())
+        })
+        .buffer_unordered(clients as usize)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+impl std::fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "ingest: {} events per phase, through group commit and the relay",
+            self.events
+        )?;
+        writeln!(
+            f,
+            "  single events, {} clients   accepted {:>8.0}/s  visible {:>8.0}/s  p50 {:.1} ms  p99 {:.1} ms  ({:.2}x raw single inserts)",
+            self.clients,
+            self.single_accepted_events_per_sec,
+            self.single_visible_events_per_sec,
+            self.single_latency_p50_ms,
+            self.single_latency_p99_ms,
+            self.ratio_single_to_raw_single
+        )?;
+        writeln!(
+            f,
+            "  batches of {}, {} clients   accepted {:>8.0}/s  visible {:>8.0}/s  p50 {:.1} ms  p99 {:.1} ms  ({:.2}x raw batched)",
+            self.batch,
+            self.batch_clients,
+            self.batch_accepted_events_per_sec,
+            self.batch_visible_events_per_sec,
+            self.batch_latency_p50_ms,
+            self.batch_latency_p99_ms,
+            self.ratio_batch_to_raw_batched
+        )?;
+        writeln!(
+            f,
+            "  raw postgres: {:.0} rows/s single inserts ({} connections), {:.0} rows/s in 100-row batches",
+            self.raw_postgres_single_rows_per_sec,
+            self.raw_connections,
+            self.raw_postgres_batched_rows_per_sec
+        )
+    }
+}

@@ -1,0 +1,90 @@
+//! `quorum events`: history through ingest's API, scoped to the key's tenant. One stream, or by
+//! correlation id and time range; pages are followed until `--limit` events are shown.
+
+use chrono::{DateTime, Utc};
+
+use crate::api::{Api, answer};
+use crate::stack::Target;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventsArgs {
+    /// One stream (`query/<id>`), in version order.
+    #[arg(long, conflicts_with_all = ["correlation_id", "since", "until"])]
+    pub stream: Option<String>,
+    /// Every event of one correlation (a query's id), in position order.
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Recorded at or after (RFC 3339).
+    #[arg(long)]
+    pub since: Option<DateTime<Utc>>,
+    /// Recorded before (RFC 3339).
+    #[arg(long)]
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub api: Api,
+}
+
+pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Result<()> {
+    let (client, base, key) = args.api.connect(target)?;
+    let mut shown = 0;
+    let mut cursor: Option<i64> = None;
+    while shown < args.limit {
+        let page_size = (args.limit - shown).min(1000).to_string();
+        let request = match &args.stream {
+            Some(stream) => {
+                let from = cursor.unwrap_or(1).to_string();
+                client
+                    .get(format!(
+                        "{base}/v1/streams/{}/events",
+                        stream.replace('/', "%2F")
+                    ))
+                    .query(&[
+                        ("from_version", from.as_str()),
+                        ("limit", page_size.as_str()),
+                    ])
+            }
+            None => {
+                let mut query = vec![
+                    ("after", cursor.unwrap_or(0).to_string()),
+                    ("limit", page_size.clone()),
+                ];
+                if let Some(c) = &args.correlation_id {
+                    query.push(("correlation_id", c.clone()));
+                }
+                if let Some(t) = args.since {
+                    query.push(("since", t.to_rfc3339()));
+                }
+                if let Some(t) = args.until {
+                    query.push(("until", t.to_rfc3339()));
+                }
+                client.get(format!("{base}/v1/events")).query(&query)
+            }
+        };
+        let page = answer(request.bearer_auth(&key).send().await?).await?;
+        for stored in page["events"].as_array().into_iter().flatten() {
+            shown += 1;
+            if json {
+                println!("{stored}");
+            } else {
+                let e = &stored["event"];
+                println!(
+                    "{:>8}  {}  {}  {} v{}  {}",
+                    stored["position"],
+                    stored["recorded_at"].as_str().unwrap_or(""),
+                    e["type"].as_str().unwrap_or(""),
+                    stored["stream"].as_str().unwrap_or(""),
+                    stored["version"],
+                    e["id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        match page["next"].as_i64() {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `quorum keys create|list|revoke`: API keys, straight in Postgres (an operator with database
+//! access needs no key to make the first one).
+
+use quorum_auth::Role;
+use quorum_domain::TenantId;
+
+use crate::stack::Target;
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Keys {
+    /// Make a key; it is printed once and only its hash is kept.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// publisher, operator or auditor (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+        /// A note on what the key is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Keys (never their secrets), of one tenant or all.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key by id or prefix; every ingest refuses it at once.
+    Revoke { key: String },
+}
+
+pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()> {
+    let pool = target.connect_postgres().await?;
+    quorum_event_store::migrate(&pool).await?;
+    match keys {
+        Keys::Create {
+            tenant,
+            roles,
+            label,
+        } => {
+            let made = quorum_auth::create(
+                &pool,
+                &TenantId::new(tenant.clone())?,
+                roles,
+                label.as_deref(),
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&made)?);
+            } else {
+                println!("{}", made.key);
+                let roles: Vec<String> = made.roles.iter().map(ToString::to_string).collect();
+                eprintln!(
+                    "key {} (prefix {}) for tenant {} with {}; shown only now",
+                    made.id,
+                    made.prefix,
+                    made.tenant,
+                    roles.join(", ")
+                );
+            }
+        }
+        Keys::List { tenant } => {
+            let tenant = tenant.clone().map(TenantId::new).transpose()?;
+            let keys = quorum_auth::list(&pool, tenant.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&keys)?);
+            } else {
+                for k in keys {
+                    println!(
+                        "{}  {}  {:<16} {:<28} {}{}",
+                        k.id,
+                        k.prefix,
+                        k.tenant,
+                        k.roles.join(","),
+                        k.label.as_deref().unwrap_or("-"),
+                        k.revoked_at
+                            .map(|t| format!("  revoked {}", t.to_rfc3339()))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Keys::Revoke { key } => {
+            anyhow::ensure!(
+                quorum_auth::revoke(&pool, key).await?,
+                "no live key with id or prefix {key}"
+            );
+            if json {
+                println!("{}", serde_json::json!({"revoked": key}));
+            } else {
+                println!("revoked {key}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `quorum tail`: committed events live from JetStream as the relay publishes them, filtered by
+//! tenant, type and correlation id. Reads through an ephemeral consumer that acks nothing, so it
+//! never disturbs the services' own consumers.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, DeliverPolicy};
+use futures::StreamExt;
+use quorum_bus::subjects;
+
+use crate::stack::Target;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TailArgs {
+    /// Only this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only events of this type (a NATS subject pattern of the type: `quorum.expert.>`).
+    #[arg(long = "type")]
+    pub ty: Option<String>,
+    /// Only events of this correlation (a query's id).
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Start from the oldest event the stream keeps, not from now.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<usize>,
+}
+
+pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result<()> {
+    let (nats_url, _) = target.urls()?;
+    let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
+    let tenant = match &args.tenant {
+        Some(t) => subjects::token(t),
+        None => "*".to_owned(),
+    };
+    let ty = match &args.ty {
+        Some(t) => t.clone(),
+        None => ">".to_owned(),
+    };
+    let filter = format!("quorum.evt.{tenant}.{ty}");
+    let stream = js.get_stream(quorum_bus::EVENTS_STREAM).await?;
+    let consumer: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: if args.from_start {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::New
+            },
+            ack_policy: consumer::AckPolicy::None,
+            filter_subject: filter,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut shown = 0;
+    while let Some(msg) = messages.next().await {
+        let msg = msg?;
+        let event = match quorum_bus::decode(msg.headers.as_ref(), &msg.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("undecodable message on {}: {e}", msg.subject);
+                continue;
+            }
+        };
+        if let Some(c) = &args.correlation_id
+            && event.correlationid.as_deref() != Some(c.as_str())
+            && event.id != *c
+        {
+            continue;
+        }
+        if json {
+            println!("{}", quorum_domain::cloudevent::to_structured(&event));
+        } else {
+            let stream = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(quorum_bus::STREAM_HEADER))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            println!(
+                "{}  {}  {}  {}  {}",
+                event.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                event.tenant.as_ref().map(|t| t.as_str()).unwrap_or("-"),
+                event.ty,
+                stream,
+                event.id
+            );
+        }
+        shown += 1;
+        if args.count.is_some_and(|n| shown >= n) {
+            break;
+        }
+    }
+    Ok(())
+}
