@@ -255,6 +255,15 @@ pub async fn store(committer: &Committer, prepared: Prepared) -> Result<Vec<Acce
         })
         .collect();
     let results = committer.append(prepared.parts).await?;
+    let duplicates = prepared
+        .slots
+        .iter()
+        .filter(|&&(part, i, repeat)| repeat || results[part].events[i].duplicate)
+        .count();
+    metrics::counter!(crate::metrics::EVENTS_TOTAL, "outcome" => "duplicate")
+        .increment(duplicates as u64);
+    metrics::counter!(crate::metrics::EVENTS_TOTAL, "outcome" => "stored")
+        .increment((prepared.slots.len() - duplicates) as u64);
     Ok(prepared
         .slots
         .iter()

@@ -26,6 +26,8 @@ pub type Parts = Vec<(StreamId, Vec<Event>)>;
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::UnboundedSender<Job>,
+    store: EventStore,
+    alone_from: usize,
 }
 
 struct Job {
@@ -39,16 +41,23 @@ const FALLBACK_CONCURRENCY: usize = 8;
 
 impl Committer {
     /// Starts the committer on `tracker`. `max_events` bounds a group; `concurrency` groups commit
-    /// at once. The queue itself needs no bound: admission control bounds what is in flight.
+    /// at once; a request of `alone_from` events or more is a group by itself and commits at once,
+    /// beside the groups (batches gain nothing from waiting, and would make a group one backend's
+    /// work). The queue needs no bound: admission control bounds what is in flight.
     pub fn start(
         store: EventStore,
         max_events: usize,
         concurrency: usize,
+        alone_from: usize,
         tracker: &TaskTracker,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tracker.spawn(run(store, rx, max_events, concurrency));
-        Self { jobs: tx }
+        tracker.spawn(run(store.clone(), rx, max_events, concurrency));
+        Self {
+            jobs: tx,
+            store,
+            alone_from,
+        }
     }
 
     /// Appends a request's parts (each an `Any` append to its stream), atomically, and answers once
@@ -56,6 +65,20 @@ impl Committer {
     pub async fn append(&self, parts: Parts) -> Result<Vec<AppendResult>, StoreError> {
         let events = parts.iter().map(|(_, e)| e.len()).sum();
         let (reply, answer) = oneshot::channel();
+        if events >= self.alone_from {
+            commit(
+                &self.store,
+                vec![Job {
+                    parts,
+                    events,
+                    reply,
+                }],
+            )
+            .await;
+            return answer
+                .await
+                .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolClosed)));
+        }
         self.jobs
             .send(Job {
                 parts,
@@ -110,6 +133,7 @@ async fn commit(store: &EventStore, group: Vec<Job>) {
         .flat_map(|job| job.parts.iter())
         .flat_map(|(stream, events)| events.iter().map(move |e| (stream, e)))
         .collect();
+    metrics::histogram!(crate::metrics::GROUP_EVENTS).record(flat.len() as f64);
     let applied = match store.append_group(&flat).await {
         Ok(applied) => applied,
         Err(e) => {

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod commit;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod nats;
 pub mod streams;
 
@@ -17,7 +18,7 @@ use anyhow::Context;
 use quorum_auth::Authenticator;
 use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig};
-use quorum_runtime::{Readiness, Shutdown, admin, metrics};
+use quorum_runtime::{Readiness, Shutdown, admin};
 use quorum_schemas::Schemas;
 use sqlx::postgres::PgPoolOptions;
 use tracing::info;
@@ -60,6 +61,7 @@ pub async fn start(
         store.clone(),
         config.flow.group_max_events,
         config.flow.group_concurrency,
+        config.flow.group_alone_from,
         &shutdown.tracker(),
     );
     let schemas = Arc::new(Schemas::new());
@@ -126,7 +128,7 @@ pub async fn run(config: IngestConfig, shutdown: Shutdown) -> anyhow::Result<()>
     shutdown.spawn(admin::serve(
         admin_listener,
         readiness.clone(),
-        metrics::install_recorder(),
+        quorum_runtime::metrics::install_recorder(),
         shutdown.token(),
     ));
     start(&config, &shutdown, &readiness).await?;

@@ -125,8 +125,10 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() -> an
             "examples,coverage,fuzzing",
             "--max-examples",
             "60",
+            // One worker: with several, Python 3.11's parser can trip over itself inside
+            // hypothesis ("AST constructor recursion depth mismatch"), a tool error, not ours.
             "--workers",
-            "2",
+            "1",
             // Fixed, so that CI runs the same cases each time; change it to explore.
             "--seed",
             "20261124",
