@@ -102,20 +102,9 @@ impl From<StoreError> for Rejection {
                 attribute: String::new(),
                 reason: format!("event {id}: {reason}"),
             },
-            other => Self::Unavailable(error_chain(&other)),
+            other => Self::Unavailable(quorum_runtime::error_chain(&other)),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One stored event, as the caller is told.

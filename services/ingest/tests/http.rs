@@ -1,6 +1,7 @@
 //! The HTTP API against a real Postgres and nats-server: who may call, what is stored, and what a
 //! caller is told.
 
+use futures::StreamExt;
 use quorum_auth::Role;
 use serde_json::json;
 
@@ -244,4 +245,36 @@ impl JsonBody for reqwest::Response {
     async fn json_body(self) -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_slice(&self.bytes().await?)?)
     }
+}
+
+#[tokio::test]
+async fn concurrent_single_events_share_transactions() -> anyhow::Result<()> {
+    let ing = ingest(|_| {}).await?;
+    let key = ing.key("acme", &[Role::Publisher]).await?;
+    let answers = futures::stream::iter(0..300)
+        .map(|i| {
+            ing.post(
+                Some(&key),
+                STRUCTURED,
+                &[],
+                structured(&format!("g-{i}"), "com.example.x"),
+            )
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    for a in answers {
+        assert_eq!(a?.status, 202);
+    }
+    // Events committed together share their transaction id.
+    let (events, transactions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT tx_id) FROM events")
+            .fetch_one(&ing.db.pool)
+            .await?;
+    assert_eq!(events, 300);
+    assert!(
+        transactions < events,
+        "no request shared a commit: {transactions} transactions"
+    );
+    Ok(())
 }

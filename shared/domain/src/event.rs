@@ -81,6 +81,27 @@ impl Event {
         }
     }
 
+    /// An event with every attribute empty, for parsers to fill in.
+    pub(crate) fn empty() -> Self {
+        Self {
+            id: String::new(),
+            source: String::new(),
+            ty: String::new(),
+            subject: None,
+            time: None,
+            datacontenttype: None,
+            dataschema: None,
+            tenant: None,
+            correlationid: None,
+            causationid: None,
+            traceparent: None,
+            tracestate: None,
+            replayof: None,
+            extensions: BTreeMap::new(),
+            data: None,
+        }
+    }
+
     /// An event `handler` derives from `cause`: a deterministic id (see [`crate::derived_event_id`]),
     /// the cause's tenant, correlation and trace, and the cause as its causation.
     pub fn derived(

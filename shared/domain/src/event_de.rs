@@ -25,23 +25,7 @@ impl<'de> Visitor<'de> for EventVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
         let (mut id, mut source, mut ty) = (None, None, None);
-        let mut e = Event {
-            id: String::new(),
-            source: String::new(),
-            ty: String::new(),
-            subject: None,
-            time: None,
-            datacontenttype: None,
-            dataschema: None,
-            tenant: None,
-            correlationid: None,
-            causationid: None,
-            traceparent: None,
-            tracestate: None,
-            replayof: None,
-            extensions: Default::default(),
-            data: None,
-        };
+        let mut e = Event::empty();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "id" => id = Some(map.next_value::<String>()?),

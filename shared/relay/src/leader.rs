@@ -76,13 +76,4 @@ pub(crate) async fn still_leader(lock: &mut PgConnection) -> Result<(), RelayErr
         .map_err(|_| RelayError::LostLock)
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub(crate) use quorum_runtime::error_chain;

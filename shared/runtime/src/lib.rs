@@ -9,6 +9,18 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use admin::{Readiness, ReadyFlag};
+
+/// An error with its chain of causes, `a: b: c`, for logs and for answers people read.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
 pub use config::{CommonConfig, ConfigError, Validate};
 pub use shutdown::{GraceExpired, Shutdown};
 pub use telemetry::{LogFormat, TelemetryGuard};

@@ -14,23 +14,8 @@ pub fn parse_binary<'a>(
     content_type: Option<&str>,
     body: Bytes,
 ) -> Result<Event, CeError> {
-    let mut e = Event {
-        id: String::new(),
-        source: String::new(),
-        ty: String::new(),
-        subject: None,
-        time: None,
-        datacontenttype: content_type.map(str::to_owned),
-        dataschema: None,
-        tenant: None,
-        correlationid: None,
-        causationid: None,
-        traceparent: None,
-        tracestate: None,
-        replayof: None,
-        extensions: Default::default(),
-        data: None,
-    };
+    let mut e = Event::empty();
+    e.datacontenttype = content_type.map(str::to_owned);
     let (mut specversion, mut id, mut source, mut ty) = (None, None, None, None);
     for (name, value) in attributes {
         let value = value.to_owned();
@@ -62,19 +47,13 @@ pub fn parse_binary<'a>(
             }
         }
     }
-    match specversion.as_deref() {
-        Some("1.0") => {}
-        Some(other) => {
-            return Err(CeError::new(
-                "specversion",
-                format!("{other:?} is not supported; only \"1.0\""),
-            ));
-        }
-        None => return Err(CeError::new("specversion", "required (ce-specversion)")),
+    rules::Required {
+        specversion,
+        id,
+        source,
+        ty,
     }
-    e.id = id.ok_or_else(|| CeError::new("id", "required (ce-id)"))?;
-    e.source = source.ok_or_else(|| CeError::new("source", "required (ce-source)"))?;
-    e.ty = ty.ok_or_else(|| CeError::new("type", "required (ce-type)"))?;
+    .fill(&mut e, "ce-")?;
     rules::validate(&e)?;
     // An empty body is no data: binary mode cannot tell "empty" from "absent", and a content type
     // alone says nothing was sent.

@@ -5,6 +5,43 @@ use chrono::{DateTime, Utc};
 use super::CeError;
 use crate::Event;
 
+/// The attributes every event must have, as a binding found them.
+pub(crate) struct Required {
+    pub specversion: Option<String>,
+    pub id: Option<String>,
+    pub source: Option<String>,
+    pub ty: Option<String>,
+}
+
+impl Required {
+    /// Checks the spec version and moves the rest into `e`; `prefix` names how the binding
+    /// carries attributes (`ce-` headers), for the error message.
+    pub fn fill(self, e: &mut Event, prefix: &str) -> Result<(), CeError> {
+        let missing = |name: &str| {
+            let hint = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!(" ({prefix}{name})")
+            };
+            CeError::new(name, format!("required{hint}"))
+        };
+        match self.specversion.as_deref() {
+            Some("1.0") => {}
+            Some(other) => {
+                return Err(CeError::new(
+                    "specversion",
+                    format!("{other:?} is not supported; only \"1.0\""),
+                ));
+            }
+            None => return Err(missing("specversion")),
+        }
+        e.id = self.id.ok_or_else(|| missing("id"))?;
+        e.source = self.source.ok_or_else(|| missing("source"))?;
+        e.ty = self.ty.ok_or_else(|| missing("type"))?;
+        Ok(())
+    }
+}
+
 /// Checks an event built by some other path (a NATS message, the CLI) against the rules parsing
 /// enforces.
 pub fn validate(event: &Event) -> Result<(), CeError> {

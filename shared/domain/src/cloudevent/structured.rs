@@ -40,23 +40,7 @@ pub fn parse_batch(json: &[u8]) -> Result<Vec<Event>, CeError> {
 }
 
 fn from_members(members: HashMap<String, &RawValue>) -> Result<Event, CeError> {
-    let mut e = Event {
-        id: String::new(),
-        source: String::new(),
-        ty: String::new(),
-        subject: None,
-        time: None,
-        datacontenttype: None,
-        dataschema: None,
-        tenant: None,
-        correlationid: None,
-        causationid: None,
-        traceparent: None,
-        tracestate: None,
-        replayof: None,
-        extensions: Default::default(),
-        data: None,
-    };
+    let mut e = Event::empty();
     let (mut specversion, mut id, mut source, mut ty) = (None, None, None, None);
     let (mut data, mut data_base64) = (None, None);
     for (name, raw) in members {
@@ -95,19 +79,13 @@ fn from_members(members: HashMap<String, &RawValue>) -> Result<Event, CeError> {
             }
         }
     }
-    match specversion.as_deref() {
-        Some("1.0") => {}
-        Some(other) => {
-            return Err(CeError::new(
-                "specversion",
-                format!("{other:?} is not supported; only \"1.0\""),
-            ));
-        }
-        None => return Err(CeError::new("specversion", "required")),
+    rules::Required {
+        specversion,
+        id,
+        source,
+        ty,
     }
-    e.id = id.ok_or_else(|| CeError::new("id", "required"))?;
-    e.source = source.ok_or_else(|| CeError::new("source", "required"))?;
-    e.ty = ty.ok_or_else(|| CeError::new("type", "required"))?;
+    .fill(&mut e, "")?;
     rules::validate(&e)?;
     e.data = match (data, data_base64) {
         (Some(_), Some(_)) => {
