@@ -2,8 +2,10 @@
 //! events their ids. This crate does no I/O; it knows nothing of NATS or SQL.
 
 pub mod cloudevent;
+pub mod consensus;
 mod event;
 mod event_de;
+pub mod expert;
 mod ids;
 pub mod query;
 pub mod types;
