@@ -35,6 +35,8 @@ pub enum Command {
     /// API keys: create, list, revoke.
     #[command(subcommand)]
     Keys(commands::keys::Keys),
+    /// Ask the experts a question and show their answers and the consensus.
+    Ask(commands::ask::AskArgs),
     /// Send a CloudEvent to ingest, over HTTP or NATS.
     Publish(commands::publish::PublishArgs),
     /// Stored events: one stream, or by correlation id and time range.
@@ -53,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => commands::status::run(&cli.target, cli.json).await,
         Command::Migrate => commands::migrate::run(&cli.target).await,
         Command::Keys(k) => commands::keys::run(&cli.target, k, cli.json).await,
+        Command::Ask(a) => commands::ask::run(&cli.target, a, cli.json).await,
         Command::Publish(a) => commands::publish::run(&cli.target, a, cli.json).await,
         Command::Events(a) => commands::events::run(&cli.target, a, cli.json).await,
         Command::Tail(a) => commands::tail::run(&cli.target, a, cli.json).await,

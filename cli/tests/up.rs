@@ -158,6 +158,21 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     let stored: serde_json::Value = serde_json::from_slice(&events.stdout)?;
     assert_eq!(stored["event"]["subject"], "greeting/1");
 
+    // A question answered end to end by the default scripted experts.
+    let ask = quorum(&dir)
+        .args(["ask", "What is the capital of France?", "--json"])
+        .output();
+    let ask = tokio::time::timeout(DEADLINE, ask).await??;
+    assert!(
+        ask.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ask.stderr)
+    );
+    let answered: serde_json::Value = serde_json::from_slice(&ask.stdout)?;
+    assert_eq!(answered["outcome"], "quorum.consensus.reached");
+    assert_eq!(answered["consensus"]["answer"], "Paris");
+    assert_eq!(answered["results"].as_array().map(Vec::len), Some(3));
+
     // The admin server answers.
     let mut conn = tokio::net::TcpStream::connect(&admin).await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

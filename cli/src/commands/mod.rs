@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod ask;
 pub mod bench;
 pub mod events;
 pub mod keys;

@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// Where the admin server (/livez, /readyz, /metrics) listens; overrides the config.
     #[arg(long)]
     pub admin_addr: Option<SocketAddr>,
+    /// Once up, ask the experts this question and show the answer (the stack keeps running).
+    #[arg(long)]
+    pub ask: Option<String>,
 }
 
 pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
@@ -89,6 +92,21 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     ingest.common.database_url = database_url.clone();
     ingest.run_relay = false;
     let ingest = quorum_ingest::start(&ingest, &shutdown, &readiness).await?;
+    let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
+    quorum_expert_fanout::start(
+        pool.clone(),
+        js.clone(),
+        config.experts.clone(),
+        &shutdown,
+        &readiness,
+    );
+    quorum_consensus::start(
+        pool.clone(),
+        js.clone(),
+        names.clone(),
+        &shutdown,
+        &readiness,
+    );
     let api_key = match &local {
         Some(_) => Some(dev_key(&pool, &target.data_dir).await?),
         None => None,
@@ -107,6 +125,16 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
             ServiceAddr {
                 name: "ingest".into(),
                 http: Some(ingest.http_addr),
+                admin: Some(admin_addr),
+            },
+            ServiceAddr {
+                name: "expert-fanout".into(),
+                http: None,
+                admin: Some(admin_addr),
+            },
+            ServiceAddr {
+                name: "consensus".into(),
+                http: None,
                 admin: Some(admin_addr),
             },
         ],
@@ -128,7 +156,18 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         );
     }
     println!("  stack     {}", target.stack_file().display());
+    println!("  experts   {}", names.join(", "));
     println!("press Ctrl-C to stop");
+    if let (Some(question), Some(key)) = (&args.ask, &api_key) {
+        let api = crate::api::Api {
+            ingest_url: Some(format!("http://{}", ingest.http_addr)),
+            api_key: Some(std::fs::read_to_string(key)?.trim().to_owned()),
+        };
+        let ask = super::ask::AskArgs::question(question.clone(), api);
+        if let Err(e) = super::ask::run(target, &ask, false).await {
+            eprintln!("the question was not answered: {e:#}");
+        }
+    }
 
     shutdown.token().cancelled().await;
     info!("stopping");

@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use quorum_expert_fanout::ExpertConfig;
 use quorum_ingest::IngestConfig;
 use quorum_relay::RelayConfig;
 use quorum_runtime::config::{ConfigError, Validate, duration};
@@ -20,6 +21,9 @@ pub struct UpConfig {
     pub relay: RelayConfig,
     /// The ingest service (`[ingest]`); its URLs are the stack's, and `up` runs the relay itself.
     pub ingest: IngestConfig,
+    /// The experts (`[[experts]]`); three scripted ones by default, so a query is answered with no
+    /// model at hand.
+    pub experts: Vec<ExpertConfig>,
 }
 
 impl Default for UpConfig {
@@ -29,6 +33,7 @@ impl Default for UpConfig {
             shutdown_grace: Duration::from_secs(30),
             relay: RelayConfig::default(),
             ingest: IngestConfig::default(),
+            experts: quorum_expert_fanout::default_experts(),
         }
     }
 }
@@ -36,6 +41,7 @@ impl Default for UpConfig {
 impl Validate for UpConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.relay.validate().map_err(|e| e.within("relay"))?;
-        self.ingest.validate().map_err(|e| e.within("ingest"))
+        self.ingest.validate().map_err(|e| e.within("ingest"))?;
+        quorum_expert_fanout::config::validate_experts(&self.experts)
     }
 }

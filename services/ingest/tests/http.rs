@@ -46,16 +46,23 @@ async fn keys_and_roles_decide_and_refusals_store_nothing() -> anyhow::Result<()
     );
     let prefix = revoked.split('_').nth(1).expect("qk_<prefix>_<secret>");
     assert!(quorum_auth::revoke(&ing.db.pool, prefix).await?);
+    // Revocation reaches every process through a notification, so it takes effect a moment after
+    // the commit. Probe with a request that could never store anything (415 while the key still
+    // passes), then send a real event.
     quorum_testkit::wait_until(
         "the revoked key to be refused",
         quorum_testkit::DEADLINE,
         || async {
-            ing.post(Some(&revoked), STRUCTURED, &[], body.clone())
+            ing.post(Some(&revoked), "text/plain", &[], "probe")
                 .await
                 .is_ok_and(|a| a.status == 401)
         },
     )
     .await?;
+    let refused = ing
+        .post(Some(&revoked), STRUCTURED, &[], body.clone())
+        .await?;
+    assert_eq!(refused.status, 401);
     // An event naming another tenant than the key's.
     let other = json!({"specversion": "1.0", "id": "e-2", "source": "/s", "type": "com.example.x", "tenant": "globex"});
     let refused = ing

@@ -42,9 +42,12 @@ pub fn decide(p: &Progress<'_>) -> Decision {
             answers.push(a.clone());
         }
     }
-    let done = |e: &String| {
-        answers.iter().any(|a| &a.expert == e) || p.failures.iter().any(|(f, _)| f == e)
-    };
+    // By expert, so that the same answers give the same decision whatever order they came in.
+    answers.sort_by(|a, b| a.expert.cmp(&b.expert));
+    let mut failures = p.failures.to_vec();
+    failures.sort();
+    let done =
+        |e: &String| answers.iter().any(|a| &a.expert == e) || failures.iter().any(|(f, _)| f == e);
     let pending: Vec<&String> = p.asked.iter().filter(|e| !done(e)).collect();
     if !pending.is_empty() && !p.deadline_passed {
         return Decision::Wait;
@@ -67,7 +70,7 @@ pub fn decide(p: &Progress<'_>) -> Decision {
             error: None,
         })
         .collect();
-    dissent.extend(p.failures.iter().map(|(e, why)| Dissent {
+    dissent.extend(failures.iter().map(|(e, why)| Dissent {
         expert: e.clone(),
         answer: None,
         error: Some(why.clone()),

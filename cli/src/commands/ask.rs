@@ -1,0 +1,163 @@
+//! `quorum ask`: submit a question through ingest, show each expert's result as it is recorded, then
+//! the consensus with its agreement and dissent.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::api::{Api, answer};
+use crate::stack::Target;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AskArgs {
+    pub question: String,
+    /// The experts to ask (comma-separated); all configured ones when not given.
+    #[arg(long, value_delimiter = ',')]
+    pub experts: Vec<String>,
+    /// Answers that must agree (k of n); a simple majority when not given.
+    #[arg(long)]
+    pub quorum: Option<u32>,
+    /// majority, similarity or judge.
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// How long the experts have, in milliseconds.
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
+    #[command(flatten)]
+    pub api: Api,
+}
+
+impl AskArgs {
+    pub fn question(question: String, api: Api) -> Self {
+        Self {
+            question,
+            experts: Vec::new(),
+            quorum: None,
+            strategy: None,
+            deadline_ms: None,
+            api,
+        }
+    }
+}
+
+pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Result<()> {
+    let (client, base, key) = args.api.connect(target)?;
+    let mut body = json!({"question": args.question});
+    if !args.experts.is_empty() {
+        body["experts"] = json!(args.experts);
+    }
+    if let Some(k) = args.quorum {
+        body["quorum"] = json!(k);
+    }
+    if let Some(s) = &args.strategy {
+        body["strategy"] = json!(s);
+    }
+    if let Some(d) = args.deadline_ms {
+        body["deadline_ms"] = json!(d);
+    }
+    let submitted = answer(
+        client
+            .post(format!("{base}/v1/queries"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?,
+    )
+    .await?;
+    let url = format!("{base}{}", submitted["url"].as_str().unwrap_or_default());
+    if !json_out {
+        println!("query {}", submitted["query_id"].as_str().unwrap_or(""));
+    }
+    let deadline =
+        Duration::from_millis(args.deadline_ms.unwrap_or(30_000)) + Duration::from_secs(30);
+    let started = Instant::now();
+    let mut seen = 0;
+    let mut results = Vec::new();
+    loop {
+        anyhow::ensure!(
+            started.elapsed() < deadline,
+            "no consensus after {deadline:?}"
+        );
+        let page = answer(client.get(&url).bearer_auth(&key).send().await?).await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        for stored in events.iter().skip(seen) {
+            let event = &stored["event"];
+            let data = &event["data"];
+            match event["type"].as_str().unwrap_or("") {
+                "quorum.expert.responded" => {
+                    if !json_out {
+                        println!(
+                            "  {:<12} {:<10} {:>6} ms  {}",
+                            data["expert"].as_str().unwrap_or(""),
+                            data["provider"].as_str().unwrap_or(""),
+                            data["latency_ms"],
+                            data["answer"].as_str().unwrap_or("")
+                        );
+                    }
+                    results.push(data.clone());
+                }
+                "quorum.expert.failed" => {
+                    if !json_out {
+                        println!(
+                            "  {:<12} {:<10} failed: {} {}",
+                            data["expert"].as_str().unwrap_or(""),
+                            data["provider"].as_str().unwrap_or(""),
+                            data["error_class"].as_str().unwrap_or(""),
+                            data["message"].as_str().unwrap_or("")
+                        );
+                    }
+                    results.push(data.clone());
+                }
+                ty @ ("quorum.consensus.reached" | "quorum.consensus.failed") => {
+                    return finish(ty, data, &submitted, results, json_out);
+                }
+                _ => {}
+            }
+        }
+        seen = events.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn finish(
+    ty: &str,
+    data: &Value,
+    submitted: &Value,
+    results: Vec<Value>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    if json_out {
+        println!(
+            "{}",
+            json!({"query_id": submitted["query_id"], "outcome": ty, "consensus": data, "results": results})
+        );
+        return Ok(());
+    }
+    if ty == "quorum.consensus.reached" {
+        println!(
+            "consensus: {}  (agreement {:.2}, {} strategy, majority {})",
+            data["answer"].as_str().unwrap_or(""),
+            data["agreement"].as_f64().unwrap_or(0.0),
+            data["strategy"].as_str().unwrap_or(""),
+            data["majority"]
+                .as_array()
+                .map(|m| m
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
+    } else {
+        println!("no consensus: {}", data["reason"].as_str().unwrap_or(""));
+    }
+    for d in data["dissent"].as_array().into_iter().flatten() {
+        println!(
+            "  dissent {}: {}",
+            d["expert"].as_str().unwrap_or(""),
+            d["answer"].as_str().or(d["error"].as_str()).unwrap_or("")
+        );
+    }
+    Ok(())
+}

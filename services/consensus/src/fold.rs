@@ -1,0 +1,88 @@
+//! A query's state, rebuilt from its stream every time: never held only in memory.
+
+use chrono::{DateTime, Utc};
+use quorum_domain::consensus::{self, Answer, Decision, Progress};
+use quorum_domain::expert::{ExpertFailed, ExpertResponded};
+use quorum_domain::query::QuerySubmitted;
+use quorum_domain::{Event, types};
+use quorum_event_store::RecordedEvent;
+
+/// What the stream says.
+pub struct Query {
+    pub submitted: Event,
+    pub query: QuerySubmitted,
+    pub submitted_at: DateTime<Utc>,
+    /// The stream's version: a consensus is appended only at exactly this version.
+    pub version: u64,
+    pub decided: bool,
+    answers: Vec<Answer>,
+    failures: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Folds a query stream; `None` when it holds no readable submitted query.
+    pub fn fold(events: &[RecordedEvent]) -> Option<Self> {
+        let first = events
+            .iter()
+            .find(|r| r.event.ty == types::QUERY_SUBMITTED)?;
+        let query: QuerySubmitted =
+            serde_json::from_slice(first.event.data.as_deref().unwrap_or_default()).ok()?;
+        let mut q = Query {
+            submitted: first.event.clone(),
+            query,
+            submitted_at: first.recorded_at,
+            version: events.last().map_or(0, |r| r.stream_version),
+            decided: false,
+            answers: Vec::new(),
+            failures: Vec::new(),
+        };
+        for r in events {
+            let data = r.event.data.as_deref().unwrap_or_default();
+            match r.event.ty.as_str() {
+                types::EXPERT_RESPONDED => {
+                    if let Ok(a) = serde_json::from_slice::<ExpertResponded>(data) {
+                        q.answers.push(Answer {
+                            expert: a.expert,
+                            text: a.answer,
+                            weight: a.weight,
+                        });
+                    }
+                }
+                types::EXPERT_FAILED => {
+                    if let Ok(f) = serde_json::from_slice::<ExpertFailed>(data) {
+                        let why = format!("{:?}: {}", f.error_class, f.message).to_lowercase();
+                        q.failures.push((f.expert, why));
+                    }
+                }
+                types::CONSENSUS_REACHED | types::CONSENSUS_FAILED => q.decided = true,
+                _ => {}
+            }
+        }
+        Some(q)
+    }
+
+    pub fn deadline(&self) -> DateTime<Utc> {
+        self.submitted_at + chrono::Duration::milliseconds(self.query.deadline_ms as i64)
+    }
+
+    /// The decision now; `configured` names every expert, for a query that named none.
+    pub fn decide(&self, configured: &[String], now: DateTime<Utc>) -> Decision {
+        let asked = self
+            .query
+            .experts
+            .clone()
+            .unwrap_or_else(|| configured.to_vec());
+        let quorum = self
+            .query
+            .quorum
+            .map_or_else(|| consensus::default_quorum(asked.len()), |k| k as usize);
+        consensus::decide(&Progress {
+            asked: &asked,
+            quorum,
+            strategy: self.query.strategy,
+            answers: &self.answers,
+            failures: &self.failures,
+            deadline_passed: now >= self.deadline(),
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! The experts a deployment asks, from the config file (`[[experts]]`).
+
+use std::time::Duration;
+
+use quorum_runtime::config::{ConfigError, duration};
+use serde::{Deserialize, Serialize};
+
+/// One expert: a name, how to reach it, and how much its answer weighs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExpertConfig {
+    pub name: String,
+    #[serde(flatten)]
+    pub provider: ProviderConfig,
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// How long one call may take.
+    #[serde(default = "thirty_seconds", with = "duration")]
+    pub timeout: Duration,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// How an expert is reached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub enum ProviderConfig {
+    /// A local, deterministic expert that answers from rules: for running with no model at hand,
+    /// and for tests. Shown as `scripted` wherever it appears.
+    Scripted(crate::scripted::ScriptedConfig),
+}
+
+impl ProviderConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::Scripted(_) => "scripted",
+        }
+    }
+}
+
+/// Three scripted experts, so that `quorum up` answers end to end with no model at hand. They agree
+/// on the capital of France; on anything else one of them dissents, so a consensus shows both.
+pub fn default_experts() -> Vec<ExpertConfig> {
+    [
+        ("alpha", "42"),
+        ("beta", "42"),
+        ("gamma", "Forty-two, give or take"),
+    ]
+    .into_iter()
+    .map(|(name, default_answer)| ExpertConfig {
+        name: name.to_owned(),
+        provider: ProviderConfig::Scripted(crate::scripted::ScriptedConfig {
+            rules: vec![crate::scripted::Rule {
+                contains: "capital of france".into(),
+                answer: "Paris".into(),
+            }],
+            default_answer: default_answer.into(),
+            ..Default::default()
+        }),
+        weight: 1.0,
+        timeout: thirty_seconds(),
+    })
+    .collect()
+}
+
+/// Checks a list of experts: names valid and unique, weights positive, timeouts above zero.
+pub fn validate_experts(experts: &[ExpertConfig]) -> Result<(), ConfigError> {
+    {
+        for (i, e) in experts.iter().enumerate() {
+            let key = |field: &str| format!("experts[{i}].{field}");
+            let ok = !e.name.is_empty()
+                && e.name.len() <= 64
+                && e.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    "1-64 characters of a-z, 0-9, '_' or '-'",
+                ));
+            }
+            if experts[..i].iter().any(|o| o.name == e.name) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("{} is configured twice", e.name),
+                ));
+            }
+            if !(e.weight > 0.0 && e.weight.is_finite()) {
+                return Err(ConfigError::invalid(key("weight"), "a positive number"));
+            }
+            if e.timeout.is_zero() {
+                return Err(ConfigError::invalid(key("timeout"), "above zero"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! The handler: for a submitted query, ask each selected expert once, concurrently, and record each
+//! answer or failure in the query's stream as soon as it comes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quorum_domain::expert::{ErrorClass, ExpertFailed, ExpertResponded};
+use quorum_domain::query::QuerySubmitted;
+use quorum_domain::{Event, StreamId, derived_event_id, types};
+use quorum_event_store::{EventStore, ExpectedVersion};
+use quorum_runtime::consumer::{Delivery, Handler, Outcome};
+
+use crate::config::{ExpertConfig, ProviderConfig};
+
+/// Names this handler in derived event ids: never change it.
+pub const HANDLER: &str = "expert-fanout";
+/// Where its events say they come from.
+pub const SOURCE: &str = "/quorum/expert-fanout";
+
+pub struct Fanout {
+    pub store: EventStore,
+    pub experts: Arc<Vec<ExpertConfig>>,
+}
+
+impl Handler for Fanout {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let cause = &delivery.event;
+        if cause.ty != types::QUERY_SUBMITTED {
+            return Outcome::Done;
+        }
+        let Some(stream) = cause
+            .subject
+            .as_deref()
+            .and_then(|s| StreamId::parse(s).ok())
+        else {
+            return Outcome::dead("a submitted query without a query stream as its subject");
+        };
+        let query: QuerySubmitted =
+            match serde_json::from_slice(cause.data.as_deref().unwrap_or_default()) {
+                Ok(q) => q,
+                Err(e) => return Outcome::dead(format!("unreadable query: {e}")),
+            };
+        let asked: Vec<String> = query
+            .experts
+            .clone()
+            .unwrap_or_else(|| self.experts.iter().map(|e| e.name.clone()).collect());
+        // A redelivery asks only those whose result is not stored yet: the ids are derived, so a
+        // stored result is found by id.
+        let stored: HashSet<String> = match self.store.read_stream(&stream, 1, 100_000).await {
+            Ok(events) => events.into_iter().map(|r| r.event.id).collect(),
+            Err(e) => return Outcome::retry(Duration::from_secs(1), e),
+        };
+        let pending: Vec<(u32, &String)> = asked
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (i as u32, name))
+            .filter(|(i, _)| {
+                !stored
+                    .contains(&derived_event_id(&cause.source, &cause.id, HANDLER, *i).to_string())
+            })
+            .collect();
+        // Every expert at once: the config bounds how many there are.
+        let calls = pending.into_iter().map(|(index, name)| {
+            let (stream, question) = (&stream, query.question.as_str());
+            async move {
+                let event = self.ask(cause, stream, index, name, question).await;
+                self.store
+                    .append(stream, ExpectedVersion::Any, &[event])
+                    .await
+                    .map(|_| ())
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        match results.into_iter().find_map(Result::err) {
+            None => Outcome::Done,
+            Some(e) => Outcome::retry(Duration::from_secs(1), e),
+        }
+    }
+}
+
+impl Fanout {
+    /// Asks one expert and returns the event that records what happened.
+    async fn ask(
+        &self,
+        cause: &Event,
+        stream: &StreamId,
+        index: u32,
+        name: &str,
+        question: &str,
+    ) -> Event {
+        let started = Instant::now();
+        let expert = self.experts.iter().find(|e| e.name == name);
+        let (ty, data) = match expert {
+            None => failed(
+                name,
+                "unknown",
+                "",
+                ErrorClass::Unknown,
+                "no such expert in the config".into(),
+                0,
+                0,
+            ),
+            Some(e) => {
+                let outcome = tokio::time::timeout(e.timeout, call(e, question)).await;
+                let latency_ms = started.elapsed().as_millis() as u64;
+                match outcome {
+                    Ok(Ok(answer)) => {
+                        let data = ExpertResponded {
+                            expert: e.name.clone(),
+                            provider: e.provider.kind().into(),
+                            model: model(e),
+                            answer,
+                            confidence: None,
+                            weight: e.weight,
+                            latency_ms,
+                            attempts: 1,
+                            usage: None,
+                        };
+                        (
+                            types::EXPERT_RESPONDED,
+                            serde_json::to_vec(&data).expect("serializes"),
+                        )
+                    }
+                    Ok(Err((class, message))) => failed(
+                        &e.name,
+                        e.provider.kind(),
+                        &model(e),
+                        class,
+                        message,
+                        latency_ms,
+                        1,
+                    ),
+                    Err(_) => failed(
+                        &e.name,
+                        e.provider.kind(),
+                        &model(e),
+                        ErrorClass::Timeout,
+                        format!("no answer within {:?}", e.timeout),
+                        latency_ms,
+                        1,
+                    ),
+                }
+            }
+        };
+        Event::derived(
+            cause,
+            HANDLER,
+            index,
+            SOURCE,
+            ty,
+            stream.clone(),
+            Bytes::from(data),
+        )
+    }
+}
+
+async fn call(expert: &ExpertConfig, question: &str) -> Result<String, (ErrorClass, String)> {
+    match &expert.provider {
+        ProviderConfig::Scripted(s) => s
+            .ask(&expert.name, question)
+            .await
+            .map_err(|e| (ErrorClass::Server, e.to_string())),
+    }
+}
+
+fn model(expert: &ExpertConfig) -> String {
+    match &expert.provider {
+        ProviderConfig::Scripted(_) => "scripted".into(),
+    }
+}
+
+fn failed(
+    expert: &str,
+    provider: &str,
+    model: &str,
+    error_class: ErrorClass,
+    message: String,
+    latency_ms: u64,
+    attempts: u32,
+) -> (&'static str, Vec<u8>) {
+    let data = ExpertFailed {
+        expert: expert.into(),
+        provider: provider.into(),
+        model: model.into(),
+        error_class,
+        message,
+        latency_ms,
+        attempts,
+    };
+    (
+        types::EXPERT_FAILED,
+        serde_json::to_vec(&data).expect("serializes"),
+    )
+}

@@ -1,0 +1,219 @@
+//! A question through expert fan-out and consensus, against real NATS and Postgres: the relay,
+//! the fan-out and the consensus run in this process, as `quorum up` runs them.
+
+use bytes::Bytes;
+use quorum_domain::{Event, StreamId, TenantId, types};
+use quorum_e2e::consumer_idle;
+use quorum_event_store::{ExpectedVersion, RecordedEvent};
+use quorum_expert_fanout::config::{ExpertConfig, ProviderConfig};
+use quorum_expert_fanout::scripted::{Rule, ScriptedConfig};
+use quorum_runtime::{Readiness, Shutdown};
+use quorum_testkit::{DEADLINE, wait_until};
+use serde_json::{Value, json};
+
+fn scripted(name: &str, answer: &str, failure_rate: f64, latency_ms: u64) -> ExpertConfig {
+    ExpertConfig {
+        name: name.into(),
+        provider: ProviderConfig::Scripted(ScriptedConfig {
+            rules: vec![Rule {
+                contains: "capital".into(),
+                answer: answer.into(),
+            }],
+            default_answer: "42".into(),
+            latency_ms,
+            failure_rate,
+        }),
+        weight: 1.0,
+        timeout: std::time::Duration::from_secs(600),
+    }
+}
+
+struct Pipeline {
+    env: quorum_e2e::Env,
+    shutdown: Shutdown,
+}
+
+/// The relay, the fan-out with `experts`, and `consensus_replicas` consensus services.
+async fn pipeline(
+    experts: Vec<ExpertConfig>,
+    consensus_replicas: usize,
+) -> anyhow::Result<Pipeline> {
+    let env = quorum_e2e::env().await?;
+    let shutdown = Shutdown::new();
+    let readiness = Readiness::new();
+    shutdown.spawn(quorum_relay::run(
+        env.db.pool.clone(),
+        env.js.clone(),
+        Default::default(),
+        shutdown.token(),
+    ));
+    let names: Vec<String> = experts.iter().map(|e| e.name.clone()).collect();
+    quorum_expert_fanout::start(
+        env.db.pool.clone(),
+        env.js.clone(),
+        experts,
+        &shutdown,
+        &readiness,
+    );
+    for _ in 0..consensus_replicas {
+        quorum_consensus::start(
+            env.db.pool.clone(),
+            env.js.clone(),
+            names.clone(),
+            &shutdown,
+            &readiness,
+        );
+    }
+    Ok(Pipeline { env, shutdown })
+}
+
+impl Pipeline {
+    /// Submits a query as ingest would; returns its stream.
+    async fn ask(&self, data: Value) -> anyhow::Result<StreamId> {
+        let id = uuid::Uuid::now_v7();
+        let stream = StreamId::new("query", id.to_string())?;
+        let mut event = Event::new(
+            "/quorum/ingest",
+            types::QUERY_SUBMITTED,
+            stream.clone(),
+            TenantId::new("acme")?,
+            Bytes::from(data.to_string()),
+        );
+        event.id = id.to_string();
+        self.env
+            .store
+            .append(&stream, ExpectedVersion::NoStream, &[event])
+            .await?;
+        Ok(stream)
+    }
+
+    /// Waits for the query's consensus and returns (type, data).
+    async fn consensus(&self, stream: &StreamId) -> anyhow::Result<(String, Value)> {
+        wait_until("the consensus", DEADLINE, || async {
+            let events = self.env.store.read_stream(stream, 1, 1000).await.ok()?;
+            let c = consensus_events(&events).into_iter().next()?;
+            Some((
+                c.event.ty.clone(),
+                serde_json::from_slice(c.event.data.as_deref()?).ok()?,
+            ))
+        })
+        .await
+    }
+}
+
+fn consensus_events(events: &[RecordedEvent]) -> Vec<&RecordedEvent> {
+    events
+        .iter()
+        .filter(|r| r.event.ty == types::CONSENSUS_REACHED || r.event.ty == types::CONSENSUS_FAILED)
+        .collect()
+}
+
+#[tokio::test]
+async fn two_of_three_with_one_down_reach_a_consensus_that_lists_the_failure() -> anyhow::Result<()>
+{
+    let p = pipeline(
+        vec![
+            scripted("alpha", "Paris", 0.0, 0),
+            scripted("beta", "paris.", 0.0, 0),
+            scripted("gamma", "Paris", 1.0, 0),
+        ],
+        1,
+    )
+    .await?;
+    let stream = p
+        .ask(json!({"question": "What is the capital of France?", "quorum": 2}))
+        .await?;
+    let (ty, data) = p.consensus(&stream).await?;
+    assert_eq!(ty, types::CONSENSUS_REACHED, "{data}");
+    assert_eq!(data["answer"], "Paris");
+    assert_eq!(data["majority"], json!(["alpha", "beta"]));
+    assert_eq!(data["dissent"][0]["expert"], "gamma");
+    assert!(
+        data["dissent"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("scripted failure")
+    );
+    // Every expert's result is recorded, each once, in the query's stream.
+    let events = p.env.store.read_stream(&stream, 1, 100).await?;
+    let results = events
+        .iter()
+        .filter(|r| r.event.ty.starts_with("quorum.expert."))
+        .count();
+    assert_eq!(results, 3);
+    p.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn all_down_fails_and_a_silent_expert_is_ended_by_the_deadline() -> anyhow::Result<()> {
+    let p = pipeline(
+        vec![
+            scripted("alpha", "Paris", 1.0, 0),
+            scripted("beta", "Paris", 1.0, 0),
+            // Answers long after any deadline here.
+            scripted("slow", "Paris", 0.0, 600_000),
+        ],
+        1,
+    )
+    .await?;
+    let all_down = p
+        .ask(json!({"question": "capital?", "experts": ["alpha", "beta"]}))
+        .await?;
+    let (ty, data) = p.consensus(&all_down).await?;
+    assert_eq!(
+        (ty.as_str(), data["reason"].as_str()),
+        (types::CONSENSUS_FAILED, Some("all_failed"))
+    );
+
+    let silent = p
+        .ask(json!({"question": "capital?", "experts": ["alpha", "slow"], "quorum": 1, "deadline_ms": 500}))
+        .await?;
+    let (ty, data) = p.consensus(&silent).await?;
+    assert_eq!(
+        (ty.as_str(), data["reason"].as_str()),
+        (types::CONSENSUS_FAILED, Some("deadline")),
+        "{data}"
+    );
+    let dissent: Vec<&str> = data["dissent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["expert"].as_str().unwrap())
+        .collect();
+    assert!(dissent.contains(&"slow"), "{data}");
+    p.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_consensus_replicas_record_exactly_one_consensus_per_query() -> anyhow::Result<()> {
+    let p = pipeline(
+        vec![
+            scripted("alpha", "Paris", 0.0, 0),
+            scripted("beta", "Paris", 0.0, 5),
+            scripted("gamma", "Lyon", 0.0, 10),
+        ],
+        2,
+    )
+    .await?;
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        streams.push(p.ask(json!({"question": format!("capital #{i}?")})).await?);
+    }
+    for s in &streams {
+        p.consensus(s).await?;
+    }
+    wait_until("the consumers to settle everything", DEADLINE, || async {
+        consumer_idle(&p.env.js, quorum_consensus::CONSUMER).await
+            && consumer_idle(&p.env.js, quorum_expert_fanout::CONSUMER).await
+    })
+    .await?;
+    for s in &streams {
+        let events = p.env.store.read_stream(s, 1, 100).await?;
+        assert_eq!(consensus_events(&events).len(), 1, "{s}");
+        assert_eq!(events.len(), 5, "query, three results, one consensus: {s}");
+    }
+    p.shutdown.cancel();
+    Ok(())
+}
