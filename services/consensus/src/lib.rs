@@ -6,6 +6,7 @@
 //! This session's scope (issue 4, in progress): majority and similarity, the deadline timer, one
 //! consensus per query under races. The judge strategy and the read model come next.
 
+pub mod config;
 pub mod decider;
 pub mod fold;
 

@@ -18,12 +18,18 @@ use anyhow::Context;
 use quorum_auth::Authenticator;
 use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig};
-use quorum_runtime::{Readiness, Shutdown, admin};
+use quorum_runtime::{Readiness, Shutdown};
 use quorum_schemas::Schemas;
 use sqlx::postgres::PgPoolOptions;
 use tracing::info;
 
 pub use config::IngestConfig;
+
+impl quorum_runtime::service::ServiceConfig for IngestConfig {
+    fn common(&self) -> &quorum_runtime::config::CommonConfig {
+        &self.common
+    }
+}
 
 /// A started ingest: where its API listens. Its tasks run on the [`Shutdown`] it was given.
 #[derive(Debug, Clone, Copy)]
@@ -117,23 +123,4 @@ pub async fn start(
         ));
     }
     Ok(Running { http_addr })
-}
-
-/// Runs ingest as its own process until SIGTERM/SIGINT: the API, the consumer, a relay and the admin
-/// server; then drains within the grace period.
-pub async fn run(config: IngestConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let readiness = Readiness::new();
-    let admin_listener = tokio::net::TcpListener::bind(config.common.admin_addr).await?;
-    info!(addr = %admin_listener.local_addr()?, "admin listening");
-    shutdown.spawn(admin::serve(
-        admin_listener,
-        readiness.clone(),
-        quorum_runtime::metrics::install_recorder(),
-        shutdown.token(),
-    ));
-    start(&config, &shutdown, &readiness).await?;
-    shutdown.token().cancelled().await;
-    info!("stopping");
-    shutdown.wait(config.common.shutdown_grace).await?;
-    Ok(())
 }

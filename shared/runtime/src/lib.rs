@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
