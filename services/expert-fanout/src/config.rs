@@ -46,6 +46,8 @@ pub struct ExpertConfig {
     /// How long one call may take.
     #[serde(default = "thirty_seconds", with = "duration")]
     pub timeout: Duration,
+    #[serde(default)]
+    pub breaker: crate::breaker::BreakerConfig,
 }
 
 fn one() -> f64 {
@@ -94,6 +96,7 @@ pub fn default_experts() -> Vec<ExpertConfig> {
         }),
         weight: 1.0,
         timeout: thirty_seconds(),
+        breaker: Default::default(),
     })
     .collect()
 }

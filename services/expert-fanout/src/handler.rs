@@ -1,7 +1,7 @@
 //! The handler: for a submitted query, ask each selected expert once, concurrently, and record each
 //! answer or failure in the query's stream as soon as it comes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use quorum_domain::{Event, StreamId, derived_event_id, types};
 use quorum_event_store::{EventStore, ExpectedVersion};
 use quorum_runtime::consumer::{Delivery, Handler, Outcome};
 
+use crate::breaker::Breaker;
 use crate::config::{ExpertConfig, ProviderConfig};
 
 /// Names this handler in derived event ids: never change it.
@@ -22,6 +23,22 @@ pub const SOURCE: &str = "/quorum/expert-fanout";
 pub struct Fanout {
     pub store: EventStore,
     pub experts: Arc<Vec<ExpertConfig>>,
+    /// One per configured expert, by name.
+    pub breakers: HashMap<String, Breaker>,
+}
+
+impl Fanout {
+    pub fn new(store: EventStore, experts: Vec<ExpertConfig>) -> Self {
+        let breakers = experts
+            .iter()
+            .map(|e| (e.name.clone(), Breaker::new(&e.name, e.breaker.clone())))
+            .collect();
+        Self {
+            store,
+            experts: Arc::new(experts),
+            breakers,
+        }
+    }
 }
 
 impl Handler for Fanout {
@@ -102,8 +119,27 @@ impl Fanout {
                 0,
                 0,
             ),
+            Some(e)
+                if self
+                    .breakers
+                    .get(&e.name)
+                    .is_some_and(|b| b.acquire().is_err()) =>
+            {
+                failed(
+                    &e.name,
+                    e.provider.kind(),
+                    &model(e),
+                    ErrorClass::CircuitOpen,
+                    "the circuit breaker is open after repeated failures; not asked".into(),
+                    0,
+                    0,
+                )
+            }
             Some(e) => {
                 let outcome = tokio::time::timeout(e.timeout, call(e, question)).await;
+                if let Some(b) = self.breakers.get(&e.name) {
+                    b.record(matches!(outcome, Ok(Ok(_))));
+                }
                 let latency_ms = started.elapsed().as_millis() as u64;
                 match outcome {
                     Ok(Ok(answer)) => {

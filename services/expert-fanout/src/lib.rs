@@ -4,6 +4,7 @@
 //! This session's scope (issue 4, in progress): the scripted provider, a timeout per call, and
 //! exactly-once results per expert. Providers over HTTP, retries, breakers and rate limits come next.
 
+pub mod breaker;
 pub mod config;
 pub mod handler;
 pub mod scripted;
@@ -28,10 +29,7 @@ pub fn start(
     shutdown: &Shutdown,
     readiness: &Readiness,
 ) {
-    let handler = Arc::new(handler::Fanout {
-        store: EventStore::new(pool.clone()),
-        experts: Arc::new(experts),
-    });
+    let handler = Arc::new(handler::Fanout::new(EventStore::new(pool.clone()), experts));
     let config = ConsumerConfig::new(
         CONSUMER,
         vec![quorum_bus::subjects::event_type_filter(
