@@ -45,3 +45,19 @@ impl Validate for UpConfig {
         quorum_expert_fanout::config::validate_experts(&self.experts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_loads_and_validates() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/quorum.example.toml");
+        let config: UpConfig =
+            quorum_runtime::config::load_validated(Some(&path)).expect("the example is valid");
+        let names: Vec<&str> = config.experts.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta", "gamma"]);
+        assert_eq!(config.ingest.flow.group_alone_from, 50);
+    }
+}
