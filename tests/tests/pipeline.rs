@@ -26,6 +26,7 @@ fn scripted(name: &str, answer: &str, failure_rate: f64, latency_ms: u64) -> Exp
         weight: 1.0,
         timeout: std::time::Duration::from_secs(600),
         breaker: Default::default(),
+        retry: Default::default(),
     }
 }
 

@@ -48,6 +48,9 @@ pub struct ExpertConfig {
     pub timeout: Duration,
     #[serde(default)]
     pub breaker: crate::breaker::BreakerConfig,
+    /// Retries of an HTTP provider, on connect errors, 5xx and 429 only.
+    #[serde(default)]
+    pub retry: crate::provider::retry::RetryConfig,
 }
 
 fn one() -> f64 {
@@ -65,12 +68,27 @@ pub enum ProviderConfig {
     /// A local, deterministic expert that answers from rules: for running with no model at hand,
     /// and for tests. Shown as `scripted` wherever it appears.
     Scripted(crate::scripted::ScriptedConfig),
+    /// Any OpenAI-compatible chat completions endpoint.
+    Openai(crate::provider::openai::OpenAiConfig),
+    /// Anthropic's Messages API.
+    Anthropic(crate::provider::anthropic::AnthropicConfig),
 }
 
 impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::Scripted(_) => "scripted",
+            ProviderConfig::Openai(_) => "openai",
+            ProviderConfig::Anthropic(_) => "anthropic",
+        }
+    }
+
+    /// The model asked (`scripted` for a scripted expert).
+    pub fn model(&self) -> &str {
+        match self {
+            ProviderConfig::Scripted(_) => "scripted",
+            ProviderConfig::Openai(c) => &c.model,
+            ProviderConfig::Anthropic(c) => &c.model,
         }
     }
 }
@@ -97,6 +115,7 @@ pub fn default_experts() -> Vec<ExpertConfig> {
         weight: 1.0,
         timeout: thirty_seconds(),
         breaker: Default::default(),
+        retry: Default::default(),
     })
     .collect()
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +15,8 @@ use quorum_runtime::consumer::{Delivery, Handler, Outcome};
 
 use crate::breaker::Breaker;
 use crate::config::{ExpertConfig, ProviderConfig};
+use crate::provider::retry::with_retries;
+use crate::provider::{ProviderError, Reply, anthropic, openai};
 
 /// Names this handler in derived event ids: never change it.
 pub const HANDLER: &str = "expert-fanout";
@@ -25,6 +28,7 @@ pub struct Fanout {
     pub experts: Arc<Vec<ExpertConfig>>,
     /// One per configured expert, by name.
     pub breakers: HashMap<String, Breaker>,
+    pub http: reqwest::Client,
 }
 
 impl Fanout {
@@ -37,6 +41,7 @@ impl Fanout {
             store,
             experts: Arc::new(experts),
             breakers,
+            http: reqwest::Client::new(),
         }
     }
 }
@@ -119,63 +124,36 @@ impl Fanout {
                 0,
                 0,
             ),
-            Some(e)
-                if self
-                    .breakers
-                    .get(&e.name)
-                    .is_some_and(|b| b.acquire().is_err()) =>
-            {
-                failed(
-                    &e.name,
-                    e.provider.kind(),
-                    &model(e),
-                    ErrorClass::CircuitOpen,
-                    "the circuit breaker is open after repeated failures; not asked".into(),
-                    0,
-                    0,
-                )
-            }
             Some(e) => {
-                let outcome = tokio::time::timeout(e.timeout, call(e, question)).await;
-                if let Some(b) = self.breakers.get(&e.name) {
-                    b.record(matches!(outcome, Ok(Ok(_))));
-                }
+                let (outcome, attempts) = self.ask_expert(e, question).await;
                 let latency_ms = started.elapsed().as_millis() as u64;
+                let (provider, model) = (e.provider.kind(), e.provider.model());
                 match outcome {
-                    Ok(Ok(answer)) => {
+                    Ok(reply) => {
                         let data = ExpertResponded {
                             expert: e.name.clone(),
-                            provider: e.provider.kind().into(),
-                            model: model(e),
-                            answer,
+                            provider: provider.into(),
+                            model: model.into(),
+                            answer: reply.answer,
                             confidence: None,
                             weight: e.weight,
                             latency_ms,
-                            attempts: 1,
-                            usage: None,
+                            attempts,
+                            usage: reply.usage,
                         };
                         (
                             types::EXPERT_RESPONDED,
                             serde_json::to_vec(&data).expect("serializes"),
                         )
                     }
-                    Ok(Err((class, message))) => failed(
+                    Err(err) => failed(
                         &e.name,
-                        e.provider.kind(),
-                        &model(e),
-                        class,
-                        message,
+                        provider,
+                        model,
+                        err.class,
+                        err.message,
                         latency_ms,
-                        1,
-                    ),
-                    Err(_) => failed(
-                        &e.name,
-                        e.provider.kind(),
-                        &model(e),
-                        ErrorClass::Timeout,
-                        format!("no answer within {:?}", e.timeout),
-                        latency_ms,
-                        1,
+                        attempts,
                     ),
                 }
             }
@@ -190,20 +168,68 @@ impl Fanout {
             Bytes::from(data),
         )
     }
-}
 
-async fn call(expert: &ExpertConfig, question: &str) -> Result<String, (ErrorClass, String)> {
-    match &expert.provider {
-        ProviderConfig::Scripted(s) => s
-            .ask(&expert.name, question)
+    /// Asks `expert` within its timeout, with the retries its config allows, and tells its breaker
+    /// how it went. Returns the outcome and the attempts made.
+    pub async fn ask_expert(
+        &self,
+        expert: &ExpertConfig,
+        question: &str,
+    ) -> (Result<Reply, ProviderError>, u32) {
+        let breaker = self.breakers.get(&expert.name);
+        if breaker.is_some_and(|b| b.acquire().is_err()) {
+            let open = ProviderError::new(
+                ErrorClass::CircuitOpen,
+                "the circuit breaker is open after repeated failures; not asked",
+            );
+            return (Err(open), 0);
+        }
+        let attempts = AtomicU32::new(0);
+        let outcome = tokio::time::timeout(expert.timeout, self.call(expert, question, &attempts))
             .await
-            .map_err(|e| (ErrorClass::Server, e.to_string())),
+            .unwrap_or_else(|_| {
+                Err(ProviderError::new(
+                    ErrorClass::Timeout,
+                    format!("no answer within {:?}", expert.timeout),
+                ))
+            });
+        if let Some(b) = breaker {
+            b.record(outcome.is_ok());
+        }
+        (outcome, attempts.load(Ordering::Relaxed))
     }
-}
 
-fn model(expert: &ExpertConfig) -> String {
-    match &expert.provider {
-        ProviderConfig::Scripted(_) => "scripted".into(),
+    /// One call to the expert's provider, with the retries its config allows.
+    async fn call(
+        &self,
+        expert: &ExpertConfig,
+        question: &str,
+        attempts: &AtomicU32,
+    ) -> Result<Reply, ProviderError> {
+        match &expert.provider {
+            ProviderConfig::Scripted(s) => {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                s.ask(&expert.name, question)
+                    .await
+                    .map(|answer| Reply {
+                        answer,
+                        usage: None,
+                    })
+                    .map_err(|e| ProviderError::new(ErrorClass::Server, e.to_string()))
+            }
+            ProviderConfig::Openai(c) => {
+                with_retries(&expert.retry, attempts, || {
+                    openai::ask(&self.http, c, question)
+                })
+                .await
+            }
+            ProviderConfig::Anthropic(c) => {
+                with_retries(&expert.retry, attempts, || {
+                    anthropic::ask(&self.http, c, question)
+                })
+                .await
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod breaker;
 pub mod config;
 pub mod handler;
+pub mod provider;
 pub mod scripted;
 
 use std::sync::Arc;
