@@ -27,6 +27,8 @@ fn scripted(name: &str, answer: &str, failure_rate: f64, latency_ms: u64) -> Exp
         timeout: std::time::Duration::from_secs(600),
         breaker: Default::default(),
         retry: Default::default(),
+        rate_per_second: None,
+        concurrency: 8,
     }
 }
 

@@ -51,6 +51,16 @@ pub struct ExpertConfig {
     /// Retries of an HTTP provider, on connect errors, 5xx and 429 only.
     #[serde(default)]
     pub retry: crate::provider::retry::RetryConfig,
+    /// Calls per second at most (every attempt counts); none when absent.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// Calls in flight at once.
+    #[serde(default = "eight")]
+    pub concurrency: usize,
+}
+
+fn eight() -> usize {
+    8
 }
 
 fn one() -> f64 {
@@ -116,6 +126,8 @@ pub fn default_experts() -> Vec<ExpertConfig> {
         timeout: thirty_seconds(),
         breaker: Default::default(),
         retry: Default::default(),
+        rate_per_second: None,
+        concurrency: eight(),
     })
     .collect()
 }
@@ -144,6 +156,12 @@ pub fn validate_experts(experts: &[ExpertConfig]) -> Result<(), ConfigError> {
             }
             if !(e.weight > 0.0 && e.weight.is_finite()) {
                 return Err(ConfigError::invalid(key("weight"), "a positive number"));
+            }
+            if e.concurrency == 0 || e.rate_per_second == Some(0) {
+                return Err(ConfigError::invalid(
+                    key("concurrency"),
+                    "concurrency and rate_per_second must be above zero",
+                ));
             }
             if e.timeout.is_zero() {
                 return Err(ConfigError::invalid(key("timeout"), "above zero"));

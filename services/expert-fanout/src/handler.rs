@@ -28,6 +28,8 @@ pub struct Fanout {
     pub experts: Arc<Vec<ExpertConfig>>,
     /// One per configured expert, by name.
     pub breakers: HashMap<String, Breaker>,
+    /// Each expert's rate and concurrency limits, by name.
+    limits: HashMap<String, Limits>,
     pub http: reqwest::Client,
 }
 
@@ -37,10 +39,15 @@ impl Fanout {
             .iter()
             .map(|e| (e.name.clone(), Breaker::new(&e.name, e.breaker.clone())))
             .collect();
+        let limits = experts
+            .iter()
+            .map(|e| (e.name.clone(), Limits::new(e)))
+            .collect();
         Self {
             store,
             experts: Arc::new(experts),
             breakers,
+            limits,
             http: reqwest::Client::new(),
         }
     }
@@ -206,9 +213,11 @@ impl Fanout {
         question: &str,
         attempts: &AtomicU32,
     ) -> Result<Reply, ProviderError> {
+        let limits = &self.limits[&expert.name];
         match &expert.provider {
             ProviderConfig::Scripted(s) => {
                 attempts.fetch_add(1, Ordering::Relaxed);
+                let _slot = limits.take().await;
                 s.ask(&expert.name, question)
                     .await
                     .map(|answer| Reply {
@@ -218,14 +227,16 @@ impl Fanout {
                     .map_err(|e| ProviderError::new(ErrorClass::Server, e.to_string()))
             }
             ProviderConfig::Openai(c) => {
-                with_retries(&expert.retry, attempts, || {
-                    openai::ask(&self.http, c, question)
+                with_retries(&expert.retry, attempts, || async {
+                    let _slot = limits.take().await;
+                    openai::ask(&self.http, c, question).await
                 })
                 .await
             }
             ProviderConfig::Anthropic(c) => {
-                with_retries(&expert.retry, attempts, || {
-                    anthropic::ask(&self.http, c, question)
+                with_retries(&expert.retry, attempts, || async {
+                    let _slot = limits.take().await;
+                    anthropic::ask(&self.http, c, question).await
                 })
                 .await
             }
@@ -255,4 +266,31 @@ fn failed(
         types::EXPERT_FAILED,
         serde_json::to_vec(&data).expect("serializes"),
     )
+}
+
+/// An expert's rate and concurrency limits. Every attempt waits for both (an outgoing call is
+/// delayed, not refused), inside the expert's timeout, so a throttled expert times out instead of
+/// piling up.
+struct Limits {
+    rate: Option<governor::DefaultDirectRateLimiter>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Limits {
+    fn new(expert: &ExpertConfig) -> Self {
+        Self {
+            rate: expert
+                .rate_per_second
+                .and_then(std::num::NonZeroU32::new)
+                .map(|r| governor::RateLimiter::direct(governor::Quota::per_second(r))),
+            slots: tokio::sync::Semaphore::new(expert.concurrency.max(1)),
+        }
+    }
+
+    async fn take(&self) -> tokio::sync::SemaphorePermit<'_> {
+        if let Some(rate) = &self.rate {
+            rate.until_ready().await;
+        }
+        self.slots.acquire().await.expect("never closed")
+    }
 }

@@ -44,6 +44,8 @@ fn expert(provider: ProviderConfig) -> ExpertConfig {
             min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
         },
+        rate_per_second: None,
+        concurrency: 8,
     }
 }
 
@@ -215,5 +217,29 @@ async fn the_breaker_opens_on_repeated_failures_and_then_asks_no_one() {
     assert_eq!(
         (reply.unwrap_err().class, attempts),
         (ErrorClass::CircuitOpen, 0)
+    );
+}
+
+#[tokio::test]
+async fn calls_wait_for_the_experts_rate() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("ok")))
+        .expect(6)
+        .mount(&server)
+        .await;
+    let mut e = openai(&server.uri());
+    e.rate_per_second = Some(4);
+    let f = fanout(vec![e.clone()]);
+    let started = std::time::Instant::now();
+    let calls = (0..6).map(|_| f.ask_expert(&e, "q"));
+    for (reply, _) in futures::future::join_all(calls).await {
+        reply.expect("answered");
+    }
+    // Six calls at four a second (a burst of four): the last two wait for tokens, 250 ms apart.
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
     );
 }
