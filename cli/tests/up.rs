@@ -172,6 +172,25 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     assert_eq!(answered["outcome"], "quorum.consensus.reached");
     assert_eq!(answered["consensus"]["answer"], "Paris");
     assert_eq!(answered["results"].as_array().map(Vec::len), Some(3));
+    // The read model has it too, waited for if the projection is behind.
+    let ingest = s["services"][1]["http"]
+        .as_str()
+        .expect("ingest address")
+        .to_owned();
+    let key = std::fs::read_to_string(dir.join("api-key"))?;
+    let view: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "http://{ingest}/v1/queries/{}?wait=30s",
+            answered["query_id"].as_str().unwrap()
+        ))
+        .bearer_auth(key.trim())
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(view["status"], "reached", "{view}");
+    assert_eq!(view["consensus"]["answer"], "Paris");
+    assert_eq!(view["experts"].as_object().map(|m| m.len()), Some(3));
 
     // The admin server answers.
     let mut conn = tokio::net::TcpStream::connect(&admin).await?;

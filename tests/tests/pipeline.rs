@@ -218,6 +218,38 @@ async fn two_consensus_replicas_record_exactly_one_consensus_per_query() -> anyh
         assert_eq!(consensus_events(&events).len(), 1, "{s}");
         assert_eq!(events.len(), 5, "query, three results, one consensus: {s}");
     }
+
+    // The read model, once caught up, has every query decided; rebuilt from scratch it is the same.
+    let snapshot = || async {
+        sqlx::query_scalar::<_, Value>(
+            "SELECT coalesce(jsonb_agg(to_jsonb(q) ORDER BY query_id), '[]') FROM queries q",
+        )
+        .fetch_one(&p.env.db.pool)
+        .await
+    };
+    wait_until(
+        "the read model to have every consensus",
+        DEADLINE,
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM queries WHERE status = 'reached'")
+                .fetch_one(&p.env.db.pool)
+                .await
+                .is_ok_and(|n| n == 20)
+        },
+    )
+    .await?;
     p.shutdown.cancel();
+    p.shutdown.clone().wait(DEADLINE).await?;
+    let live = snapshot().await?;
+    assert_eq!(live[0]["experts"].as_object().map(|m| m.len()), Some(3));
+    sqlx::query("DELETE FROM queries")
+        .execute(&p.env.db.pool)
+        .await?;
+    sqlx::query("DELETE FROM consumer_checkpoints WHERE name = $1")
+        .bind(quorum_consensus::view::NAME)
+        .execute(&p.env.db.pool)
+        .await?;
+    while quorum_consensus::view::step(&p.env.db.pool, &p.env.store).await? > 0 {}
+    assert_eq!(snapshot().await?, live);
     Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod decider;
 pub mod fold;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,7 @@ pub fn start(
             tracing::error!(error = %e, "consensus consumer failed");
         }
     });
+    shutdown.spawn(view::run(decider.pool.clone(), shutdown.token()));
     let token = shutdown.token();
     shutdown.spawn(async move {
         while !token.is_cancelled() {

@@ -134,6 +134,9 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() -> an
             // Fixed, so that CI runs the same cases each time; change it to explore.
             "--seed",
             "20261124",
+            // Above the longest `?wait` of GET /v1/queries/{id}, which the stateful phase may find.
+            "--request-timeout",
+            "70",
             "--suppress-health-check",
             "all",
             "--no-color",

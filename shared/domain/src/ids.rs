@@ -69,6 +69,7 @@ impl StreamId {
                         b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
                     })
                     && !id.is_empty()
+                    && !id.chars().any(char::is_control)
                     && value.len() <= 512
             }
             None => false,

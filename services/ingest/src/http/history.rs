@@ -65,6 +65,11 @@ fn hundred() -> i64 {
     100
 }
 
+/// Text Postgres cannot hold (NUL), or that no identifier contains.
+pub(crate) fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 fn check_limit(limit: i64) -> Result<(), Problem> {
     if (1..=MAX_LIMIT).contains(&limit) {
         Ok(())
@@ -139,6 +144,11 @@ pub async fn by_filter(
     let principal = app.authorize(&headers, READERS).await?;
     let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
     check_limit(params.limit)?;
+    if params.correlation_id.as_deref().is_some_and(has_control) {
+        return Err(Problem::bad_request(
+            "correlation_id: control characters are not allowed",
+        ));
+    }
     let filter = Filter {
         tenant: principal.tenant,
         correlation_id: params.correlation_id,

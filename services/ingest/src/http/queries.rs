@@ -118,3 +118,73 @@ pub async fn post(
     }
     Ok(response)
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// Wait up to this long (`30s`, at most 60 s) for the consensus.
+    wait: Option<String>,
+}
+
+/// Longest a `GET /v1/queries/{id}?wait=…` waits.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `GET /v1/queries/{id}`: the query's status, each expert's result and the consensus, from the
+/// `queries` read model; with `?wait=30s`, answered once the query is decided or the wait is over.
+pub async fn get(
+    State(app): State<App>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    params: Result<axum::extract::Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let principal = app
+        .authorize(&headers, &[Role::Publisher, Role::Auditor, Role::Operator])
+        .await?;
+    let axum::extract::Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let wait = match params.wait.as_deref() {
+        None => std::time::Duration::ZERO,
+        Some(w) => humantime::parse_duration(w)
+            .map_err(|e| Problem::bad_request(format!("wait: {e}")))?
+            .min(MAX_WAIT),
+    };
+    if super::history::has_control(&id) {
+        return Err(Problem::not_found(format!(
+            "no query {id:?} for this tenant"
+        )));
+    }
+    // A query that was never submitted is not waited for.
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = 'query/' || $1 AND tenant = $2)",
+    )
+    .bind(&id)
+    .bind(principal.tenant.as_str())
+    .fetch_one(app.0.store.pool())
+    .await
+    .map_err(|e| Problem::unavailable(e.to_string()))?;
+    if !exists {
+        return Err(Problem::not_found(format!("no query {id} for this tenant")));
+    }
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let row: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT jsonb_build_object('query_id', query_id, 'stream', stream_id, 'status', status,
+                    'question', question, 'experts', experts, 'consensus', consensus,
+                    'submitted_at', submitted_at, 'decided_at', decided_at)
+             FROM queries WHERE query_id = $1 AND tenant = $2",
+        )
+        .bind(&id)
+        .bind(principal.tenant.as_str())
+        .fetch_optional(app.0.store.pool())
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let done = row.as_ref().is_some_and(|r| r["status"] != "pending");
+        if done || tokio::time::Instant::now() >= until {
+            // A query just submitted may not be in the read model yet: with a wait it is waited
+            // for; without, it is not found (yet).
+            return row
+                .map(Json)
+                .ok_or_else(|| Problem::not_found(format!("no query {id} for this tenant")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
