@@ -191,6 +191,21 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     assert_eq!(view["status"], "reached", "{view}");
     assert_eq!(view["consensus"]["answer"], "Paris");
     assert_eq!(view["experts"].as_object().map(|m| m.len()), Some(3));
+    // Watching a decided query: its last state, as a `decided` event, and the stream ends.
+    let watched = reqwest::Client::new()
+        .get(format!(
+            "http://{ingest}/v1/queries/{}/watch",
+            answered["query_id"].as_str().unwrap()
+        ))
+        .bearer_auth(key.trim())
+        .send()
+        .await?;
+    assert_eq!(watched.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(DEADLINE, watched.text()).await??;
+    assert!(
+        text.contains("event: decided") && text.contains("Paris"),
+        "{text}"
+    );
 
     // The admin server answers.
     let mut conn = tokio::net::TcpStream::connect(&admin).await?;

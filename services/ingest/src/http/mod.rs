@@ -76,6 +76,7 @@ pub fn router(app: App, max_concurrent: usize) -> Router {
         .route("/v1/events", post(events::post).get(history::by_filter))
         .route("/v1/queries", post(queries::post))
         .route("/v1/queries/{id}", get(queries::get))
+        .route("/v1/queries/{id}/watch", get(queries::watch))
         .route("/v1/streams/{stream}/events", get(history::by_stream))
         .route("/openapi.json", get(openapi::get))
         .layer(axum::middleware::from_fn_with_state(slots, shed::shed))

@@ -152,31 +152,10 @@ pub async fn get(
             "no query {id:?} for this tenant"
         )));
     }
-    // A query that was never submitted is not waited for.
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = 'query/' || $1 AND tenant = $2)",
-    )
-    .bind(&id)
-    .bind(principal.tenant.as_str())
-    .fetch_one(app.0.store.pool())
-    .await
-    .map_err(|e| Problem::unavailable(e.to_string()))?;
-    if !exists {
-        return Err(Problem::not_found(format!("no query {id} for this tenant")));
-    }
+    submitted(&app, &id, &principal.tenant).await?;
     let until = tokio::time::Instant::now() + wait;
     loop {
-        let row: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT jsonb_build_object('query_id', query_id, 'stream', stream_id, 'status', status,
-                    'question', question, 'experts', experts, 'consensus', consensus,
-                    'submitted_at', submitted_at, 'decided_at', decided_at)
-             FROM queries WHERE query_id = $1 AND tenant = $2",
-        )
-        .bind(&id)
-        .bind(principal.tenant.as_str())
-        .fetch_optional(app.0.store.pool())
-        .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let row = view(&app, &id, &principal.tenant).await?;
         let done = row.as_ref().is_some_and(|r| r["status"] != "pending");
         if done || tokio::time::Instant::now() >= until {
             // A query just submitted may not be in the read model yet: with a wait it is waited
@@ -188,3 +167,95 @@ pub async fn get(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// 404 unless `tenant` submitted the query `id` (it is in the store, whether or not the read model
+/// has it yet): a query never submitted is not waited for.
+async fn submitted(app: &App, id: &str, tenant: &quorum_domain::TenantId) -> Result<(), Problem> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = 'query/' || $1 AND tenant = $2)",
+    )
+    .bind(id)
+    .bind(tenant.as_str())
+    .fetch_one(app.0.store.pool())
+    .await
+    .map_err(|e| Problem::unavailable(e.to_string()))?;
+    if exists {
+        Ok(())
+    } else {
+        Err(Problem::not_found(format!("no query {id} for this tenant")))
+    }
+}
+
+/// The query's row in the read model, as the API shows it.
+async fn view(
+    app: &App,
+    id: &str,
+    tenant: &quorum_domain::TenantId,
+) -> Result<Option<serde_json::Value>, Problem> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('query_id', query_id, 'stream', stream_id, 'status', status,
+                'question', question, 'experts', experts, 'consensus', consensus,
+                'submitted_at', submitted_at, 'decided_at', decided_at)
+         FROM queries WHERE query_id = $1 AND tenant = $2",
+    )
+    .bind(id)
+    .bind(tenant.as_str())
+    .fetch_optional(app.0.store.pool())
+    .await
+    .map_err(|e| Problem::unavailable(e.to_string()))
+}
+
+/// `GET /v1/queries/{id}/watch`: server-sent events, one `progress` event each time the query's
+/// view changes (an expert's result, the consensus), ending with a `decided` event. Gives up after
+/// `MAX_WATCH`, and whenever the client goes away.
+pub async fn watch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    Problem,
+> {
+    use axum::response::sse::{Event as Sse, KeepAlive};
+    let principal = app
+        .authorize(&headers, &[Role::Publisher, Role::Auditor, Role::Operator])
+        .await?;
+    if super::history::has_control(&id) {
+        return Err(Problem::not_found(format!(
+            "no query {id:?} for this tenant"
+        )));
+    }
+    submitted(&app, &id, &principal.tenant).await?;
+    let tenant = principal.tenant;
+    let until = tokio::time::Instant::now() + MAX_WATCH;
+    let stream = futures::stream::unfold(
+        (app, id, tenant, None::<serde_json::Value>, false),
+        move |(app, id, tenant, mut last, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let row = view(&app, &id, &tenant).await.ok().flatten();
+                let decided = row.as_ref().is_some_and(|r| r["status"] != "pending");
+                if row.is_some() && row != last {
+                    last = row.clone();
+                    let kind = if decided { "decided" } else { "progress" };
+                    let event = Sse::default()
+                        .event(kind)
+                        .data(row.unwrap_or_default().to_string());
+                    return Some((Ok(event), (app, id, tenant, last, decided)));
+                }
+                if tokio::time::Instant::now() >= until {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        },
+    );
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Longest a watch stays open.
+const MAX_WATCH: std::time::Duration = std::time::Duration::from_secs(600);
