@@ -170,3 +170,35 @@ pub fn validate_experts(experts: &[ExpertConfig]) -> Result<(), ConfigError> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_reads_from_its_config() {
+        let experts: Vec<ExpertConfig> = serde_json::from_value(serde_json::json!([
+            {"name": "llama", "provider": "openai", "base_url": "http://127.0.0.1:11434/v1",
+             "model": "llama3.1", "timeout": "60s", "rate_per_second": 2, "concurrency": 2,
+             "retry": {"max_retries": 1, "min_delay": "100ms", "max_delay": "1s"}},
+            {"name": "claude", "provider": "anthropic", "base_url": "https://api.anthropic.com",
+             "model": "claude-test"},
+            {"name": "alpha", "provider": "scripted", "default_answer": "42"}
+        ]))
+        .expect("valid experts");
+        validate_experts(&experts).expect("valid");
+        assert_eq!(
+            experts
+                .iter()
+                .map(|e| e.provider.kind())
+                .collect::<Vec<_>>(),
+            ["openai", "anthropic", "scripted"]
+        );
+        assert_eq!(experts[0].provider.model(), "llama3.1");
+        assert_eq!(experts[0].timeout, Duration::from_secs(60));
+        assert_eq!(experts[1].concurrency, 8, "the default");
+
+        let twice = vec![experts[2].clone(), experts[2].clone()];
+        assert!(validate_experts(&twice).is_err());
+    }
+}
