@@ -1,6 +1,7 @@
 //! `quorum bench <what>`: against the given stack, or a throwaway local one.
 
 use crate::bench::ingest::{self, IngestBenchArgs};
+use crate::bench::pipeline::{self, PipelineBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
 use crate::stack::Target;
 
@@ -11,6 +12,8 @@ pub enum Bench {
     /// Ingest over HTTP (single events and batches) through the store and relay, beside raw
     /// Postgres single and batched inserts.
     Ingest(IngestBenchArgs),
+    /// Queries through ingest, fan-out, consensus and the read model at rising rates.
+    Pipeline(PipelineBenchArgs),
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
@@ -35,6 +38,17 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     quorum_event_store::migrate(&stack.pool).await?;
     match bench {
         Bench::Store(args) => print(&store::run(&stack.pool, &stack.js, args).await?, json),
+        Bench::Pipeline(args) => print(
+            &pipeline::run(
+                &stack.pool,
+                &stack.js,
+                &stack.nats_url,
+                &stack.database_url,
+                args,
+            )
+            .await?,
+            json,
+        ),
         Bench::Ingest(args) => print(
             &ingest::run(
                 &stack.pool,

@@ -72,7 +72,9 @@ pub fn start(
     ]
     .map(quorum_bus::subjects::event_type_filter)
     .to_vec();
-    let config = ConsumerConfig::new(CONSUMER, filters);
+    let mut config = ConsumerConfig::new(CONSUMER, filters);
+    // Each message is a few short database round trips; many lanes keep the database busy.
+    config.concurrency = 64;
     let handler = Arc::new(ConsensusHandler {
         decider: decider.clone(),
     });

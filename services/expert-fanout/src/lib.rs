@@ -31,12 +31,14 @@ pub fn start(
     readiness: &Readiness,
 ) {
     let handler = Arc::new(handler::Fanout::new(EventStore::new(pool.clone()), experts));
-    let config = ConsumerConfig::new(
+    let mut config = ConsumerConfig::new(
         CONSUMER,
         vec![quorum_bus::subjects::event_type_filter(
             quorum_domain::types::QUERY_SUBMITTED,
         )],
     );
+    // Experts answer slowly; many queries are asked at once.
+    config.concurrency = 64;
     let bound = readiness.flag("expert-fanout consumer");
     let token = shutdown.token();
     shutdown.spawn(async move {

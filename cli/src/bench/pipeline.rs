@@ -1,0 +1,230 @@
+//! `quorum bench pipeline`: queries submitted through ingest at rising rates, answered by three
+//! zero-latency scripted experts through fan-out and consensus into the read model. Prints the
+//! highest rate sustained and, at half of it, the overhead from submit to consensus; beside raw
+//! Postgres batched inserts measured in the same run.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use quorum_auth::Role;
+use quorum_domain::{StreamId, TenantId};
+use quorum_ingest::IngestConfig;
+use quorum_runtime::{Readiness, Shutdown};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::raw;
+use super::stats::Samples;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct PipelineBenchArgs {
+    /// Seconds each rate is offered.
+    #[arg(long, default_value_t = 3)]
+    pub step_seconds: u64,
+    /// The highest rate tried, queries/s (rates double from 50 up to it).
+    #[arg(long, default_value_t = 3200)]
+    pub max_rate: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PipelineReport {
+    pub max_sustained_queries_per_sec: u64,
+    pub half_load_queries_per_sec: u64,
+    pub overhead_p50_ms: f64,
+    pub overhead_p99_ms: f64,
+    /// Events the pipeline stored per second at the sustained rate (a query makes five).
+    pub pipeline_events_per_sec: u64,
+    pub raw_postgres_batched_rows_per_sec: f64,
+    pub rates: Vec<RateResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateResult {
+    pub offered_queries_per_sec: u64,
+    pub decided: u64,
+    /// From the last submit until the last consensus was in the read model.
+    pub drain_ms: u64,
+    pub sustained: bool,
+}
+
+/// A rate is sustained when every query it offered is decided within this long after the last
+/// one was submitted: the pipeline kept up instead of building a backlog.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+pub async fn run(
+    pool: &PgPool,
+    _js: &jetstream::Context,
+    nats_url: &str,
+    database_url: &str,
+    args: &PipelineBenchArgs,
+) -> anyhow::Result<PipelineReport> {
+    let tenant = TenantId::new("bench")?;
+    let sample = quorum_domain::Event::new(
+        "/bench",
+        "com.example.bench",
+        StreamId::new("bench", "sample")?,
+        tenant.clone(),
+        bytes::Bytes::from(vec![b'x'; 256]),
+    );
+    let raw_batched = raw::postgres_batched(pool, 50_000, 8, 100, &sample).await?;
+
+    let shutdown = Shutdown::new();
+    let readiness = Readiness::new();
+    let mut config = IngestConfig::default();
+    config.common.nats_url = nats_url.to_owned();
+    config.common.database_url = database_url.to_owned();
+    config.http_addr = "127.0.0.1:0".parse()?;
+    config.nats.enabled = false;
+    config.rate.events_per_second = 10_000_000;
+    config.rate.burst = 10_000_000;
+    let running = quorum_ingest::start(&config, &shutdown, &readiness).await?;
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
+    let experts = quorum_expert_fanout::default_experts();
+    let names: Vec<String> = experts.iter().map(|e| e.name.clone()).collect();
+    quorum_expert_fanout::start(pool.clone(), js.clone(), experts, &shutdown, &readiness);
+    quorum_consensus::start(pool.clone(), js, names, &shutdown, &readiness);
+    let key = quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
+        .await?
+        .key;
+    let url = format!("http://{}/v1/queries", running.http_addr);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+
+    let mut rates = Vec::new();
+    let mut max_sustained = 0;
+    let mut rate = 50;
+    while rate <= args.max_rate {
+        let result = offer(&client, &url, &key, pool, rate, args.step_seconds).await?;
+        let sustained = result.sustained;
+        rates.push(result);
+        if !sustained {
+            break;
+        }
+        max_sustained = rate;
+        rate *= 2;
+    }
+    let half = (max_sustained / 2).max(1);
+    let started_at = chrono::Utc::now();
+    offer(&client, &url, &key, pool, half, args.step_seconds).await?;
+    let mut overhead = Samples::default();
+    let rows: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT s.recorded_at, c.recorded_at FROM events s JOIN events c ON c.stream_id = s.stream_id
+         WHERE s.type = 'quorum.query.submitted' AND c.type LIKE 'quorum.consensus.%'
+           AND s.recorded_at >= $1",
+    )
+    .bind(started_at)
+    .fetch_all(pool)
+    .await?;
+    for (submitted, decided) in rows {
+        overhead.push((decided - submitted).to_std().unwrap_or_default());
+    }
+    shutdown.cancel();
+    shutdown.wait(Duration::from_secs(30)).await?;
+    Ok(PipelineReport {
+        max_sustained_queries_per_sec: max_sustained,
+        half_load_queries_per_sec: half,
+        overhead_p50_ms: overhead.percentile(50.0),
+        overhead_p99_ms: overhead.percentile(99.0),
+        pipeline_events_per_sec: max_sustained * 5,
+        raw_postgres_batched_rows_per_sec: raw_batched.round(),
+        rates,
+    })
+}
+
+/// Submits `rate` queries a second for `seconds`, then waits for them all to be decided in the read
+/// model.
+async fn offer(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    pool: &PgPool,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<RateResult> {
+    let before: i64 = decided(pool).await?;
+    let total = rate * seconds;
+    let ticks_per_sec = 20;
+    let per_tick = (rate / ticks_per_sec).max(1);
+    let mut interval = tokio::time::interval(Duration::from_millis(1000 / ticks_per_sec));
+    let mut sent = 0;
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    while sent < total {
+        interval.tick().await;
+        for _ in 0..per_tick.min(total - sent) {
+            let req = client
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"question":"bench {sent}?"}}"#));
+            inflight.push(async move { req.send().await.map(|r| r.status().as_u16()) });
+            sent += 1;
+        }
+        while let Some(Some(r)) = futures::FutureExt::now_or_never(inflight.next()) {
+            anyhow::ensure!(r? == 202, "a query was refused");
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        anyhow::ensure!(r? == 202, "a query was refused");
+    }
+    let last_submit = Instant::now();
+    let deadline = last_submit + Duration::from_secs(60);
+    let mut done = decided(pool).await? - before;
+    while (done as u64) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        done = decided(pool).await? - before;
+    }
+    let drain = last_submit.elapsed();
+    Ok(RateResult {
+        offered_queries_per_sec: rate,
+        decided: done as u64,
+        drain_ms: drain.as_millis() as u64,
+        sustained: done as u64 >= total && drain <= DRAIN_LIMIT,
+    })
+}
+
+async fn decided(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM queries WHERE status <> 'pending'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+impl std::fmt::Display for PipelineReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "pipeline: ingest -> fan-out (3 scripted experts) -> consensus -> read model"
+        )?;
+        for r in &self.rates {
+            writeln!(
+                f,
+                "  {:>5} queries/s offered: {} decided, drained {} ms after the last  {}",
+                r.offered_queries_per_sec,
+                r.decided,
+                r.drain_ms,
+                if r.sustained {
+                    "sustained"
+                } else {
+                    "NOT sustained"
+                }
+            )?;
+        }
+        writeln!(
+            f,
+            "  max sustained {} queries/s ({} events/s); at {} queries/s overhead p50 {:.1} ms, p99 {:.1} ms",
+            self.max_sustained_queries_per_sec,
+            self.pipeline_events_per_sec,
+            self.half_load_queries_per_sec,
+            self.overhead_p50_ms,
+            self.overhead_p99_ms
+        )?;
+        writeln!(
+            f,
+            "  raw postgres: {:.0} rows/s in 100-row batches",
+            self.raw_postgres_batched_rows_per_sec
+        )
+    }
+}
