@@ -79,30 +79,12 @@ impl Target {
             Some(url) => url.clone(),
             None => self.urls()?.1,
         };
-        PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&database_url)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot connect to postgres at {}: {e}",
-                    redact(&database_url)
-                )
-            })
+        pool(&database_url, 4).await
     }
 
     pub async fn connect(&self) -> anyhow::Result<Connected> {
         let (nats_url, database_url) = self.urls()?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .connect(&database_url)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot connect to postgres at {}: {e}",
-                    redact(&database_url)
-                )
-            })?;
+        let pool = pool(&database_url, 16).await?;
         let client = async_nats::connect(&nats_url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to nats at {nats_url}: {e}"))?;
@@ -121,6 +103,19 @@ pub struct Connected {
     pub pool: PgPool,
     pub nats_url: String,
     pub database_url: String,
+}
+
+async fn pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .connect(database_url)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to postgres at {}: {e}",
+                redact(database_url)
+            )
+        })
 }
 
 pub fn read_stack_file(path: &Path) -> Option<StackFile> {

@@ -87,14 +87,7 @@ pub async fn run(
     let raw_single = raw::postgres_single(pool, args.events, args.raw_connections, &sample).await?;
     let raw_batched = raw::postgres_batched(pool, args.events, 8, 100, &sample).await?;
 
-    let mut config = IngestConfig::default();
-    config.common.nats_url = nats_url.to_owned();
-    config.common.database_url = database_url.to_owned();
-    config.http_addr = "127.0.0.1:0".parse()?;
-    config.nats.enabled = false;
-    // The bench measures throughput, not the rate limit.
-    config.rate.events_per_second = 10_000_000;
-    config.rate.burst = 10_000_000;
+    let config = bench_config(nats_url, database_url);
     let shutdown = Shutdown::new();
     let running = quorum_ingest::start(&config, &shutdown, &Readiness::new()).await?;
     let key = quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
@@ -182,6 +175,19 @@ pub async fn run(
         ratio_single_to_raw_single: ratio(single, raw_single),
         ratio_batch_to_raw_batched: ratio(batch, raw_batched),
     })
+}
+
+/// Ingest on a free port of the bench's stack, over HTTP only, with no rate limit in the way: the
+/// benches measure throughput, not the limit.
+pub(super) fn bench_config(nats_url: &str, database_url: &str) -> IngestConfig {
+    let mut config = IngestConfig::default();
+    config.common.nats_url = nats_url.to_owned();
+    config.common.database_url = database_url.to_owned();
+    config.http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.nats.enabled = false;
+    config.rate.events_per_second = 10_000_000;
+    config.rate.burst = 10_000_000;
+    config
 }
 
 /// POSTs every body from `clients` concurrent clients, recording each request's latency; any

@@ -9,7 +9,6 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use quorum_auth::Role;
 use quorum_domain::{StreamId, TenantId};
-use quorum_ingest::IngestConfig;
 use quorum_runtime::{Readiness, Shutdown};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -71,13 +70,7 @@ pub async fn run(
 
     let shutdown = Shutdown::new();
     let readiness = Readiness::new();
-    let mut config = IngestConfig::default();
-    config.common.nats_url = nats_url.to_owned();
-    config.common.database_url = database_url.to_owned();
-    config.http_addr = "127.0.0.1:0".parse()?;
-    config.nats.enabled = false;
-    config.rate.events_per_second = 10_000_000;
-    config.rate.burst = 10_000_000;
+    let config = super::ingest::bench_config(nats_url, database_url);
     let running = quorum_ingest::start(&config, &shutdown, &readiness).await?;
     let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
     let experts = quorum_expert_fanout::default_experts();

@@ -69,15 +69,9 @@ impl Event {
             subject: Some(subject.into()),
             time: Some(Utc::now()),
             datacontenttype: Some("application/json".to_owned()),
-            dataschema: None,
             tenant: Some(tenant),
-            correlationid: None,
-            causationid: None,
-            traceparent: None,
-            tracestate: None,
-            replayof: None,
-            extensions: BTreeMap::new(),
             data: Some(data),
+            ..Self::empty()
         }
     }
 
