@@ -20,19 +20,7 @@ pub const API_KEY_FILE: &str = "api-key";
 
 impl Api {
     pub fn base_url(&self, target: &Target) -> anyhow::Result<String> {
-        if let Some(url) = &self.ingest_url {
-            return Ok(url.trim_end_matches('/').to_owned());
-        }
-        target
-            .recorded()
-            .and_then(|s| s.services.into_iter().find(|s| s.name == "ingest"))
-            .and_then(|s| s.http)
-            .map(|addr| format!("http://{addr}"))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no ingest to talk to: start one with `quorum up`, or pass --ingest-url"
-                )
-            })
+        service_url(target, "ingest", self.ingest_url.as_deref(), "--ingest-url")
     }
 
     pub fn key(&self, target: &Target) -> anyhow::Result<String> {
@@ -58,6 +46,26 @@ impl Api {
             self.key(target)?,
         ))
     }
+}
+
+/// The base URL of service `name`: the one given, else the one the running `quorum up` recorded.
+pub fn service_url(
+    target: &Target,
+    name: &str,
+    given: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<String> {
+    if let Some(url) = given {
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    target
+        .recorded()
+        .and_then(|s| s.services.into_iter().find(|s| s.name == name))
+        .and_then(|s| s.http)
+        .map(|addr| format!("http://{addr}"))
+        .ok_or_else(|| {
+            anyhow::anyhow!("no {name} to talk to: start one with `quorum up`, or pass {flag}")
+        })
 }
 
 /// Reads an answer: its JSON body on success, the problem's detail as the error otherwise.

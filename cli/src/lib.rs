@@ -5,6 +5,7 @@ pub mod api;
 pub mod bench;
 pub mod commands;
 pub mod local;
+pub mod progress;
 pub mod stack;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,13 @@ pub enum Command {
     Events(commands::events::EventsArgs),
     /// Committed events, live from JetStream.
     Tail(commands::tail::TailArgs),
+    /// The audit chain: verify it, export chained history.
+    #[command(subcommand)]
+    Audit(commands::audit::Audit),
+    /// Dead letters: list, show, replay, discard.
+    Dlq(commands::dlq::DlqArgs),
+    /// Send stored events again (to a subject, a consumer or a file), or rebuild a read model.
+    Replay(commands::replay::ReplayArgs),
     /// Measure throughput and latency beside raw baselines.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -59,6 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(a) => commands::publish::run(&cli.target, a, cli.json).await,
         Command::Events(a) => commands::events::run(&cli.target, a, cli.json).await,
         Command::Tail(a) => commands::tail::run(&cli.target, a, cli.json).await,
+        Command::Audit(a) => commands::audit::run(&cli.target, a, cli.json).await,
+        Command::Dlq(a) => commands::dlq::run(&cli.target, a, cli.json).await,
+        Command::Replay(a) => commands::replay::run(&cli.target, a, cli.json).await,
         Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
     }
 }

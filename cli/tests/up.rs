@@ -16,7 +16,9 @@ fn quorum(dir: &std::path::Path) -> Command {
         .env_remove("QUORUM_INGEST_URL")
         .env_remove("QUORUM_API_KEY")
         // Any free port, not the usual 8080: tests run side by side.
-        .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0");
+        .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0")
+        .env("QUORUM__AUDIT__HTTP_ADDR", "127.0.0.1:0")
+        .env("QUORUM__DLQ__HTTP_ADDR", "127.0.0.1:0");
     cmd
 }
 

@@ -242,14 +242,8 @@ async fn two_consensus_replicas_record_exactly_one_consensus_per_query() -> anyh
     p.shutdown.clone().wait(DEADLINE).await?;
     let live = snapshot().await?;
     assert_eq!(live[0]["experts"].as_object().map(|m| m.len()), Some(3));
-    sqlx::query("DELETE FROM queries")
-        .execute(&p.env.db.pool)
-        .await?;
-    sqlx::query("DELETE FROM consumer_checkpoints WHERE name = $1")
-        .bind(quorum_consensus::view::NAME)
-        .execute(&p.env.db.pool)
-        .await?;
-    while quorum_consensus::view::step(&p.env.db.pool, &p.env.store).await? > 0 {}
+    // What `quorum replay --rebuild queries` runs.
+    quorum_consensus::view::rebuild(&p.env.db.pool, |_| {}).await?;
     assert_eq!(snapshot().await?, live);
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! One module per subcommand.
 
 pub mod ask;
+pub mod audit;
 pub mod bench;
+pub mod dlq;
 pub mod events;
 pub mod keys;
 pub mod migrate;
 pub mod publish;
+pub mod replay;
 pub mod status;
 pub mod tail;
 pub mod up;

@@ -107,6 +107,10 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         &shutdown,
         &readiness,
     );
+    let audit = quorum_audit::start(&config.audit, pool.clone(), &shutdown, &readiness).await?;
+    let dlq =
+        quorum_dlq_replayer::start(&config.dlq, pool.clone(), js.clone(), &shutdown, &readiness)
+            .await?;
     let api_key = match &local {
         Some(_) => Some(dev_key(&pool, &target.data_dir).await?),
         None => None,
@@ -137,6 +141,16 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
                 http: None,
                 admin: Some(admin_addr),
             },
+            ServiceAddr {
+                name: "audit".into(),
+                http: Some(audit.http_addr),
+                admin: Some(admin_addr),
+            },
+            ServiceAddr {
+                name: "dlq-replayer".into(),
+                http: Some(dlq.http_addr),
+                admin: Some(admin_addr),
+            },
         ],
     };
     std::fs::create_dir_all(&target.data_dir)?;
@@ -147,6 +161,11 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     println!(
         "  ingest    http://{}  (/v1/events /v1/queries /openapi.json)",
         ingest.http_addr
+    );
+    println!("  audit     http://{}  (/v1/audit/export)", audit.http_addr);
+    println!(
+        "  dlq       http://{}  (/v1/dead-letters /v1/replays)",
+        dlq.http_addr
     );
     println!("  admin     http://{admin_addr}  (/livez /readyz /metrics)");
     if let Some(path) = &api_key {

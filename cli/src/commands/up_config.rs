@@ -4,6 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use quorum_audit::config::AuditConfig;
+use quorum_dlq_replayer::config::DlqConfig;
 use quorum_expert_fanout::ExpertConfig;
 use quorum_ingest::IngestConfig;
 use quorum_relay::RelayConfig;
@@ -24,6 +26,10 @@ pub struct UpConfig {
     /// The experts (`[[experts]]`); three scripted ones by default, so a query is answered with no
     /// model at hand.
     pub experts: Vec<ExpertConfig>,
+    /// The audit service (`[audit]`): its API address and how the chain checkpoints.
+    pub audit: AuditConfig,
+    /// The dead-letter replayer (`[dlq]`): its API address.
+    pub dlq: DlqConfig,
 }
 
 impl Default for UpConfig {
@@ -34,6 +40,8 @@ impl Default for UpConfig {
             relay: RelayConfig::default(),
             ingest: IngestConfig::default(),
             experts: quorum_expert_fanout::default_experts(),
+            audit: AuditConfig::default(),
+            dlq: DlqConfig::default(),
         }
     }
 }
@@ -42,6 +50,8 @@ impl Validate for UpConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.relay.validate().map_err(|e| e.within("relay"))?;
         self.ingest.validate().map_err(|e| e.within("ingest"))?;
+        self.audit.validate().map_err(|e| e.within("audit"))?;
+        self.dlq.validate().map_err(|e| e.within("dlq"))?;
         quorum_expert_fanout::config::validate_experts(&self.experts)
     }
 }

@@ -38,6 +38,37 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     }
 }
 
+/// Drops the read model and builds it again from the first event: the rows and the checkpoint go
+/// in one transaction under the projection's lock, so a running projection sees the old state or
+/// none of it; then batches are applied here until the model reaches the store's head (a running
+/// projection may apply some of them, which is as good). `progress` gets the checkpoint's position.
+pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(), StoreError> {
+    let store = EventStore::new(pool.clone());
+    let head = store.head().await?.map(|(c, _)| c);
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(NAME)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM queries").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM consumer_checkpoints WHERE name = $1")
+        .bind(NAME)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    loop {
+        let applied = step(pool, &store).await?;
+        let at = load_consumer_checkpoint(pool, NAME).await?;
+        progress(at.position);
+        if applied == 0 {
+            if head.is_none_or(|h| at >= h) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Applies the next batch; returns how many events it read.
 pub async fn step(pool: &PgPool, store: &EventStore) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await?;

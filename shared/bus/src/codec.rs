@@ -185,6 +185,22 @@ pub fn headers_json(headers: Option<&HeaderMap>) -> Value {
     Value::Object(out)
 }
 
+/// The headers [`headers_json`] wrote, back as NATS headers (for replaying a dead letter). Values
+/// that are not strings are skipped: `headers_json` never writes them.
+pub fn headers_from_json(json: &Value) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(map) = json.as_object() {
+        for (name, values) in map {
+            for v in values.as_array().into_iter().flatten() {
+                if let Some(v) = v.as_str() {
+                    headers.append(name.as_str(), v);
+                }
+            }
+        }
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

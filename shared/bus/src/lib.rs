@@ -9,5 +9,5 @@ pub mod subjects;
 /// `subject` is its own and need not name its stream.
 pub const STREAM_HEADER: &str = "Quorum-Stream";
 
-pub use codec::{DecodeError, decode, encode, headers_json};
+pub use codec::{DecodeError, decode, encode, headers_from_json, headers_json};
 pub use streams::{DLQ_STREAM, EVENTS_STREAM, INGEST_STREAM, StreamsError, ensure_streams};

@@ -5,6 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// See [`TenantId::system`].
+pub const SYSTEM_TENANT: &str = "_system";
+
 /// The tenant an event belongs to. It always comes from a credential or a subject token, never from a
 /// payload, so it is validated to be safe as a NATS subject token.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -25,6 +28,12 @@ impl TenantId {
         } else {
             Err(crate::EventError::InvalidTenant(name))
         }
+    }
+
+    /// The tenant of Quorum's own bookkeeping (audit checkpoints, dead letters that name no
+    /// tenant). Its leading `_` keeps it apart from any tenant an operator would name.
+    pub fn system() -> Self {
+        Self(SYSTEM_TENANT.to_owned())
     }
 
     /// The tenant name.

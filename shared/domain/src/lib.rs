@@ -11,4 +11,4 @@ pub mod query;
 pub mod types;
 
 pub use event::{Event, EventError};
-pub use ids::{StreamId, TenantId, derived_event_id, new_event_id};
+pub use ids::{SYSTEM_TENANT, StreamId, TenantId, derived_event_id, new_event_id};

@@ -9,3 +9,5 @@ pub const DLQ_PARKED: &str = "quorum.dlq.parked";
 pub const DLQ_REPLAYED: &str = "quorum.dlq.replayed";
 pub const DLQ_DISCARDED: &str = "quorum.dlq.discarded";
 pub const AUDIT_CHECKPOINT: &str = "quorum.audit.checkpoint";
+pub const REPLAY_REQUESTED: &str = "quorum.replay.requested";
+pub const REPLAY_COMPLETED: &str = "quorum.replay.completed";

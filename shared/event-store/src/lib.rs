@@ -17,9 +17,9 @@ pub use checkpoint::{
     RelayCheckpoint, load_consumer_checkpoint, load_relay_checkpoint, save_consumer_checkpoint,
     save_relay_checkpoint,
 };
-pub use dead_letters::{DeadLetter, FailedAttempt, park_dead_letter};
+pub use dead_letters::{DeadLetter, FailedAttempt, dead_letter_stream, park_dead_letter};
 pub use error::{StoreError, is_transient};
-pub use find::Filter;
+pub use find::{Filter, Selection};
 pub use migrate::migrate;
 pub use recorded::{CommitCursor, RecordedEvent};
 pub use store::EventStore;

@@ -58,6 +58,16 @@ impl EventStore {
         crate::append_group::append_group(&mut conn, events).await
     }
 
+    /// [`Self::append_group`] inside the caller's transaction, for a handler that records many
+    /// streams' events with its own rows. A `None` (a unique constraint was hit) leaves the
+    /// transaction aborted: the caller rolls back.
+    pub async fn append_group_in(
+        conn: &mut PgConnection,
+        events: &[(&StreamId, &Event)],
+    ) -> Result<Option<Vec<crate::Appended>>, StoreError> {
+        crate::append_group::append_group(conn, events).await
+    }
+
     /// Appends to several streams (`Any` each) in one transaction: all of it is stored, or nothing.
     pub async fn append_streams(
         &self,
@@ -86,6 +96,43 @@ impl EventStore {
     /// A tenant's events matching `filter`, in position order.
     pub async fn find(&self, filter: &crate::Filter) -> Result<Vec<RecordedEvent>, StoreError> {
         crate::find::find(&mut *self.pool.acquire().await?, filter).await
+    }
+
+    /// The transaction-id watermark now: every transaction below it has ended, so the events they
+    /// wrote are a fixed set (see [`Self::select`]).
+    pub async fn watermark(&self) -> Result<u64, StoreError> {
+        let xmin: String =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(xmin.parse().unwrap_or(0))
+    }
+
+    /// How many events `selection` takes below the watermark `upto_xmin`.
+    pub async fn count_selected(
+        &self,
+        selection: &crate::Selection,
+        upto_xmin: u64,
+    ) -> Result<i64, StoreError> {
+        crate::find::count_selected(&mut *self.pool.acquire().await?, selection, upto_xmin).await
+    }
+
+    /// Up to `limit` events of `selection` after `after` in commit order, below `upto_xmin`.
+    pub async fn select(
+        &self,
+        selection: &crate::Selection,
+        after: CommitCursor,
+        upto_xmin: u64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        crate::find::select(
+            &mut *self.pool.acquire().await?,
+            selection,
+            after,
+            upto_xmin,
+            limit,
+        )
+        .await
     }
 
     /// The stream's current version, 0 when it has no events.

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
-use quorum_auth::{AuthError, Authenticator, Principal, Role};
+use quorum_auth::{Authenticator, Principal, Role};
 use quorum_event_store::EventStore;
 use quorum_schemas::Schemas;
 
@@ -50,21 +50,7 @@ impl App {
     /// The caller, if its key is valid and has one of `roles`: 401 without a valid key, 403 without
     /// the role.
     async fn authorize(&self, headers: &HeaderMap, roles: &[Role]) -> Result<Principal, Problem> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("\u{0}"));
-        let principal = self.0.auth.authenticate(value).await.map_err(|e| match e {
-            AuthError::Database(_) => Problem::unavailable(e.to_string()),
-            _ => Problem::unauthorized(e.to_string()),
-        })?;
-        if !roles.iter().any(|r| principal.has(*r)) {
-            let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
-            return Err(Problem::forbidden(format!(
-                "this route needs a key with the role {}",
-                names.join(" or ")
-            )));
-        }
-        Ok(principal)
+        quorum_http::authorize(&self.0.auth, headers, roles).await
     }
 }
 

@@ -23,6 +23,9 @@ pub struct ConsumerConfig {
     pub ack_wait: Duration,
     /// Deliveries before a failing message is parked as a dead letter.
     pub max_deliver: u32,
+    /// Whether a dead letter is announced on `quorum.dlq.<consumer>.<tenant>`. Off only for the
+    /// consumer of those notices.
+    pub notify_dead_letters: bool,
 }
 
 impl ConsumerConfig {
@@ -36,6 +39,7 @@ impl ConsumerConfig {
             max_ack_pending: 1024,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
+            notify_dead_letters: true,
         }
     }
 

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 pub use config::ConsumerConfig;
 pub use outcome::{Delivery, Handler, Outcome};
+pub use settle::REPLAY_OF_HEADER;
 
 use lanes::Lanes;
 use settle::Settler;
@@ -71,6 +72,7 @@ pub async fn run<H: Handler>(
         pool,
         consumer: config.name.clone(),
         max_deliver: config.max_deliver,
+        notify: config.notify_dead_letters,
     });
     let lanes = Lanes::start(&config, handler, settler);
     // Fetch a little ahead of what the lanes can take: enough to keep them busy, no more, since a

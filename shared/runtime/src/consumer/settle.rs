@@ -25,7 +25,12 @@ pub(crate) struct Settler {
     pub pool: PgPool,
     pub consumer: String,
     pub max_deliver: u32,
+    /// Whether parking publishes a notice on the DLQ stream.
+    pub notify: bool,
 }
+
+/// The header a replayed dead letter carries: the id of the letter it was replayed from.
+pub const REPLAY_OF_HEADER: &str = "Quorum-Replay-Of";
 
 /// When parking fails (Postgres down), the message is redelivered after this rather than terminated.
 const PARK_RETRY: Duration = Duration::from_secs(5);
@@ -131,8 +136,17 @@ impl Settler {
             payload: msg.payload.to_vec(),
             attempts,
             deliveries: delivered,
+            replayed_from: msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(REPLAY_OF_HEADER))
+                .and_then(|v| v.as_str().parse().ok()),
         };
-        if let Err(e) = park_dead_letter(&self.pool, &letter).await {
+        let parked = match self.pool.acquire().await {
+            Ok(mut conn) => park_dead_letter(&mut conn, &letter).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = parked {
             // Not parked, so not terminated: the message stays in JetStream and comes back.
             error!(consumer = %self.consumer, stream_seq, error = %e, "cannot park dead letter; will retry");
             let _ = msg.ack_with(AckKind::Nak(Some(PARK_RETRY))).await;
@@ -141,7 +155,11 @@ impl Settler {
         warn!(consumer = %self.consumer, stream_seq, reason = %reason, "message parked as a dead letter");
         ::metrics::counter!(names::DEAD_LETTERS_TOTAL, names::LABEL_CONSUMER => self.consumer.clone())
             .increment(1);
-        // The notice only wakes the dlq-replayer; the row above is the dead letter.
+        // The notice only tells the dlq-replayer; the row above is the dead letter. A consumer of the
+        // notices gets none of its own, which would otherwise feed back into it.
+        if !self.notify {
+            return self.terminate(msg, stream_seq).await;
+        }
         let mut headers = msg.headers.clone().unwrap_or_default();
         headers.insert("Quorum-Dead-Letter-Id", letter.id.to_string().as_str());
         headers.insert(
@@ -164,6 +182,10 @@ impl Settler {
             }
             Err(e) => warn!(consumer = %self.consumer, error = %e, "dead-letter notice not sent"),
         }
+        self.terminate(msg, stream_seq).await
+    }
+
+    async fn terminate(&self, msg: &jetstream::Message, stream_seq: u64) -> &'static str {
         if let Err(e) = msg.double_ack_with(AckKind::Term).await {
             warn!(consumer = %self.consumer, stream_seq, error = %e, "terminate not confirmed; a redelivery parks once");
         }

@@ -1,0 +1,229 @@
+//! `quorum dlq list|show|replay|discard`: dead letters through the dlq-replayer's API, as an
+//! operator key of one tenant sees them. A replay waits for its job and shows its progress.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::api::{Api, answer, service_url};
+use crate::progress;
+use crate::stack::Target;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    pub api: Api,
+    /// The dlq-replayer's base URL; defaults to the stack `quorum up` runs.
+    #[arg(long, env = "QUORUM_DLQ_URL", global = true)]
+    pub dlq_url: Option<String>,
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Filter {
+    #[arg(long)]
+    pub consumer: Option<String>,
+    #[arg(long = "type")]
+    pub ty: Option<String>,
+    /// Letters whose errors contain this text.
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Parked at or after (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Parked before (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl Filter {
+    fn json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let fields = [
+            ("consumer", &self.consumer),
+            ("type", &self.ty),
+            ("error", &self.error),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                m.insert(k.into(), v.clone().into());
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// Letters with counts per consumer.
+    List {
+        #[command(flatten)]
+        filter: Filter,
+        /// parked (default), replaying, replayed, discarded or any.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// One letter: headers, payload and every attempt's error.
+    Show { id: String },
+    /// Publish letters again to the consumer that parked them.
+    Replay {
+        /// Letters by id; or select them with the filter flags.
+        ids: Vec<String>,
+        #[command(flatten)]
+        filter: Filter,
+        /// Why (recorded with the replay).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Letters per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Only count what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once the replay is accepted, without waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Give up on a letter for good.
+    Discard {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Result<()> {
+    let base = service_url(target, "dlq-replayer", args.dlq_url.as_deref(), "--dlq-url")?;
+    let key = args.api.key(target)?;
+    let http = reqwest::Client::new();
+    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(&key);
+    match &args.command {
+        DlqCommand::List {
+            filter,
+            status,
+            limit,
+        } => {
+            let mut q = filter.json();
+            if let Some(s) = status {
+                q["status"] = s.clone().into();
+            }
+            q["limit"] = (*limit).into();
+            let body = answer(get("/v1/dead-letters".into()).query(&q).send().await?).await?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(());
+            }
+            for l in body["letters"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<14} {:<9} {:<28} {} attempts  {}",
+                    l["id"].as_str().unwrap_or(""),
+                    l["consumer"].as_str().unwrap_or(""),
+                    l["status"].as_str().unwrap_or(""),
+                    l["event_type"].as_str().unwrap_or("-"),
+                    l["attempts"],
+                    l["error"].as_str().unwrap_or("")
+                );
+            }
+            let counts = body["counts"].as_object().cloned().unwrap_or_default();
+            let total: i64 = counts.values().filter_map(Value::as_i64).sum();
+            let per: Vec<String> = counts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            println!("{total} dead letters ({})", per.join(", "));
+            Ok(())
+        }
+        DlqCommand::Show { id } => {
+            let body = answer(get(format!("/v1/dead-letters/{id}")).send().await?).await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(())
+        }
+        DlqCommand::Discard { id, reason } => {
+            let response = http
+                .post(format!("{base}/v1/dead-letters/{id}/discard"))
+                .bearer_auth(&key)
+                .json(&json!({ "reason": reason }))
+                .send()
+                .await?;
+            let body = answer(response).await?;
+            if json_out {
+                println!("{body}");
+            } else {
+                println!("discarded {id}");
+            }
+            Ok(())
+        }
+        DlqCommand::Replay {
+            ids,
+            filter,
+            reason,
+            rate,
+            dry_run,
+            no_wait,
+        } => {
+            let mut req =
+                json!({ "dry_run": dry_run, "reason": reason.clone().unwrap_or_default() });
+            if ids.is_empty() {
+                req["filter"] = filter.json();
+            } else {
+                req["ids"] = json!(ids);
+            }
+            if let Some(rate) = rate {
+                req["rate"] = json!(rate);
+            }
+            if reason.is_none() && !dry_run {
+                anyhow::bail!("a replay needs --reason");
+            }
+            let response = http
+                .post(format!("{base}/v1/dead-letters/replay"))
+                .bearer_auth(&key)
+                .json(&req)
+                .send()
+                .await?;
+            let plan = answer(response).await?;
+            let count = plan["count"].as_u64().unwrap_or(0);
+            let Some(job) = plan["job"].as_str().map(str::to_owned) else {
+                if json_out {
+                    println!("{plan}");
+                } else if *dry_run {
+                    println!("{count} dead letters would be replayed");
+                } else {
+                    println!("nothing to replay");
+                }
+                return Ok(());
+            };
+            if *no_wait {
+                println!(
+                    "{}",
+                    if json_out {
+                        plan.to_string()
+                    } else {
+                        format!("replay {job}: {count} letters")
+                    }
+                );
+                return Ok(());
+            }
+            let bar = progress::bar(count, "replaying");
+            let status = loop {
+                let status = answer(get(format!("/v1/replays/{job}")).send().await?).await?;
+                bar.set_position(status["done"].as_u64().unwrap_or(0));
+                if status["status"] == "completed" {
+                    break status;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            bar.finish_and_clear();
+            if json_out {
+                println!("{status}");
+            } else {
+                println!(
+                    "replayed {} of {count} dead letters (job {job})",
+                    status["done"]
+                );
+            }
+            Ok(())
+        }
+    }
+}

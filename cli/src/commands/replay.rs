@@ -1,0 +1,416 @@
+//! `quorum replay`: stored events, selected by stream, correlation id, type, tenant or time range, sent
+//! again in commit order: to a subject (republished with `replayof`), to one consumer (its redeliver
+//! subject, so no other consumer sees them), or to a JSON-lines file. Or `--rebuild <projection>`:
+//! a read model dropped and built again from the first event.
+//!
+//! A replay is a job in `replay_jobs`, with its reason recorded as `quorum.replay.requested`. The
+//! selection is fixed when it starts (events below the watermark then), and its cursor is saved after
+//! each acknowledged page, so after Ctrl-C `--resume <job>` goes on where it stopped; the message id
+//! `replay:<job>:<position>` makes JetStream drop what the interrupted page had already sent.
+
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use governor::{Quota, RateLimiter};
+use quorum_domain::{Event, StreamId, TenantId, cloudevent, types};
+use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, RecordedEvent, Selection};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::progress;
+use crate::stack::Target;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    pub stream: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    #[arg(long = "type")]
+    pub ty: Option<String>,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Recorded at or after (RFC 3339).
+    #[arg(long)]
+    pub since: Option<DateTime<Utc>>,
+    /// Recorded before (RFC 3339).
+    #[arg(long)]
+    pub until: Option<DateTime<Utc>>,
+    /// Republish to this subject (any subject of a JetStream stream, or a plain NATS subject).
+    #[arg(long, group = "to")]
+    pub to_subject: Option<String>,
+    /// Redeliver to this consumer only.
+    #[arg(long, group = "to")]
+    pub to_consumer: Option<String>,
+    /// Write JSON lines to this file.
+    #[arg(long, group = "to")]
+    pub to_file: Option<PathBuf>,
+    /// Drop a read model and build it again from the first event (`queries`).
+    #[arg(long, group = "to")]
+    pub rebuild: Option<String>,
+    /// Why (required; recorded as an event).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Events per second.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Only count what would be replayed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on with an interrupted replay.
+    #[arg(long, conflicts_with_all = ["to_subject", "to_consumer", "to_file", "rebuild"])]
+    pub resume: Option<Uuid>,
+}
+
+/// Where a replay sends events.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Destination {
+    Subject { subject: String },
+    Consumer { consumer: String },
+    File { path: PathBuf },
+}
+
+const PAGE: i64 = 500;
+const SOURCE: &str = "/quorum/cli";
+
+pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::Result<()> {
+    if let Some(projection) = &args.rebuild {
+        let pool = target.connect_postgres().await?;
+        return rebuild(&pool, projection, args).await;
+    }
+    let connected = target.connect().await?;
+    let store = EventStore::new(connected.pool.clone());
+    let (job, selection, destination, upto, mut cursor, mut done, total) = match args.resume {
+        Some(job) => load(&connected.pool, job).await?,
+        None => {
+            let selection = Selection {
+                tenant: args.tenant.clone(),
+                correlation_id: args.correlation_id.clone(),
+                stream: args.stream.clone(),
+                ty: args.ty.clone(),
+                since: args.since,
+                until: args.until,
+            };
+            let destination = match (&args.to_subject, &args.to_consumer, &args.to_file) {
+                (Some(s), _, _) => Destination::Subject { subject: s.clone() },
+                (_, Some(c), _) => Destination::Consumer {
+                    consumer: c.clone(),
+                },
+                (_, _, Some(p)) => Destination::File { path: p.clone() },
+                _ => anyhow::bail!(
+                    "say where to: --to-subject, --to-consumer, --to-file or --rebuild"
+                ),
+            };
+            let upto = store.watermark().await?;
+            let total = store.count_selected(&selection, upto).await?;
+            if args.dry_run {
+                if json_out {
+                    println!("{}", json!({ "dry_run": true, "count": total }));
+                } else {
+                    println!("{total} events would be replayed");
+                }
+                return Ok(());
+            }
+            let reason = required_reason(args)?;
+            let job = start(
+                &connected.pool,
+                &selection,
+                &destination,
+                upto,
+                total,
+                &reason,
+                args.rate,
+            )
+            .await?;
+            eprintln!("replay {job}: {total} events");
+            (
+                job,
+                selection,
+                destination,
+                upto,
+                CommitCursor::START,
+                0,
+                total,
+            )
+        }
+    };
+    let rate = match args.rate {
+        Some(r) => Some(r),
+        None => sqlx::query_scalar::<_, Option<f64>>("SELECT rate FROM replay_jobs WHERE id = $1")
+            .bind(job)
+            .fetch_one(&connected.pool)
+            .await?
+            .map(|r| r as u32),
+    };
+    let limiter = rate
+        .and_then(NonZeroU32::new)
+        .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN)));
+    let mut file = match &destination {
+        Destination::File { path } => Some(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        )),
+        _ => None,
+    };
+    let bar = progress::bar(total as u64, "replaying");
+    bar.set_position(done as u64);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut stopped = false;
+    loop {
+        let events = store.select(&selection, cursor, upto, PAGE).await?;
+        let Some(last) = events.last().map(RecordedEvent::cursor) else {
+            break;
+        };
+        let mut acks = Vec::new();
+        for r in &events {
+            if let Some(l) = &limiter {
+                l.until_ready().await;
+            }
+            match &destination {
+                Destination::File { .. } => {
+                    let line = json!({
+                        "position": r.position, "stream": r.stream_id.as_str(), "version": r.stream_version,
+                        "recorded_at": r.recorded_at, "event": cloudevent::to_structured(&r.event),
+                    });
+                    let f = file.as_mut().expect("a file destination has its file");
+                    serde_json::to_writer(&mut *f, &line)?;
+                    f.write_all(b"\n")?;
+                }
+                Destination::Subject { subject } => {
+                    acks.push(send(&connected.js, subject.clone(), job, r).await?);
+                }
+                Destination::Consumer { consumer } => {
+                    let subject = quorum_bus::subjects::redeliver(consumer, &r.tenant, &r.event.ty);
+                    acks.push(send(&connected.js, subject, job, r).await?);
+                }
+            }
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        if let Some(f) = file.as_mut() {
+            f.flush()?;
+        }
+        cursor = last;
+        done += events.len() as i64;
+        save(&connected.pool, job, cursor, done, "running").await?;
+        bar.set_position(done as u64);
+        // Checked between pages only, so what is saved is what was sent.
+        if futures::FutureExt::now_or_never(&mut interrupted).is_some() {
+            stopped = true;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    if stopped {
+        save(&connected.pool, job, cursor, done, "interrupted").await?;
+        eprintln!("interrupted after {done} of {total}; go on with `quorum replay --resume {job}`");
+        std::process::exit(130);
+    }
+    save(&connected.pool, job, cursor, done, "completed").await?;
+    record(
+        &store,
+        job,
+        types::REPLAY_COMPLETED,
+        json!({ "job": job, "events": done }),
+    )
+    .await?;
+    if json_out {
+        println!("{}", json!({ "job": job, "replayed": done }));
+    } else {
+        println!("replayed {done} events (job {job})");
+    }
+    Ok(())
+}
+
+fn required_reason(args: &ReplayArgs) -> anyhow::Result<String> {
+    match args.reason.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() => Ok(r.to_owned()),
+        _ => anyhow::bail!("a replay needs --reason (it is recorded with the replay)"),
+    }
+}
+
+/// The event republished with `replayof`, to `subject`.
+async fn send(
+    js: &async_nats::jetstream::Context,
+    subject: String,
+    job: Uuid,
+    r: &RecordedEvent,
+) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
+    let mut event = r.event.clone();
+    event.replayof = Some(r.event.id.clone());
+    let (mut headers, payload) = quorum_bus::encode(&event);
+    headers.insert(quorum_bus::STREAM_HEADER, r.stream_id.as_str());
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("replay:{job}:{}", r.position).as_str(),
+    );
+    Ok(js.publish_with_headers(subject, headers, payload).await?)
+}
+
+async fn start(
+    pool: &PgPool,
+    selection: &Selection,
+    destination: &Destination,
+    upto: u64,
+    total: i64,
+    reason: &str,
+    rate: Option<u32>,
+) -> anyhow::Result<Uuid> {
+    let job = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO replay_jobs (id, kind, tenant, operator, reason, rate, total, selection, target, upto_xmin)
+         VALUES ($1, 'history', $2, $3, $4, $5, $6, $7, $8, $9::text::xid8)",
+    )
+    .bind(job)
+    .bind(&selection.tenant)
+    .bind(operator())
+    .bind(reason)
+    .bind(rate.map(f64::from))
+    .bind(total)
+    .bind(serde_json::to_value(selection)?)
+    .bind(serde_json::to_value(destination)?)
+    .bind(upto.to_string())
+    .execute(pool)
+    .await?;
+    let data = json!({
+        "job": job, "selection": selection, "target": destination, "events": total,
+        "reason": reason, "operator": operator(),
+    });
+    record(
+        &EventStore::new(pool.clone()),
+        job,
+        types::REPLAY_REQUESTED,
+        data,
+    )
+    .await?;
+    Ok(job)
+}
+
+type Loaded = (Uuid, Selection, Destination, u64, CommitCursor, i64, i64);
+
+async fn load(pool: &PgPool, job: Uuid) -> anyhow::Result<Loaded> {
+    let row = sqlx::query(
+        "SELECT selection, target, upto_xmin::text AS upto, cursor_tx::text AS ctx, cursor_pos, done, total, status
+         FROM replay_jobs WHERE id = $1 AND kind = 'history'",
+    )
+    .bind(job)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("no history replay {job}"))?;
+    if row.try_get::<String, _>("status")? == "completed" {
+        anyhow::bail!("replay {job} is complete already");
+    }
+    let cursor = match row.try_get::<Option<String>, _>("ctx")? {
+        Some(tx) => CommitCursor {
+            tx_id: tx.parse()?,
+            position: row.try_get("cursor_pos")?,
+        },
+        None => CommitCursor::START,
+    };
+    Ok((
+        job,
+        serde_json::from_value(row.try_get("selection")?)?,
+        serde_json::from_value(row.try_get("target")?)?,
+        row.try_get::<String, _>("upto")?.parse()?,
+        cursor,
+        row.try_get("done")?,
+        row.try_get("total")?,
+    ))
+}
+
+async fn save(
+    pool: &PgPool,
+    job: Uuid,
+    cursor: CommitCursor,
+    done: i64,
+    status: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE replay_jobs SET cursor_tx = $2::text::xid8, cursor_pos = $3, done = $4, status = $5,
+                updated_at = now() WHERE id = $1",
+    )
+    .bind(job)
+    .bind(cursor.tx_id.to_string())
+    .bind(cursor.position)
+    .bind(done)
+    .bind(status)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Appends one of the job's events to `replay/<job>`; its id derives from the job and the type, so
+/// recording twice (a resumed job) stores it once.
+async fn record(
+    store: &EventStore,
+    job: Uuid,
+    ty: &str,
+    data: serde_json::Value,
+) -> anyhow::Result<()> {
+    let stream = StreamId::new("replay", job)?;
+    let mut event = Event::new(
+        SOURCE,
+        ty,
+        stream.clone(),
+        TenantId::system(),
+        Bytes::from(data.to_string()),
+    );
+    event.id = Uuid::new_v5(&job, ty.as_bytes()).to_string();
+    event.correlationid = Some(job.to_string());
+    store
+        .append(&stream, ExpectedVersion::Any, &[event])
+        .await?;
+    Ok(())
+}
+
+/// Who runs the command, as the operating system says.
+fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The projections `--rebuild` knows.
+const PROJECTIONS: [&str; 1] = ["queries"];
+
+async fn rebuild(pool: &PgPool, projection: &str, args: &ReplayArgs) -> anyhow::Result<()> {
+    if !PROJECTIONS.contains(&projection) {
+        anyhow::bail!(
+            "no projection {projection:?}; known: {}",
+            PROJECTIONS.join(", ")
+        );
+    }
+    if args.dry_run {
+        println!("{projection} would be rebuilt from every stored event");
+        return Ok(());
+    }
+    let reason = required_reason(args)?;
+    let store = EventStore::new(pool.clone());
+    let job = Uuid::now_v7();
+    let data =
+        json!({ "job": job, "rebuild": projection, "reason": reason, "operator": operator() });
+    record(&store, job, types::REPLAY_REQUESTED, data).await?;
+    let head = store.head().await?.map_or(0, |(c, _)| c.position);
+    let bar = progress::bar(head as u64, "rebuilding");
+    quorum_consensus::view::rebuild(pool, |at| bar.set_position(at as u64)).await?;
+    bar.finish_and_clear();
+    record(
+        &store,
+        job,
+        types::REPLAY_COMPLETED,
+        json!({ "job": job, "rebuild": projection }),
+    )
+    .await?;
+    println!("rebuilt {projection} (job {job})");
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! Who may call a route: a valid API key (401 without one) that has one of the route's roles (403).
+
+use axum::http::{HeaderMap, header};
+use quorum_auth::{AuthError, Authenticator, Principal, Role};
+
+use crate::Problem;
+
+/// The caller, if its key is valid and has one of `roles`. A database outage is a 503, so a client
+/// retries instead of concluding its key is bad.
+pub async fn authorize(
+    auth: &Authenticator,
+    headers: &HeaderMap,
+    roles: &[Role],
+) -> Result<Principal, Problem> {
+    // A header that is not visible ASCII can never be a key; NUL makes it fail as a bad key would.
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let principal = auth.authenticate(value).await.map_err(|e| match e {
+        AuthError::Database(_) => Problem::unavailable(e.to_string()),
+        _ => Problem::unauthorized(e.to_string()),
+    })?;
+    if !roles.iter().any(|r| principal.has(*r)) {
+        let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        return Err(Problem::forbidden(format!(
+            "this route needs a key with the role {}",
+            names.join(" or ")
+        )));
+    }
+    Ok(principal)
+}

@@ -1,0 +1,7 @@
+//! What every Quorum HTTP API shares: errors as `application/problem+json` and who may call a route.
+
+mod authorize;
+mod problem;
+
+pub use authorize::authorize;
+pub use problem::Problem;
