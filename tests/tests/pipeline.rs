@@ -84,6 +84,8 @@ impl Pipeline {
             Bytes::from(data.to_string()),
         );
         event.id = id.to_string();
+        // As ingest does: the query id is the correlation id of everything that follows.
+        event.correlationid = Some(id.to_string());
         self.env
             .store
             .append(&stream, ExpectedVersion::NoStream, &[event])
@@ -145,6 +147,51 @@ async fn two_of_three_with_one_down_reach_a_consensus_that_lists_the_failure() -
         .filter(|r| r.event.ty.starts_with("quorum.expert."))
         .count();
     assert_eq!(results, 3);
+    p.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_query_exports_from_submission_to_consensus_in_order_with_its_causes() -> anyhow::Result<()>
+{
+    let p = pipeline(
+        vec![
+            scripted("alpha", "Paris", 0.0, 0),
+            scripted("beta", "Paris", 0.0, 0),
+            scripted("gamma", "Paris", 0.0, 0),
+        ],
+        1,
+    )
+    .await?;
+    let stream = p.ask(json!({"question": "What is the capital of France?"})).await?;
+    p.consensus(&stream).await?;
+    let pool = &p.env.db.pool;
+    while quorum_audit::chainer::step(pool, 1000, types::AUDIT_CHECKPOINT).await?.links > 0 {}
+    let query_id = stream.as_str().trim_start_matches("query/").to_owned();
+    let selection = quorum_audit::export::Selection {
+        correlation_id: Some(query_id.clone()),
+        ..Default::default()
+    };
+    let records = quorum_audit::export::page(pool, &selection, 0, 1000).await?;
+    let types: Vec<&str> = records.iter().map(|r| r.event["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&types::QUERY_SUBMITTED), "{types:?}");
+    assert_eq!(types.last(), Some(&types::CONSENSUS_REACHED), "{types:?}");
+    assert_eq!(types.iter().filter(|t| t.starts_with("quorum.expert.")).count(), 3);
+    assert_eq!(records.len(), 5);
+    // In chain order, and every cause is exported before what it caused.
+    assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
+    for (i, r) in records.iter().enumerate().skip(1) {
+        let cause = r.event["causationid"].as_str().expect("a derived event names its cause");
+        assert!(
+            records[..i].iter().any(|c| c.event["id"] == cause),
+            "{} names a cause {cause} not exported before it",
+            r.event["type"]
+        );
+    }
+    // Each record carries its link, and the chain verifies.
+    assert!(records.iter().all(|r| r.hash.len() == 64 && r.prev_hash.len() == 64));
+    let report = quorum_audit::verify::verify(pool, Default::default(), |_| {}).await?;
+    assert!(report.ok(), "{report:?}");
     p.shutdown.cancel();
     Ok(())
 }
