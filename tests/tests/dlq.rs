@@ -51,7 +51,9 @@ async fn stack(name: &str, broken: Arc<AtomicBool>) -> anyhow::Result<Stack> {
     });
     let config = ConsumerConfig::new(
         name,
-        vec![quorum_bus::subjects::event_type_filter(quorum_e2e::SOURCE_TYPE)],
+        vec![quorum_bus::subjects::event_type_filter(
+            quorum_e2e::SOURCE_TYPE,
+        )],
     );
     let (js, pool, token) = (env.js.clone(), env.db.pool.clone(), shutdown.token());
     shutdown.spawn(async move { consumer::run(js, pool, config, handler, token, || {}).await });
@@ -79,7 +81,11 @@ async fn stack(name: &str, broken: Arc<AtomicBool>) -> anyhow::Result<Stack> {
 impl Stack {
     async fn key(&self, tenant: &str, role: Role) -> anyhow::Result<String> {
         let tenant = TenantId::new(tenant)?;
-        Ok(quorum_auth::create(&self.env.db.pool, &tenant, &[role], None).await?.key)
+        Ok(
+            quorum_auth::create(&self.env.db.pool, &tenant, &[role], None)
+                .await?
+                .key,
+        )
     }
 
     async fn post(&self, key: &str, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
@@ -94,12 +100,20 @@ impl Stack {
     }
 
     async fn get(&self, key: &str, path: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.get(format!("{}{path}", self.dlq)).bearer_auth(key).send().await?;
+        let r = self
+            .http
+            .get(format!("{}{path}", self.dlq))
+            .bearer_auth(key)
+            .send()
+            .await?;
         Ok((r.status().as_u16(), r.json().await.unwrap_or_default()))
     }
 }
 
-async fn parked(pool: &PgPool, consumer: &str) -> Vec<(uuid::Uuid, String, Option<uuid::Uuid>, Value)> {
+async fn parked(
+    pool: &PgPool,
+    consumer: &str,
+) -> Vec<(uuid::Uuid, String, Option<uuid::Uuid>, Value)> {
     sqlx::query_as(
         "SELECT id, status, replayed_from, errors FROM dead_letters WHERE consumer = $1 ORDER BY created_at",
     )
@@ -123,17 +137,22 @@ async fn a_poison_message_parked_then_replayed_after_the_fix_is_handled_once_and
     .await?;
     let letter = parked(&pool, "poisoned").await[0].0;
     // The park is an event too.
-    let parked_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE type = $1 AND stream_id = $2")
-        .bind(types::DLQ_PARKED)
-        .bind(format!("dlq/{letter}"))
-        .fetch_one(&pool)
-        .await?;
+    let parked_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE type = $1 AND stream_id = $2")
+            .bind(types::DLQ_PARKED)
+            .bind(format!("dlq/{letter}"))
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(parked_events, 1);
 
     broken.store(false, Ordering::SeqCst);
     let operator = s.key("acme", Role::Operator).await?;
     let (status, plan) = s
-        .post(&operator, "/v1/dead-letters/replay", json!({ "ids": [letter], "reason": "handler fixed" }))
+        .post(
+            &operator,
+            "/v1/dead-letters/replay",
+            json!({ "ids": [letter], "reason": "handler fixed" }),
+        )
         .await?;
     assert_eq!(status, 202, "{plan}");
     assert_eq!(plan["count"], 1);
@@ -146,12 +165,19 @@ async fn a_poison_message_parked_then_replayed_after_the_fix_is_handled_once_and
     })
     .await?;
     // Handled exactly once: no second handling shows up while the consumer goes idle.
-    wait_until("the consumer to be idle", DEADLINE, || quorum_e2e::consumer_idle(&s.env.js, "poisoned")).await?;
+    wait_until("the consumer to be idle", DEADLINE, || {
+        quorum_e2e::consumer_idle(&s.env.js, "poisoned")
+    })
+    .await?;
     assert_eq!(handled_count(&pool).await?, (1, 1));
     assert_eq!(quorum_e2e::attempt_count(&pool).await?, 1);
 
     // The replay is in the audit chain, with the operator and the reason.
-    while quorum_audit::chainer::step(&pool, 1000, types::AUDIT_CHECKPOINT).await?.links > 0 {}
+    while quorum_audit::chainer::step(&pool, 1000, types::AUDIT_CHECKPOINT)
+        .await?
+        .links
+        > 0
+    {}
     let data: Vec<u8> = sqlx::query_scalar(
         "SELECT e.data FROM audit_chain c JOIN events e USING (position) WHERE e.type = $1",
     )
@@ -160,9 +186,10 @@ async fn a_poison_message_parked_then_replayed_after_the_fix_is_handled_once_and
     .await?;
     let data: Value = serde_json::from_slice(&data)?;
     assert_eq!(data["reason"], "handler fixed");
-    let key_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE 'operator' = ANY(roles)")
-        .fetch_one(&pool)
-        .await?;
+    let key_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE 'operator' = ANY(roles)")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(data["operator"], key_id.to_string());
     assert_eq!(data["dead_letter_id"], letter.to_string());
     s.shutdown.cancel();
@@ -173,22 +200,42 @@ async fn a_poison_message_parked_then_replayed_after_the_fix_is_handled_once_and
 async fn a_replay_that_fails_again_is_parked_again_with_its_whole_history() -> anyhow::Result<()> {
     let s = stack("still-broken", Arc::new(AtomicBool::new(true))).await?;
     let pool = s.env.db.pool.clone();
-    publish(&s.env.js, &test_event("acme", &StreamId::new("test", "p2")?, "{}")).await?;
-    wait_until("parked", DEADLINE, || async { parked(&pool, "still-broken").await.len() == 1 }).await?;
+    publish(
+        &s.env.js,
+        &test_event("acme", &StreamId::new("test", "p2")?, "{}"),
+    )
+    .await?;
+    wait_until("parked", DEADLINE, || async {
+        parked(&pool, "still-broken").await.len() == 1
+    })
+    .await?;
     let first = parked(&pool, "still-broken").await[0].0;
     let operator = s.key("acme", Role::Operator).await?;
     let (status, _) = s
-        .post(&operator, "/v1/dead-letters/replay", json!({ "ids": [first], "reason": "try again" }))
+        .post(
+            &operator,
+            "/v1/dead-letters/replay",
+            json!({ "ids": [first], "reason": "try again" }),
+        )
         .await?;
     assert_eq!(status, 202);
-    wait_until("parked again", DEADLINE, || async { parked(&pool, "still-broken").await.len() == 2 }).await?;
+    wait_until("parked again", DEADLINE, || async {
+        parked(&pool, "still-broken").await.len() == 2
+    })
+    .await?;
     let letters = parked(&pool, "still-broken").await;
     assert_eq!(letters[0].1, "replayed");
     let (_, status, from, errors) = &letters[1];
     assert_eq!(status, "parked");
     assert_eq!(*from, Some(first));
-    assert_eq!(errors.as_array().map(Vec::len), Some(2), "the first failure, then the replay's: {errors}");
-    let (code, shown) = s.get(&operator, &format!("/v1/dead-letters/{}", letters[1].0)).await?;
+    assert_eq!(
+        errors.as_array().map(Vec::len),
+        Some(2),
+        "the first failure, then the replay's: {errors}"
+    );
+    let (code, shown) = s
+        .get(&operator, &format!("/v1/dead-letters/{}", letters[1].0))
+        .await?;
     assert_eq!(code, 200);
     assert_eq!(shown["replayed_from"], first.to_string());
     assert_eq!(shown["errors"].as_array().map(Vec::len), Some(2));
@@ -197,7 +244,11 @@ async fn a_replay_that_fails_again_is_parked_again_with_its_whole_history() -> a
 }
 
 fn letter(consumer: &str, tenant: &str, seq: u64) -> DeadLetter {
-    let event = test_event(tenant, &StreamId::new("bulk", seq.to_string()).unwrap(), "{}");
+    let event = test_event(
+        tenant,
+        &StreamId::new("bulk", seq.to_string()).unwrap(),
+        "{}",
+    );
     let (headers, payload) = quorum_bus::encode(&event);
     DeadLetter {
         id: uuid::Uuid::now_v7(),
@@ -209,7 +260,10 @@ fn letter(consumer: &str, tenant: &str, seq: u64) -> DeadLetter {
         event_type: Some(event.ty.clone()),
         headers: quorum_bus::headers_json(Some(&headers)),
         payload: payload.to_vec(),
-        attempts: vec![FailedAttempt { at: chrono::Utc::now(), error: "boom".into() }],
+        attempts: vec![FailedAttempt {
+            at: chrono::Utc::now(),
+            error: "boom".into(),
+        }],
         deliveries: 1,
         replayed_from: None,
     }
@@ -234,7 +288,8 @@ async fn park_many(pool: &PgPool, consumer: &str, tenant: &str, n: u64) -> anyho
 }
 
 #[tokio::test]
-async fn ten_thousand_letters_replay_at_the_rate_set_each_once_with_progress() -> anyhow::Result<()> {
+async fn ten_thousand_letters_replay_at_the_rate_set_each_once_with_progress() -> anyhow::Result<()>
+{
     const N: u64 = 10_000;
     const RATE: f64 = 2_000.0;
     let s = stack("unused", Arc::new(AtomicBool::new(false))).await?;
@@ -242,7 +297,11 @@ async fn ten_thousand_letters_replay_at_the_rate_set_each_once_with_progress() -
     park_many(&pool, "bulk", "acme", N).await?;
     let operator = s.key("acme", Role::Operator).await?;
     let (status, dry) = s
-        .post(&operator, "/v1/dead-letters/replay", json!({ "filter": { "consumer": "bulk" }, "dry_run": true }))
+        .post(
+            &operator,
+            "/v1/dead-letters/replay",
+            json!({ "filter": { "consumer": "bulk" }, "dry_run": true }),
+        )
         .await?;
     assert_eq!((status, dry["count"].as_u64()), (200, Some(N)));
     assert!(dry["job"].is_null());
@@ -258,11 +317,18 @@ async fn ten_thousand_letters_replay_at_the_rate_set_each_once_with_progress() -
     assert_eq!(status, 202, "{plan}");
     let job = plan["job"].as_str().unwrap().to_owned();
     let seen = std::sync::Mutex::new(Vec::new());
-    wait_until("the replay to complete", Duration::from_secs(300), || async {
-        let (_, p) = s.get(&operator, &format!("/v1/replays/{job}")).await.unwrap_or_default();
-        seen.lock().unwrap().push(p["done"].as_u64().unwrap_or(0));
-        p["status"] == "completed"
-    })
+    wait_until(
+        "the replay to complete",
+        Duration::from_secs(300),
+        || async {
+            let (_, p) = s
+                .get(&operator, &format!("/v1/replays/{job}"))
+                .await
+                .unwrap_or_default();
+            seen.lock().unwrap().push(p["done"].as_u64().unwrap_or(0));
+            p["status"] == "completed"
+        },
+    )
     .await?;
     let seen = seen.into_inner().unwrap();
     let elapsed = started.elapsed();
@@ -271,7 +337,10 @@ async fn ten_thousand_letters_replay_at_the_rate_set_each_once_with_progress() -
         elapsed.as_secs_f64() >= (N as f64 - 1.0) / RATE,
         "{N} letters at {RATE}/s took only {elapsed:?}"
     );
-    assert!(seen.iter().any(|d| *d > 0 && *d < N), "progress was visible: {seen:?}");
+    assert!(
+        seen.iter().any(|d| *d > 0 && *d < N),
+        "progress was visible: {seen:?}"
+    );
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
 
     // Each letter once on the consumer's redeliver subject.
@@ -287,18 +356,34 @@ async fn ten_thousand_letters_replay_at_the_rate_set_each_once_with_progress() -
     let mut total = 0;
     // Read until the subject has nothing more for a while: a letter published twice would show.
     loop {
-        let wait = if total < N { Duration::from_secs(10) } else { Duration::from_secs(2) };
-        let Ok(Some(m)) = tokio::time::timeout(wait, messages.next()).await else { break };
+        let wait = if total < N {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(2)
+        };
+        let Ok(Some(m)) = tokio::time::timeout(wait, messages.next()).await else {
+            break;
+        };
         let m = m?;
         total += 1;
-        let h = m.headers.as_ref().and_then(|h| h.get(consumer::REPLAY_OF_HEADER)).map(|v| v.to_string());
+        let h = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(consumer::REPLAY_OF_HEADER))
+            .map(|v| v.to_string());
         ids.insert(h.expect("a replay names its letter"));
-        assert!(m.headers.as_ref().and_then(|h| h.get("ce-replayof")).is_some());
+        assert!(
+            m.headers
+                .as_ref()
+                .and_then(|h| h.get("ce-replayof"))
+                .is_some()
+        );
     }
     assert_eq!((total, ids.len() as u64), (N, N));
-    let replayed: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE status = 'replayed'")
-        .fetch_one(&pool)
-        .await?;
+    let replayed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE status = 'replayed'")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(replayed as u64, N);
     s.shutdown.cancel();
     Ok(())
@@ -316,9 +401,21 @@ async fn only_operators_act_and_each_tenant_sees_its_own_letters() -> anyhow::Re
     let other = s.key("other", Role::Operator).await?;
     for role in [Role::Publisher, Role::Auditor] {
         let key = s.key("acme", role).await?;
-        let (code, _) = s.post(&key, "/v1/dead-letters/replay", json!({ "ids": [ids[0]], "reason": "x" })).await?;
+        let (code, _) = s
+            .post(
+                &key,
+                "/v1/dead-letters/replay",
+                json!({ "ids": [ids[0]], "reason": "x" }),
+            )
+            .await?;
         assert_eq!(code, 403, "{role:?} may not replay");
-        let (code, _) = s.post(&key, &format!("/v1/dead-letters/{}/discard", ids[0]), json!({ "reason": "x" })).await?;
+        let (code, _) = s
+            .post(
+                &key,
+                &format!("/v1/dead-letters/{}/discard", ids[0]),
+                json!({ "reason": "x" }),
+            )
+            .await?;
         assert_eq!(code, 403, "{role:?} may not discard");
     }
     assert_eq!(s.get("qk_bogus_key", "/v1/dead-letters").await?.0, 401);
@@ -329,29 +426,70 @@ async fn only_operators_act_and_each_tenant_sees_its_own_letters() -> anyhow::Re
     assert_eq!(list["counts"]["c1"], 3);
     let (_, theirs) = s.get(&other, "/v1/dead-letters").await?;
     assert_eq!(theirs["letters"].as_array().map(Vec::len), Some(0));
-    assert_eq!(s.get(&other, &format!("/v1/dead-letters/{}", ids[0])).await?.0, 404);
-    let (code, _) = s.post(&other, "/v1/dead-letters/replay", json!({ "ids": [ids[0]], "reason": "x" })).await?;
+    assert_eq!(
+        s.get(&other, &format!("/v1/dead-letters/{}", ids[0]))
+            .await?
+            .0,
+        404
+    );
+    let (code, _) = s
+        .post(
+            &other,
+            "/v1/dead-letters/replay",
+            json!({ "ids": [ids[0]], "reason": "x" }),
+        )
+        .await?;
     assert_eq!(code, 404);
 
     // Bad input changes nothing.
-    let (code, _) = s.post(&operator, &format!("/v1/dead-letters/{}/discard", ids[0]), json!({ "reason": " " })).await?;
-    assert_eq!(code, 400);
-    let (code, _) = s.post(&operator, "/v1/dead-letters/replay", json!({ "ids": [ids[0]] })).await?;
-    assert_eq!(code, 400, "a replay needs a reason");
-    let (code, _) = s.post(&operator, "/v1/dead-letters/replay", json!({ "ids": [ids[0]], "reason": "x", "rate": 0 })).await?;
-    assert_eq!(code, 400);
-    assert_eq!(s.get(&operator, "/v1/dead-letters?status=weird").await?.0, 400);
-    let untouched: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE status = 'parked'")
-        .fetch_one(&pool)
+    let (code, _) = s
+        .post(
+            &operator,
+            &format!("/v1/dead-letters/{}/discard", ids[0]),
+            json!({ "reason": " " }),
+        )
         .await?;
+    assert_eq!(code, 400);
+    let (code, _) = s
+        .post(
+            &operator,
+            "/v1/dead-letters/replay",
+            json!({ "ids": [ids[0]] }),
+        )
+        .await?;
+    assert_eq!(code, 400, "a replay needs a reason");
+    let (code, _) = s
+        .post(
+            &operator,
+            "/v1/dead-letters/replay",
+            json!({ "ids": [ids[0]], "reason": "x", "rate": 0 }),
+        )
+        .await?;
+    assert_eq!(code, 400);
+    assert_eq!(
+        s.get(&operator, "/v1/dead-letters?status=weird").await?.0,
+        400
+    );
+    let untouched: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE status = 'parked'")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(untouched, 3);
 
     let (code, _) = s
-        .post(&operator, &format!("/v1/dead-letters/{}/discard", ids[0]), json!({ "reason": "known bad data" }))
+        .post(
+            &operator,
+            &format!("/v1/dead-letters/{}/discard", ids[0]),
+            json!({ "reason": "known bad data" }),
+        )
         .await?;
     assert_eq!(code, 200);
     let (code, _) = s
-        .post(&operator, &format!("/v1/dead-letters/{}/discard", ids[0]), json!({ "reason": "again" }))
+        .post(
+            &operator,
+            &format!("/v1/dead-letters/{}/discard", ids[0]),
+            json!({ "reason": "again" }),
+        )
         .await?;
     assert_eq!(code, 404, "only a parked letter can be discarded");
     let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM events WHERE type = $1")
@@ -360,7 +498,9 @@ async fn only_operators_act_and_each_tenant_sees_its_own_letters() -> anyhow::Re
         .await?;
     let data: Value = serde_json::from_slice(&data)?;
     assert_eq!(data["reason"], "known bad data");
-    let (_, list) = s.get(&operator, "/v1/dead-letters?status=discarded").await?;
+    let (_, list) = s
+        .get(&operator, "/v1/dead-letters?status=discarded")
+        .await?;
     assert_eq!(list["letters"].as_array().map(Vec::len), Some(1));
     s.shutdown.cancel();
     Ok(())

@@ -152,8 +152,8 @@ async fn two_of_three_with_one_down_reach_a_consensus_that_lists_the_failure() -
 }
 
 #[tokio::test]
-async fn a_query_exports_from_submission_to_consensus_in_order_with_its_causes() -> anyhow::Result<()>
-{
+async fn a_query_exports_from_submission_to_consensus_in_order_with_its_causes()
+-> anyhow::Result<()> {
     let p = pipeline(
         vec![
             scripted("alpha", "Paris", 0.0, 0),
@@ -163,25 +163,42 @@ async fn a_query_exports_from_submission_to_consensus_in_order_with_its_causes()
         1,
     )
     .await?;
-    let stream = p.ask(json!({"question": "What is the capital of France?"})).await?;
+    let stream = p
+        .ask(json!({"question": "What is the capital of France?"}))
+        .await?;
     p.consensus(&stream).await?;
     let pool = &p.env.db.pool;
-    while quorum_audit::chainer::step(pool, 1000, types::AUDIT_CHECKPOINT).await?.links > 0 {}
+    while quorum_audit::chainer::step(pool, 1000, types::AUDIT_CHECKPOINT)
+        .await?
+        .links
+        > 0
+    {}
     let query_id = stream.as_str().trim_start_matches("query/").to_owned();
     let selection = quorum_audit::export::Selection {
         correlation_id: Some(query_id.clone()),
         ..Default::default()
     };
     let records = quorum_audit::export::page(pool, &selection, 0, 1000).await?;
-    let types: Vec<&str> = records.iter().map(|r| r.event["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = records
+        .iter()
+        .map(|r| r.event["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types.first(), Some(&types::QUERY_SUBMITTED), "{types:?}");
     assert_eq!(types.last(), Some(&types::CONSENSUS_REACHED), "{types:?}");
-    assert_eq!(types.iter().filter(|t| t.starts_with("quorum.expert.")).count(), 3);
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| t.starts_with("quorum.expert."))
+            .count(),
+        3
+    );
     assert_eq!(records.len(), 5);
     // In chain order, and every cause is exported before what it caused.
     assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
     for (i, r) in records.iter().enumerate().skip(1) {
-        let cause = r.event["causationid"].as_str().expect("a derived event names its cause");
+        let cause = r.event["causationid"]
+            .as_str()
+            .expect("a derived event names its cause");
         assert!(
             records[..i].iter().any(|c| c.event["id"] == cause),
             "{} names a cause {cause} not exported before it",
@@ -189,7 +206,11 @@ async fn a_query_exports_from_submission_to_consensus_in_order_with_its_causes()
         );
     }
     // Each record carries its link, and the chain verifies.
-    assert!(records.iter().all(|r| r.hash.len() == 64 && r.prev_hash.len() == 64));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.hash.len() == 64 && r.prev_hash.len() == 64)
+    );
     let report = quorum_audit::verify::verify(pool, Default::default(), |_| {}).await?;
     assert!(report.ok(), "{report:?}");
     p.shutdown.cancel();

@@ -76,7 +76,7 @@ enum Destination {
     File { path: PathBuf },
 }
 
-const PAGE: i64 = 500;
+const PAGE: i64 = 200;
 const SOURCE: &str = "/quorum/cli";
 
 pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::Result<()> {
@@ -167,13 +167,19 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
     let mut stopped = false;
     loop {
         let events = store.select(&selection, cursor, upto, PAGE).await?;
-        let Some(last) = events.last().map(RecordedEvent::cursor) else {
+        if events.is_empty() {
             break;
-        };
+        }
         let mut acks = Vec::new();
+        let mut sent = None;
         for r in &events {
             if let Some(l) = &limiter {
                 l.until_ready().await;
+            }
+            // Checked before each event, so Ctrl-C stops at once; what was sent is saved below.
+            if futures::FutureExt::now_or_never(&mut interrupted).is_some() {
+                stopped = true;
+                break;
             }
             match &destination {
                 Destination::File { .. } => {
@@ -193,6 +199,8 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
                     acks.push(send(&connected.js, subject, job, r).await?);
                 }
             }
+            sent = Some(r.cursor());
+            done += 1;
         }
         for ack in acks {
             ack.await?;
@@ -200,13 +208,12 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
         if let Some(f) = file.as_mut() {
             f.flush()?;
         }
-        cursor = last;
-        done += events.len() as i64;
-        save(&connected.pool, job, cursor, done, "running").await?;
-        bar.set_position(done as u64);
-        // Checked between pages only, so what is saved is what was sent.
-        if futures::FutureExt::now_or_never(&mut interrupted).is_some() {
-            stopped = true;
+        if let Some(last) = sent {
+            cursor = last;
+            save(&connected.pool, job, cursor, done, "running").await?;
+            bar.set_position(done as u64);
+        }
+        if stopped {
             break;
         }
     }
