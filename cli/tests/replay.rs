@@ -3,8 +3,6 @@
 //! losing or repeating an event, and redelivers to one consumer only; `audit verify` exits non-zero
 //! on a broken chain; `audit export` writes a file.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use quorum_domain::{Event, StreamId, TenantId, types};
 use quorum_event_store::{EventStore, ExpectedVersion};

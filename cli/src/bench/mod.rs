@@ -1,6 +1,7 @@
 //! `quorum bench`: throughput and latency figures, each beside the raw baseline measured in the same
 //! run on the same servers. Benchmarks print figures; they never pass or fail on timing.
 
+pub mod audit;
 pub mod ingest;
 pub mod pipeline;
 mod raw;

@@ -1,5 +1,6 @@
 //! `quorum bench <what>`: against the given stack, or a throwaway local one.
 
+use crate::bench::audit::{self, AuditBenchArgs};
 use crate::bench::ingest::{self, IngestBenchArgs};
 use crate::bench::pipeline::{self, PipelineBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
@@ -14,6 +15,9 @@ pub enum Bench {
     Ingest(IngestBenchArgs),
     /// Queries through ingest, fan-out, consensus and the read model at rising rates.
     Pipeline(PipelineBenchArgs),
+    /// The audit chain keeping up with store appends, export and verify speed, beside raw
+    /// Postgres batched inserts.
+    Audit(AuditBenchArgs),
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     quorum_event_store::migrate(&stack.pool).await?;
     match bench {
         Bench::Store(args) => print(&store::run(&stack.pool, &stack.js, args).await?, json),
+        Bench::Audit(args) => print(&audit::run(&stack.pool, args).await?, json),
         Bench::Pipeline(args) => print(
             &pipeline::run(
                 &stack.pool,

@@ -69,5 +69,7 @@ mod tests {
         let names: Vec<&str> = config.experts.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["alpha", "beta", "gamma"]);
         assert_eq!(config.ingest.flow.group_alone_from, 50);
+        assert_eq!(config.audit.chain.checkpoint_every, 10_000);
+        assert_eq!(config.dlq.http_addr.port(), 8082);
     }
 }

@@ -1,13 +1,14 @@
-//! The chainer: reads every event in commit order below the transaction-id watermark (the same order
-//! and the same never-skip rule as the relay, docs/adr/0002) and appends one link per event. A batch
-//! of links commits in one statement; the chain's head is the checkpoint, so a crash re-reads from
-//! the last committed link and a second replica (or a redelivery) can never link an event twice: the
-//! `seq` and `position` keys refuse it and the transaction rolls back.
+//! Linking events into the chain: read the next committed events in commit order below the
+//! transaction-id watermark (the same order and never-skip rule as the relay, docs/adr/0002), hash
+//! each onto the previous link, and insert the links in one statement. The chain's head is the
+//! checkpoint, so a crash re-reads from the last committed link, and a second writer (or a stale
+//! read) can never link an event twice: the `seq` and `position` keys refuse it and the statement
+//! fails.
 //!
 //! It reads Postgres, not JetStream: after downtime it catches up on everything stored, whatever the
 //! stream still holds, and the chain's order is one a verifier can recompute from Postgres alone.
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 
 use crate::canonical::{GENESIS, StoredRow, link_hash};
 
@@ -20,6 +21,20 @@ pub struct Head {
     pub hash: [u8; 32],
 }
 
+/// Where reading resumes after `head`.
+pub fn cursor(head: Option<&Head>) -> (u64, i64) {
+    head.map_or((0, 0), |h| (h.tx_id, h.position))
+}
+
+/// A committed event as the chain reads it.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub row: StoredRow,
+    pub tx_id: String,
+    pub event_id: String,
+    pub event_type: String,
+}
+
 /// What one [`step`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Linked {
@@ -30,11 +45,11 @@ pub struct Linked {
     pub head: Option<Head>,
 }
 
-/// Only one chainer links at a time, across replicas.
-const LOCK: &str = "quorum-audit-chain";
+/// Only one writer links at a time, across replicas.
+pub const LOCK: &str = "quorum-audit-chain";
 
 /// The last link, if any.
-pub async fn head(db: &mut PgConnection) -> Result<Option<Head>, sqlx::Error> {
+pub async fn head(db: impl PgExecutor<'_>) -> Result<Option<Head>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT seq, tx_id::text AS tx_id, position, hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
     )
@@ -53,20 +68,12 @@ pub async fn head(db: &mut PgConnection) -> Result<Option<Head>, sqlx::Error> {
     .transpose()
 }
 
-/// Links the next `batch` committed events; returns what it linked (nothing when another replica
-/// holds the chain, or when there is nothing new).
-pub async fn step(pool: &PgPool, batch: i64, checkpoint_type: &str) -> Result<Linked, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !locked {
-        return Ok(Linked::default());
-    }
-    let head = head(&mut tx).await?;
-    let (after_tx, after_pos) = head.as_ref().map_or((0, 0), |h| (h.tx_id, h.position));
+/// Up to `limit` committed events after `after` in commit order.
+pub async fn read(
+    db: impl PgExecutor<'_>,
+    after: (u64, i64),
+    limit: i64,
+) -> Result<Vec<Committed>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT position, tx_id::text AS tx_id, tenant, stream_id, stream_version, event_id, type,
                 attributes::text AS attributes, data
@@ -75,74 +82,32 @@ pub async fn step(pool: &PgPool, batch: i64, checkpoint_type: &str) -> Result<Li
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
          ORDER BY tx_id, position LIMIT $3",
     )
-    .bind(after_tx.to_string())
-    .bind(after_pos)
-    .bind(batch)
-    .fetch_all(&mut *tx)
+    .bind(after.0.to_string())
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(db)
     .await?;
-    if rows.is_empty() {
-        return Ok(Linked {
-            head,
-            ..Linked::default()
-        });
-    }
-    let mut seq = head.as_ref().map_or(0, |h| h.seq);
-    let mut prev = head.as_ref().map_or(GENESIS, |h| h.hash);
-    let mut cols = Columns::with_capacity(rows.len());
-    let mut others = 0;
-    for r in &rows {
-        let stored = StoredRow {
-            position: r.try_get("position")?,
-            tenant: r.try_get("tenant")?,
-            stream_id: r.try_get("stream_id")?,
-            stream_version: r.try_get("stream_version")?,
-            attributes: r.try_get("attributes")?,
-            data: r.try_get("data")?,
-        };
-        let hash = link_hash(&prev, &stored);
-        seq += 1;
-        if r.try_get::<&str, _>("type")? != checkpoint_type {
-            others += 1;
-        }
-        cols.seq.push(seq);
-        cols.position.push(stored.position);
-        cols.tx_id.push(r.try_get("tx_id")?);
-        cols.event_id.push(r.try_get("event_id")?);
-        cols.tenant.push(stored.tenant);
-        cols.prev.push(prev.to_vec());
-        cols.hash.push(hash.to_vec());
-        prev = hash;
-    }
-    sqlx::query(
-        "INSERT INTO audit_chain (seq, position, tx_id, event_id, tenant, prev_hash, hash)
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]::xid8[], $4::text[], $5::text[],
-                              $6::bytea[], $7::bytea[])",
-    )
-    .bind(&cols.seq)
-    .bind(&cols.position)
-    .bind(&cols.tx_id)
-    .bind(&cols.event_id)
-    .bind(&cols.tenant)
-    .bind(&cols.prev)
-    .bind(&cols.hash)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let last = cols.seq.len() - 1;
-    Ok(Linked {
-        links: rows.len(),
-        others,
-        head: Some(Head {
-            seq,
-            tx_id: cols.tx_id[last].parse().unwrap_or(0),
-            position: cols.position[last],
-            hash: prev,
-        }),
-    })
+    rows.iter()
+        .map(|r| {
+            Ok(Committed {
+                row: StoredRow {
+                    position: r.try_get("position")?,
+                    tenant: r.try_get("tenant")?,
+                    stream_id: r.try_get("stream_id")?,
+                    stream_version: r.try_get("stream_version")?,
+                    attributes: r.try_get("attributes")?,
+                    data: r.try_get("data")?,
+                },
+                tx_id: r.try_get("tx_id")?,
+                event_id: r.try_get("event_id")?,
+                event_type: r.try_get("type")?,
+            })
+        })
+        .collect()
 }
 
-/// The links of a batch, column by column, for one `UNNEST` insert.
-struct Columns {
+/// The links of `events` after `head`, column by column, ready for [`insert`].
+pub struct Links {
     seq: Vec<i64>,
     position: Vec<i64>,
     tx_id: Vec<String>,
@@ -150,18 +115,119 @@ struct Columns {
     tenant: Vec<String>,
     prev: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
+    /// The head once these links are in.
+    pub head: Option<Head>,
+    /// Links of events that are not of `checkpoint_type`.
+    pub others: usize,
 }
 
-impl Columns {
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            seq: Vec::with_capacity(n),
-            position: Vec::with_capacity(n),
-            tx_id: Vec::with_capacity(n),
-            event_id: Vec::with_capacity(n),
-            tenant: Vec::with_capacity(n),
-            prev: Vec::with_capacity(n),
-            hash: Vec::with_capacity(n),
-        }
+impl Links {
+    pub fn len(&self) -> usize {
+        self.seq.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.seq.is_empty()
+    }
+}
+
+/// Hashes `events` onto `head`. Pure.
+pub fn link(head: Option<&Head>, events: &[Committed], checkpoint_type: &str) -> Links {
+    let n = events.len();
+    let mut links = Links {
+        seq: Vec::with_capacity(n),
+        position: Vec::with_capacity(n),
+        tx_id: Vec::with_capacity(n),
+        event_id: Vec::with_capacity(n),
+        tenant: Vec::with_capacity(n),
+        prev: Vec::with_capacity(n),
+        hash: Vec::with_capacity(n),
+        head: head.cloned(),
+        others: 0,
+    };
+    let mut seq = head.map_or(0, |h| h.seq);
+    let mut prev = head.map_or(GENESIS, |h| h.hash);
+    for e in events {
+        let hash = link_hash(&prev, &e.row);
+        seq += 1;
+        if e.event_type != checkpoint_type {
+            links.others += 1;
+        }
+        links.seq.push(seq);
+        links.position.push(e.row.position);
+        links.tx_id.push(e.tx_id.clone());
+        links.event_id.push(e.event_id.clone());
+        links.tenant.push(e.row.tenant.clone());
+        links.prev.push(prev.to_vec());
+        links.hash.push(hash.to_vec());
+        prev = hash;
+    }
+    if let Some(last) = events.last() {
+        links.head = Some(Head {
+            seq,
+            tx_id: last.tx_id.parse().unwrap_or(0),
+            position: last.row.position,
+            hash: prev,
+        });
+    }
+    links
+}
+
+/// Inserts `links` in one statement and commits. The chain is derived from `events` and its head is
+/// its checkpoint, so a commit lost in a crash is linked again from the same rows: it need not wait
+/// for its WAL flush.
+pub async fn insert(conn: &mut PgConnection, links: &Links) -> Result<(), sqlx::Error> {
+    use sqlx::Acquire;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO audit_chain (seq, position, tx_id, event_id, tenant, prev_hash, hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]::xid8[], $4::text[], $5::text[],
+                              $6::bytea[], $7::bytea[])",
+    )
+    .bind(&links.seq)
+    .bind(&links.position)
+    .bind(&links.tx_id)
+    .bind(&links.event_id)
+    .bind(&links.tenant)
+    .bind(&links.prev)
+    .bind(&links.hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Links the next `batch` committed events in one transaction under the chain's lock; returns what
+/// it linked (nothing when another writer holds the chain, or when there is nothing new). For
+/// tools and tests; the service pipelines reads and inserts (see `lead`).
+pub async fn step(pool: &PgPool, batch: i64, checkpoint_type: &str) -> Result<Linked, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(Linked::default());
+    }
+    let result = async {
+        let head = head(&mut *conn).await?;
+        let events = read(&mut *conn, cursor(head.as_ref()), batch).await?;
+        let links = link(head.as_ref(), &events, checkpoint_type);
+        if !links.is_empty() {
+            insert(&mut conn, &links).await?;
+        }
+        Ok(Linked {
+            links: links.len(),
+            others: links.others,
+            head: links.head,
+        })
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(LOCK)
+        .execute(&mut *conn)
+        .await;
+    result
 }

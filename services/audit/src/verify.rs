@@ -89,8 +89,9 @@ pub async fn verify(
     while expect_seq <= last {
         let rows = sqlx::query(
             "SELECT c.seq, c.position, c.event_id, c.prev_hash, c.hash,
-                    e.tenant, e.stream_id, e.stream_version, e.attributes::text AS attributes, e.data
-             FROM audit_chain c JOIN events e ON e.position = c.position
+                    e.position AS event_position, e.tenant, e.stream_id, e.stream_version,
+                    e.attributes::text AS attributes, e.data
+             FROM audit_chain c LEFT JOIN events e ON e.position = c.position
              WHERE c.seq >= $1 AND c.seq <= $2 ORDER BY c.seq LIMIT $3",
         )
         .bind(expect_seq)
@@ -106,6 +107,17 @@ pub async fn verify(
             let position: i64 = r.try_get("position")?;
             let found: Vec<u8> = r.try_get("hash")?;
             let stored_prev: Vec<u8> = r.try_get("prev_hash")?;
+            if r.try_get::<Option<i64>, _>("event_position")?.is_none() {
+                report.broken = Some(Broken {
+                    seq,
+                    position,
+                    event_id: r.try_get("event_id")?,
+                    expected: String::new(),
+                    found: hex::encode(&found),
+                    reason: "the chained event is gone".to_owned(),
+                });
+                return Ok(report);
+            }
             let row = StoredRow {
                 position,
                 tenant: r.try_get("tenant")?,

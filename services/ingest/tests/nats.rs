@@ -99,5 +99,11 @@ async fn an_invalid_message_is_parked_with_its_reason() -> anyhow::Result<()> {
     );
     assert!(all.contains("tenant"), "{all}");
     assert_eq!(ing.events_stored().await?, 0);
+    // Each park is on record as an event.
+    let parks: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE type = 'quorum.dlq.parked'")
+            .fetch_one(&ing.db.pool)
+            .await?;
+    assert_eq!(parks, 3);
     Ok(())
 }

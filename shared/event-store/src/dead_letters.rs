@@ -123,7 +123,7 @@ pub async fn park_dead_letter(
     );
     event.id = letter.id.to_string();
     event.correlationid = letter.event_id.clone();
-    EventStore::append_in(&mut *tx, &stream, ExpectedVersion::NoStream, &[event]).await?;
+    EventStore::append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event]).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -51,10 +51,13 @@ impl Ingest {
         Ok(created.key)
     }
 
+    /// Events stored, not counting the `quorum.dlq.parked` record of a refused NATS message.
     pub async fn events_stored(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&self.db.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE type <> 'quorum.dlq.parked'")
+                .fetch_one(&self.db.pool)
+                .await?,
+        )
     }
 
     /// POSTs `body` to /v1/events as `content_type`, with extra headers.
