@@ -209,6 +209,36 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
         "{text}"
     );
 
+    // The query's history is chained and verifies; dead letters and the rebuild work from the CLI
+    // against the running stack, with the key `up` made.
+    let query_id = answered["query_id"].as_str().unwrap().to_owned();
+    wait_until("the query's consensus to be chained", DEADLINE, || async {
+        let out = quorum(&dir)
+            .args(["audit", "export", "--correlation-id", &query_id])
+            .output()
+            .await
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        text.contains("quorum.consensus.reached").then_some(text)
+    })
+    .await?;
+    let verified = quorum(&dir).args(["audit", "verify", "--json"]).output().await?;
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    let dlq = quorum(&dir).args(["dlq", "list", "--json"]).output().await?;
+    assert!(dlq.status.success(), "{}", String::from_utf8_lossy(&dlq.stderr));
+    let letters: serde_json::Value = serde_json::from_slice(&dlq.stdout)?;
+    assert_eq!(letters["letters"], serde_json::json!([]));
+    let rebuilt = quorum(&dir)
+        .args(["replay", "--rebuild", "queries", "--reason", "test"])
+        .output()
+        .await?;
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    let status: String = sqlx::query_scalar("SELECT status FROM queries WHERE query_id = $1")
+        .bind(&query_id)
+        .fetch_one(&sqlx::PgPool::connect(&database_url).await?)
+        .await?;
+    assert_eq!(status, "reached", "the rebuilt read model has the query");
+
     // The admin server answers.
     let mut conn = tokio::net::TcpStream::connect(&admin).await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
