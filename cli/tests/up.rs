@@ -222,17 +222,35 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
         text.contains("quorum.consensus.reached").then_some(text)
     })
     .await?;
-    let verified = quorum(&dir).args(["audit", "verify", "--json"]).output().await?;
-    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
-    let dlq = quorum(&dir).args(["dlq", "list", "--json"]).output().await?;
-    assert!(dlq.status.success(), "{}", String::from_utf8_lossy(&dlq.stderr));
+    let verified = quorum(&dir)
+        .args(["audit", "verify", "--json"])
+        .output()
+        .await?;
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let dlq = quorum(&dir)
+        .args(["dlq", "list", "--json"])
+        .output()
+        .await?;
+    assert!(
+        dlq.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dlq.stderr)
+    );
     let letters: serde_json::Value = serde_json::from_slice(&dlq.stdout)?;
     assert_eq!(letters["letters"], serde_json::json!([]));
     let rebuilt = quorum(&dir)
         .args(["replay", "--rebuild", "queries", "--reason", "test"])
         .output()
         .await?;
-    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
     let status: String = sqlx::query_scalar("SELECT status FROM queries WHERE query_id = $1")
         .bind(&query_id)
         .fetch_one(&sqlx::PgPool::connect(&database_url).await?)

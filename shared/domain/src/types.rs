@@ -11,3 +11,4 @@ pub const DLQ_DISCARDED: &str = "quorum.dlq.discarded";
 pub const AUDIT_CHECKPOINT: &str = "quorum.audit.checkpoint";
 pub const REPLAY_REQUESTED: &str = "quorum.replay.requested";
 pub const REPLAY_COMPLETED: &str = "quorum.replay.completed";
+pub const TOOL_PLAN_REQUESTED: &str = "quorum.tool.plan.requested";

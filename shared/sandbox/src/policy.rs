@@ -4,14 +4,14 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The sandbox configuration, normally read from the service's TOML config.
 ///
 /// Every field has a default, so a config only names what it changes; unknown keys are an
 /// error so that a typo (e.g. `max_timout`) cannot silently fall back to a default.
 /// Durations are given in seconds (integer or float).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     /// Absolute paths of the only programs that may be run. Compared after canonicalizing both
@@ -22,10 +22,10 @@ pub struct Policy {
     /// `PATH` given to the child unless `PATH` is allowlisted and the request sets it.
     pub default_path: String,
     /// Timeout used when the request gives none.
-    #[serde(deserialize_with = "secs")]
+    #[serde(deserialize_with = "secs", serialize_with = "to_secs")]
     pub default_timeout: Duration,
     /// Upper bound on any request's timeout.
-    #[serde(deserialize_with = "secs")]
+    #[serde(deserialize_with = "secs", serialize_with = "to_secs")]
     pub max_timeout: Duration,
     /// Bytes kept of stdout and of stderr each; the rest is read and dropped.
     pub max_output_bytes: usize,
@@ -56,7 +56,7 @@ impl Default for Policy {
 }
 
 /// Resource limits set with `setrlimit` in the child; the core size is always 0.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// RLIMIT_CPU soft limit (SIGXCPU); the hard limit, one second later, is SIGKILL.
@@ -84,7 +84,7 @@ impl Default for Limits {
 }
 
 /// The unprivileged identity a root service runs children as.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunAs {
     pub uid: u32,
@@ -104,6 +104,10 @@ impl Default for RunAs {
             exclusive: false,
         }
     }
+}
+
+fn to_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 fn secs<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {

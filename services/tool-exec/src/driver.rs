@@ -1,0 +1,208 @@
+//! Driving one saga: rebuild its state from its events, let the pure decider say what comes next,
+//! do it, append the outcome at the version it was decided on, and go again until the saga ends.
+//! Nothing is kept in memory between steps, so a tool-exec killed anywhere resumes where the events
+//! say it was, on restart or on another replica; the checked version means two drivers of the same
+//! saga never both append (the loser reloads and finds the work done or in flight).
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quorum_domain::{Event, StreamId};
+use quorum_event_store::{EventStore, ExpectedVersion, RecordedEvent, StoreError};
+use quorum_saga::{
+    Decision, PlanFailed, SagaEvent, SagaState, StepFailed, StepStarted, StepSucceeded, decide,
+};
+use tracing::{info, warn};
+
+use crate::tools::{Call, Tools};
+
+/// The handler name in derived event ids.
+const HANDLER: &str = "tool-exec";
+const SOURCE: &str = "/quorum/tool-exec";
+/// A step with no timeout of its own gets this.
+const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a saga's drive ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Completed, compensated, or failed without anything left to undo.
+    Done,
+    /// Failed with effects that could not be undone: an operator must look.
+    NeedsAttention(String),
+}
+
+/// Why driving stopped before the saga ended.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("event store")]
+    Store(#[from] StoreError),
+    #[error("the saga's history cannot be read: {0}")]
+    Corrupt(String),
+}
+
+/// The saga's events, decoded.
+pub async fn load(
+    store: &EventStore,
+    stream: &StreamId,
+) -> Result<(Vec<RecordedEvent>, Vec<SagaEvent>), DriveError> {
+    let recorded = store.read_stream(stream, 1, 100_000).await?;
+    let events = recorded
+        .iter()
+        .map(|r| {
+            let data: serde_json::Value = r
+                .event
+                .data
+                .as_deref()
+                .map(serde_json::from_slice)
+                .transpose()
+                .map_err(|e| DriveError::Corrupt(format!("version {}: {e}", r.stream_version)))?
+                .unwrap_or_default();
+            SagaEvent::from_parts(&r.event.ty, data).map_err(|e| {
+                DriveError::Corrupt(format!(
+                    "version {} ({}): {e}",
+                    r.stream_version, r.event.ty
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((recorded, events))
+}
+
+/// Drives the saga of `stream` until it ends. A conflict (another driver appended) reloads.
+pub async fn drive(
+    store: &EventStore,
+    tools: &Tools,
+    stream: &StreamId,
+    workdir: &Path,
+    policy_refusal: Option<String>,
+) -> Result<Ended, DriveError> {
+    let saga_id = stream.as_str().trim_start_matches("saga/").to_owned();
+    let mut refusal = policy_refusal;
+    loop {
+        let (recorded, events) = load(store, stream).await?;
+        let Some(cause) = recorded.first().map(|r| r.event.clone()) else {
+            return Err(DriveError::Corrupt("the saga has no events".into()));
+        };
+        let version = recorded.len() as u64;
+        let state =
+            SagaState::fold(&saga_id, &events).map_err(|e| DriveError::Corrupt(e.to_string()))?;
+        // A plan the policy refuses ends before anything runs, with the reason on record.
+        if let Some(reason) = refusal.take()
+            && version == 1
+        {
+            let failed = SagaEvent::PlanFailed(PlanFailed {
+                reason,
+                needs_attention: false,
+            });
+            append(store, stream, &cause, version, &failed).await?;
+            continue;
+        }
+        match decide(&state) {
+            Decision::Done => {
+                return Ok(match events.last() {
+                    Some(SagaEvent::PlanFailed(f)) if f.needs_attention => {
+                        Ended::NeedsAttention(f.reason.clone())
+                    }
+                    _ => Ended::Done,
+                });
+            }
+            Decision::Append(event) => {
+                if !appended(append(store, stream, &cause, version, &event).await)? {
+                    continue;
+                }
+                info!(saga = %saga_id, event = event.event_type(), "saga");
+            }
+            Decision::Run {
+                step,
+                attempt,
+                compensation,
+                call,
+                idempotency_key,
+            } => {
+                let started = StepStarted {
+                    step,
+                    attempt,
+                    compensation,
+                };
+                let mut at = version;
+                // After a crash the start is on record already: run the same call again, with the
+                // same key, without recording a second start.
+                if state.in_flight() != Some(started) {
+                    if !appended(
+                        append(store, stream, &cause, at, &SagaEvent::StepStarted(started)).await,
+                    )? {
+                        continue;
+                    }
+                    at += 1;
+                }
+                let timeout = state.plan().steps[step]
+                    .timeout_ms
+                    .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_millis);
+                let outcome = tools
+                    .call(Call {
+                        call: &call,
+                        idempotency_key: &idempotency_key,
+                        workdir,
+                        timeout,
+                    })
+                    .await;
+                let event = match outcome {
+                    Ok(output) => SagaEvent::StepSucceeded(StepSucceeded {
+                        step,
+                        attempt,
+                        compensation,
+                        output,
+                    }),
+                    Err(e) => {
+                        warn!(saga = %saga_id, step, attempt, compensation, error = %e, retryable = e.retryable, "step failed");
+                        SagaEvent::StepFailed(StepFailed {
+                            step,
+                            attempt,
+                            compensation,
+                            error: e.message,
+                            retryable: e.retryable,
+                        })
+                    }
+                };
+                if !appended(append(store, stream, &cause, at, &event).await)? {
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+/// Ok(false) on a version conflict: someone else moved the saga, so reload.
+fn appended(r: Result<(), StoreError>) -> Result<bool, DriveError> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Appends `event` as version `version + 1`. Its id derives from the plan request and the version,
+/// so the same event written twice (a redelivery) is stored once.
+async fn append(
+    store: &EventStore,
+    stream: &StreamId,
+    cause: &Event,
+    version: u64,
+    event: &SagaEvent,
+) -> Result<(), StoreError> {
+    let data = Bytes::from(serde_json::to_vec(&event.data()).unwrap_or_default());
+    let e = Event::derived(
+        cause,
+        HANDLER,
+        version as u32,
+        SOURCE,
+        event.event_type(),
+        stream.clone(),
+        data,
+    );
+    store
+        .append(stream, ExpectedVersion::Exact(version), &[e])
+        .await
+        .map(|_| ())
+}

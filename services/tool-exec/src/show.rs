@@ -1,0 +1,73 @@
+//! What `quorum saga show` prints: a saga's state rebuilt from its events, each step's status and
+//! attempts, the events in order, and the dead letter of a saga that needs attention.
+
+use quorum_domain::StreamId;
+use quorum_event_store::EventStore;
+use quorum_saga::{SagaState, SagaStatus};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::driver::{self, DriveError};
+
+#[derive(Debug, Serialize)]
+pub struct SagaView {
+    pub saga: String,
+    pub status: String,
+    pub needs_attention: bool,
+    pub reason: Option<String>,
+    pub steps: Vec<Value>,
+    /// Event types in order.
+    pub events: Vec<String>,
+    /// The dead letter an operator looks at, when the saga needs attention.
+    pub dead_letter: Option<uuid::Uuid>,
+}
+
+/// The saga `saga/<id>`, or `None` when it has no events.
+pub async fn show(store: &EventStore, id: &str) -> Result<Option<SagaView>, DriveError> {
+    let stream = StreamId::new("saga", id).map_err(|e| DriveError::Corrupt(e.to_string()))?;
+    let (recorded, events) = driver::load(store, &stream).await?;
+    if recorded.is_empty() {
+        return Ok(None);
+    }
+    let state = SagaState::fold(id, &events).map_err(|e| DriveError::Corrupt(e.to_string()))?;
+    let (status, needs_attention) = match state.status() {
+        SagaStatus::Running => ("running", false),
+        SagaStatus::Compensating => ("compensating", false),
+        SagaStatus::Completed => ("completed", false),
+        SagaStatus::Compensated => ("compensated", false),
+        SagaStatus::Failed { needs_attention } => ("failed", needs_attention),
+    };
+    let steps = state
+        .steps()
+        .iter()
+        .zip(&state.plan().steps)
+        .map(|(s, p)| {
+            json!({
+                "name": p.name, "tool": p.tool.tool, "status": format!("{:?}", s.status()).to_lowercase(),
+                "attempts": s.attempts(), "compensation_attempts": s.compensation_attempts(),
+                "error": s.last_error(), "output": s.output(),
+            })
+        })
+        .collect();
+    let plan_event = recorded[0].event.id.clone();
+    let dead_letter = if needs_attention {
+        sqlx::query_scalar(
+            "SELECT id FROM dead_letters WHERE event_id = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(&plan_event)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(|e| DriveError::Store(e.into()))?
+    } else {
+        None
+    };
+    Ok(Some(SagaView {
+        saga: id.to_owned(),
+        status: status.to_owned(),
+        needs_attention,
+        reason: state.failure_reason().map(str::to_owned),
+        steps,
+        events: recorded.iter().map(|r| r.event.ty.clone()).collect(),
+        dead_letter,
+    }))
+}
