@@ -51,6 +51,12 @@ pub enum Command {
     Dlq(commands::dlq::DlqArgs),
     /// Send stored events again (to a subject, a consumer or a file), or rebuild a read model.
     Replay(commands::replay::ReplayArgs),
+    /// Tool plans as sagas: run one, show one.
+    #[command(subcommand)]
+    Saga(commands::saga::Saga),
+    /// The tools a plan may call.
+    #[command(subcommand)]
+    Tools(commands::saga::Tools),
     /// Measure throughput and latency beside raw baselines.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -70,6 +76,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(a) => commands::audit::run(&cli.target, a, cli.json).await,
         Command::Dlq(a) => commands::dlq::run(&cli.target, a, cli.json).await,
         Command::Replay(a) => commands::replay::run(&cli.target, a, cli.json).await,
+        Command::Saga(a) => commands::saga::run(&cli.target, a, cli.json).await,
+        Command::Tools(t) => commands::saga::tools(t, cli.json),
         Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
     }
 }

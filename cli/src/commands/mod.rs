@@ -9,6 +9,7 @@ pub mod keys;
 pub mod migrate;
 pub mod publish;
 pub mod replay;
+pub mod saga;
 pub mod status;
 pub mod tail;
 pub mod up;

@@ -111,6 +111,13 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     let dlq =
         quorum_dlq_replayer::start(&config.dlq, pool.clone(), js.clone(), &shutdown, &readiness)
             .await?;
+    quorum_tool_exec::start(
+        &config.tool_exec,
+        pool.clone(),
+        js.clone(),
+        &shutdown,
+        &readiness,
+    );
     let api_key = match &local {
         Some(_) => Some(dev_key(&pool, &target.data_dir).await?),
         None => None,
@@ -138,6 +145,11 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
             },
             ServiceAddr {
                 name: "consensus".into(),
+                http: None,
+                admin: Some(admin_addr),
+            },
+            ServiceAddr {
+                name: "tool-exec".into(),
                 http: None,
                 admin: Some(admin_addr),
             },

@@ -10,6 +10,7 @@ use quorum_expert_fanout::ExpertConfig;
 use quorum_ingest::IngestConfig;
 use quorum_relay::RelayConfig;
 use quorum_runtime::config::{ConfigError, Validate, duration};
+use quorum_tool_exec::config::ToolExecConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -30,6 +31,8 @@ pub struct UpConfig {
     pub audit: AuditConfig,
     /// The dead-letter replayer (`[dlq]`): its API address.
     pub dlq: DlqConfig,
+    /// Tool execution (`[tool_exec]`): the tools, their sandbox and the tenants' tool policies.
+    pub tool_exec: ToolExecConfig,
 }
 
 impl Default for UpConfig {
@@ -42,6 +45,7 @@ impl Default for UpConfig {
             experts: quorum_expert_fanout::default_experts(),
             audit: AuditConfig::default(),
             dlq: DlqConfig::default(),
+            tool_exec: ToolExecConfig::default(),
         }
     }
 }
@@ -52,6 +56,9 @@ impl Validate for UpConfig {
         self.ingest.validate().map_err(|e| e.within("ingest"))?;
         self.audit.validate().map_err(|e| e.within("audit"))?;
         self.dlq.validate().map_err(|e| e.within("dlq"))?;
+        self.tool_exec
+            .validate()
+            .map_err(|e| e.within("tool_exec"))?;
         quorum_expert_fanout::config::validate_experts(&self.experts)
     }
 }
@@ -71,5 +78,7 @@ mod tests {
         assert_eq!(config.ingest.flow.group_alone_from, 50);
         assert_eq!(config.audit.chain.checkpoint_every, 10_000);
         assert_eq!(config.dlq.http_addr.port(), 8082);
+        assert_eq!(config.tool_exec.policy("acme").max_steps, 4);
+        assert_eq!(config.tool_exec.exec.limits.processes, 64);
     }
 }

@@ -8,6 +8,8 @@
 //! - without one: `ev-<tenant>/<uuid of (source, id)>`, a stream of its own (no order is implied);
 //! - `quorum.query.submitted`: `query/<uuid of (tenant, source, id)>`, the query's stream, which the
 //!   rest of the pipeline follows. Its subject is set to that stream.
+//! - `quorum.tool.plan.requested`: `saga/<uuid of (tenant, source, id)>`, the saga's stream, in the
+//!   same way; its data must be a plan request from upstream (`origin.kind` = `upstream`).
 //!
 //! The names are deterministic, so the same event sent twice lands in the same stream and is
 //! recognised as a duplicate there.
@@ -35,6 +37,35 @@ pub fn query_stream(tenant: &TenantId, source: &str, id: &str) -> StreamId {
     StreamId::new("query", id.to_string()).expect("a valid stream id")
 }
 
+/// The stream of a plan requested by `tenant` as the event (`source`, `id`).
+pub fn saga_stream(tenant: &TenantId, source: &str, id: &str) -> StreamId {
+    let id = uuid_of(&["saga", tenant.as_str(), source, id]);
+    StreamId::new("saga", id.to_string()).expect("a valid stream id")
+}
+
+/// A plan request's data, checked as tool-exec will read it.
+fn check_plan(event: &Event) -> Result<(), Rejection> {
+    let data: serde_json::Value = event
+        .data
+        .as_deref()
+        .map(serde_json::from_slice)
+        .transpose()
+        .map_err(|e| Rejection::invalid("data", format!("not JSON: {e}")))?
+        .unwrap_or_default();
+    match quorum_saga::SagaEvent::from_parts(types::TOOL_PLAN_REQUESTED, data) {
+        Ok(quorum_saga::SagaEvent::PlanRequested(r))
+            if r.origin == quorum_saga::Origin::Upstream =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(Rejection::invalid("data", "origin.kind must be upstream")),
+        Err(e) => Err(Rejection::invalid(
+            "data",
+            format!("not a plan request: {e}"),
+        )),
+    }
+}
+
 /// Names `event`'s stream; sets the subject of a query. Refuses Quorum's own types other than a
 /// query, which only Quorum may produce.
 pub fn stream_for(tenant: &TenantId, event: &mut Event) -> Result<StreamId, Rejection> {
@@ -53,11 +84,27 @@ pub fn stream_for(tenant: &TenantId, event: &mut Event) -> Result<StreamId, Reje
         }
         return Ok(stream);
     }
+    if event.ty == types::TOOL_PLAN_REQUESTED {
+        check_plan(event)?;
+        let stream = saga_stream(tenant, &event.source, &event.id);
+        match &event.subject {
+            Some(s) if s != stream.as_str() => {
+                return Err(Rejection::invalid(
+                    "subject",
+                    format!(
+                        "the stream of a plan is named by Quorum ({stream}); send it without a subject"
+                    ),
+                ));
+            }
+            _ => event.subject = Some(stream.to_string()),
+        }
+        return Ok(stream);
+    }
     if event.ty.starts_with("quorum.") {
         return Err(Rejection::invalid(
             "type",
             format!(
-                "{} is reserved for Quorum's own events; upstream systems may send quorum.query.submitted",
+                "{} is reserved for Quorum's own events; upstream systems may send quorum.query.submitted and quorum.tool.plan.requested",
                 event.ty
             ),
         ));
@@ -122,6 +169,31 @@ mod tests {
         assert!(s.as_str().starts_with("query/"));
         assert_eq!(q.subject.as_deref(), Some(s.as_str()));
         assert_eq!(stream_for(&acme, &mut q2).unwrap(), s);
+    }
+
+    #[test]
+    fn a_plan_gets_its_saga_stream_and_bad_plans_are_refused() {
+        let acme = TenantId::new("acme").unwrap();
+        let with = |data: &str| {
+            let mut e = upstream(types::TOOL_PLAN_REQUESTED, None);
+            e.data = Some(bytes::Bytes::from(data.to_owned()));
+            e
+        };
+        let ok = r#"{"plan":{"steps":[{"name":"a","tool":{"tool":"http","args":{}}}]},"origin":{"kind":"upstream"}}"#;
+        let mut e = with(ok);
+        let s = stream_for(&acme, &mut e).unwrap();
+        assert!(s.as_str().starts_with("saga/"));
+        assert_eq!(e.subject.as_deref(), Some(s.as_str()));
+        let consensus = r#"{"plan":{"steps":[]},"origin":{"kind":"consensus","query_id":"q"}}"#;
+        for bad in [
+            "{}",
+            "not json",
+            consensus,
+            r#"{"plan":{"steps":[]},"origin":{"kind":"upstream"},"x":1}"#,
+        ] {
+            let err = stream_for(&acme, &mut with(bad)).unwrap_err();
+            assert_eq!(err.attribute(), "data", "{bad}");
+        }
     }
 
     #[test]

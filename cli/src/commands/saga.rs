@@ -1,0 +1,161 @@
+//! `quorum saga run|show` and `quorum tools list`: submit a tool plan (appended as
+//! `quorum.tool.plan.requested` to a new `saga/<id>`), show a saga rebuilt from its events, and the
+//! tools `quorum up`'s config allows.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quorum_domain::{Event, StreamId, TenantId, types};
+use quorum_event_store::{EventStore, ExpectedVersion};
+use serde_json::json;
+
+use crate::stack::Target;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Saga {
+    /// Submit a plan (JSON: `{"steps": [...]}`) and wait for the saga to end.
+    Run {
+        plan: PathBuf,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Return once submitted.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// A saga's steps, state, compensations and, when it needs attention, its dead letter.
+    Show { id: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Tools {
+    /// The tools and policies `quorum up` runs with.
+    List {
+        /// `quorum up`'s config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub async fn run(target: &Target, saga: &Saga, json_out: bool) -> anyhow::Result<()> {
+    let pool = target.connect_postgres().await?;
+    let store = EventStore::new(pool);
+    match saga {
+        Saga::Run {
+            plan,
+            tenant,
+            no_wait,
+        } => {
+            let text = std::fs::read_to_string(plan)?;
+            let plan: quorum_saga::Plan = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a plan: {e}", plan.display()))?;
+            let id = uuid::Uuid::now_v7().to_string();
+            let stream = StreamId::new("saga", &id)?;
+            let data = json!({ "plan": plan, "origin": { "kind": "upstream" } });
+            let mut event = Event::new(
+                "/quorum/cli",
+                types::TOOL_PLAN_REQUESTED,
+                stream.clone(),
+                TenantId::new(tenant.clone())?,
+                Bytes::from(data.to_string()),
+            );
+            event.correlationid = Some(id.clone());
+            store
+                .append(&stream, ExpectedVersion::NoStream, &[event])
+                .await?;
+            eprintln!("saga {id} submitted");
+            if *no_wait {
+                println!(
+                    "{}",
+                    if json_out {
+                        json!({ "saga": id }).to_string()
+                    } else {
+                        id
+                    }
+                );
+                return Ok(());
+            }
+            loop {
+                let view = quorum_tool_exec::show::show(&store, &id).await?;
+                if let Some(v) =
+                    view.filter(|v| !matches!(v.status.as_str(), "running" | "compensating"))
+                {
+                    print(&v, json_out)?;
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Saga::Show { id } => match quorum_tool_exec::show::show(&store, id).await? {
+            Some(v) => print(&v, json_out),
+            None => anyhow::bail!("no saga {id}"),
+        },
+    }
+}
+
+fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result<()> {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        return Ok(());
+    }
+    let attention = if v.needs_attention {
+        "  NEEDS ATTENTION"
+    } else {
+        ""
+    };
+    println!("saga {}: {}{attention}", v.saga, v.status);
+    if let Some(r) = &v.reason {
+        println!("  reason: {r}");
+    }
+    if let Some(d) = &v.dead_letter {
+        println!("  dead letter: {d}  (quorum dlq show {d})");
+    }
+    for (i, s) in v.steps.iter().enumerate() {
+        println!(
+            "  {i}. {:<16} {:<6} {:<12} attempts {} (undo {}){}",
+            s["name"].as_str().unwrap_or(""),
+            s["tool"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["attempts"],
+            s["compensation_attempts"],
+            s["error"]
+                .as_str()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("  events: {}", v.events.join(" → "));
+    Ok(())
+}
+
+pub fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
+    let Tools::List { config } = tools;
+    let up: super::up_config::UpConfig = quorum_runtime::config::load_validated(config.as_deref())?;
+    let t = &up.tool_exec;
+    let listing = json!({
+        "http": { "allowed_hosts": t.http.allowed_hosts, "concurrency": t.http.concurrency },
+        "exec": { "allowed_programs": t.exec.allowed_programs, "limits": t.exec.limits },
+        "default_policy": t.default_policy,
+        "tenants": t.tenants,
+    });
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&listing)?);
+    } else {
+        println!("http   hosts: {}", t.http.allowed_hosts.join(", "));
+        let programs: Vec<String> = t
+            .exec
+            .allowed_programs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        println!("exec   programs: {}", programs.join(", "));
+        println!(
+            "policy default: {}",
+            t.default_policy.allowed_tools.join(", ")
+        );
+        for (tenant, p) in &t.tenants {
+            println!("policy {tenant}: {}", p.allowed_tools.join(", "));
+        }
+    }
+    Ok(())
+}
