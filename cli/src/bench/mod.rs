@@ -7,3 +7,4 @@ pub mod pipeline;
 mod raw;
 pub mod stats;
 pub mod store;
+pub mod tools;

@@ -4,6 +4,7 @@ use crate::bench::audit::{self, AuditBenchArgs};
 use crate::bench::ingest::{self, IngestBenchArgs};
 use crate::bench::pipeline::{self, PipelineBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
+use crate::bench::tools::{self, ToolsBenchArgs};
 use crate::stack::Target;
 
 #[derive(Debug, clap::Subcommand)]
@@ -18,6 +19,9 @@ pub enum Bench {
     /// The audit chain keeping up with store appends, export and verify speed, beside raw
     /// Postgres batched inserts.
     Audit(AuditBenchArgs),
+    /// Three-step sagas of http and exec steps through tool-exec, beside the same calls made
+    /// directly.
+    Tools(ToolsBenchArgs),
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
@@ -43,6 +47,17 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     match bench {
         Bench::Store(args) => print(&store::run(&stack.pool, &stack.js, args).await?, json),
         Bench::Audit(args) => print(&audit::run(&stack.pool, args).await?, json),
+        Bench::Tools(args) => print(
+            &tools::run(
+                &stack.pool,
+                &stack.js,
+                &stack.nats_url,
+                &stack.database_url,
+                args,
+            )
+            .await?,
+            json,
+        ),
         Bench::Pipeline(args) => print(
             &pipeline::run(
                 &stack.pool,

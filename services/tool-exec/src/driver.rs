@@ -79,36 +79,53 @@ pub async fn drive(
 ) -> Result<Ended, DriveError> {
     let saga_id = stream.as_str().trim_start_matches("saga/").to_owned();
     let mut refusal = policy_refusal;
+    // Loaded once, then kept current by applying what this driver appends; reloaded only when an
+    // append finds that someone else moved the saga.
+    let mut loaded: Option<(Event, u64, SagaState)> = None;
     loop {
-        let (recorded, events) = load(store, stream).await?;
-        let Some(cause) = recorded.first().map(|r| r.event.clone()) else {
-            return Err(DriveError::Corrupt("the saga has no events".into()));
+        let (cause, version, state) = match &mut loaded {
+            Some(l) => l,
+            None => {
+                let (recorded, events) = load(store, stream).await?;
+                let Some(cause) = recorded.first().map(|r| r.event.clone()) else {
+                    return Err(DriveError::Corrupt("the saga has no events".into()));
+                };
+                let state = SagaState::fold(&saga_id, &events)
+                    .map_err(|e| DriveError::Corrupt(e.to_string()))?;
+                loaded.insert((cause, recorded.len() as u64, state))
+            }
         };
-        let version = recorded.len() as u64;
-        let state =
-            SagaState::fold(&saga_id, &events).map_err(|e| DriveError::Corrupt(e.to_string()))?;
         // A plan the policy refuses ends before anything runs, with the reason on record.
         if let Some(reason) = refusal.take()
-            && version == 1
+            && *version == 1
         {
             let failed = SagaEvent::PlanFailed(PlanFailed {
                 reason,
                 needs_attention: false,
             });
-            append(store, stream, &cause, version, &failed).await?;
+            if !record(store, stream, cause, version, state, &failed).await? {
+                loaded = None;
+            }
             continue;
         }
-        match decide(&state) {
+        match decide(state) {
             Decision::Done => {
-                return Ok(match events.last() {
-                    Some(SagaEvent::PlanFailed(f)) if f.needs_attention => {
-                        Ended::NeedsAttention(f.reason.clone())
-                    }
-                    _ => Ended::Done,
-                });
+                let attention = match state.status() {
+                    quorum_saga::SagaStatus::Failed {
+                        needs_attention: true,
+                    } => Some(
+                        state
+                            .failure_reason()
+                            .unwrap_or("a compensation failed")
+                            .to_owned(),
+                    ),
+                    _ => None,
+                };
+                return Ok(attention.map_or(Ended::Done, Ended::NeedsAttention));
             }
             Decision::Append(event) => {
-                if !appended(append(store, stream, &cause, version, &event).await)? {
+                if !record(store, stream, cause, version, state, &event).await? {
+                    loaded = None;
                     continue;
                 }
                 info!(saga = %saga_id, event = event.event_type(), "saga");
@@ -125,16 +142,21 @@ pub async fn drive(
                     attempt,
                     compensation,
                 };
-                let mut at = version;
                 // After a crash the start is on record already: run the same call again, with the
                 // same key, without recording a second start.
-                if state.in_flight() != Some(started) {
-                    if !appended(
-                        append(store, stream, &cause, at, &SagaEvent::StepStarted(started)).await,
-                    )? {
-                        continue;
-                    }
-                    at += 1;
+                if state.in_flight() != Some(started)
+                    && !record(
+                        store,
+                        stream,
+                        cause,
+                        version,
+                        state,
+                        &SagaEvent::StepStarted(started),
+                    )
+                    .await?
+                {
+                    loaded = None;
+                    continue;
                 }
                 let timeout = state.plan().steps[step]
                     .timeout_ms
@@ -165,12 +187,32 @@ pub async fn drive(
                         })
                     }
                 };
-                if !appended(append(store, stream, &cause, at, &event).await)? {
-                    continue;
+                if !record(store, stream, cause, version, state, &event).await? {
+                    loaded = None;
                 }
             }
         }
     }
+}
+
+/// Appends `event` at `version` and applies it to `state`; false when another driver appended
+/// first (the caller reloads).
+async fn record(
+    store: &EventStore,
+    stream: &StreamId,
+    cause: &Event,
+    version: &mut u64,
+    state: &mut SagaState,
+    event: &SagaEvent,
+) -> Result<bool, DriveError> {
+    if !appended(append(store, stream, cause, *version, event).await)? {
+        return Ok(false);
+    }
+    *version += 1;
+    state
+        .apply(event)
+        .map_err(|e| DriveError::Corrupt(e.to_string()))?;
+    Ok(true)
 }
 
 /// Ok(false) on a version conflict: someone else moved the saga, so reload.
