@@ -283,3 +283,54 @@ async fn refusals_are_clear_and_change_nothing() -> anyhow::Result<()> {
     env.shutdown.cancel();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_step_that_ignores_its_timeout_is_killed_and_the_service_goes_on() -> anyhow::Result<()> {
+    let env = env().await?;
+    let (addr, _rec) = service().await?;
+    quorum_tool_exec::start(
+        &config(&env, addr.port()),
+        env.db.pool.clone(),
+        env.js.clone(),
+        &env.shutdown,
+        &Readiness::new(),
+    );
+    let stuck = json!({ "max_attempts": 1, "steps": [{
+        "name": "stuck",
+        "timeout_ms": 1000,
+        "tool": { "tool": "exec", "args": { "program": "/bin/sh", "args": ["-c", "trap '' TERM; sleep 4321 & sleep 4321"] } },
+    }]});
+    let id = submit(&env.store, stuck).await?;
+    let types = terminal(&env, &id).await?;
+    assert_eq!(types.last().unwrap(), "quorum.tool.plan.compensated");
+    let events = saga_events(&env.store, &id).await?;
+    let failed = events
+        .iter()
+        .find(|(t, _)| t == "quorum.tool.step.failed")
+        .unwrap();
+    assert!(
+        failed.1["error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        failed.1
+    );
+    // Nothing of it is left running.
+    let left = std::fs::read_dir("/proc")?
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| c.starts_with("sleep\u{0}4321"))
+        .count();
+    assert_eq!(left, 0, "the whole process group was killed");
+    // And the next saga runs as usual.
+    let next = submit(
+        &env.store,
+        json!({ "steps": [
+            { "name": "ok", "tool": { "tool": "exec", "args": { "program": "/bin/true" } } },
+        ]}),
+    )
+    .await?;
+    assert_eq!(
+        terminal(&env, &next).await?.last().unwrap(),
+        "quorum.tool.plan.completed"
+    );
+    env.shutdown.cancel();
+    Ok(())
+}
