@@ -42,6 +42,10 @@ pub struct AuditReport {
     pub ratio_chain_to_store: f64,
     /// How long after the last append the chain held it.
     pub chain_behind_at_end_ms: f64,
+    /// The chain alone, catching up on a backlog of as many events appended while it was stopped:
+    /// its headroom over the store.
+    pub chain_catch_up_events_per_sec: f64,
+    pub ratio_catch_up_to_store: f64,
     pub export_events_per_sec: f64,
     pub verify_links_per_sec: f64,
     pub raw_postgres_batched_rows_per_sec: f64,
@@ -99,6 +103,46 @@ async fn links(pool: &PgPool) -> anyhow::Result<i64> {
     )
 }
 
+/// Appends `args.events` events of `tenant` from `args.writers` writers; returns how many.
+async fn append(store: &EventStore, tenant: &TenantId, args: &AuditBenchArgs) -> anyhow::Result<u64> {
+    let per_writer = args.events / args.writers;
+    let mut writers = Vec::new();
+    for w in 0..args.writers {
+        let (store, tenant, batch, payload) = (store.clone(), tenant.clone(), args.batch, args.payload);
+        writers.push(tokio::spawn(async move {
+            let stream = StreamId::new("bench", format!("audit-{w}"))?;
+            let mut left = per_writer;
+            while left > 0 {
+                let n = left.min(batch);
+                let events: Vec<_> = (0..n).map(|_| sample(&tenant, &stream, payload)).collect();
+                store.append(&stream, ExpectedVersion::Any, &events).await?;
+                left -= n;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    Ok(per_writer * args.writers)
+}
+
+/// Waits until the chain holds `total` of `tenant`'s events after link `after` (checkpoints are
+/// linked too, so links are counted by tenant).
+async fn caught_up(pool: &PgPool, after: i64, tenant: &TenantId, total: u64) -> anyhow::Result<()> {
+    loop {
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_chain WHERE seq > $1 AND tenant = $2")
+            .bind(after)
+            .bind(tenant.as_str())
+            .fetch_one(pool)
+            .await?;
+        if held as u64 >= total {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 pub async fn run(pool: &PgPool, args: &AuditBenchArgs) -> anyhow::Result<AuditReport> {
     let tenant = TenantId::new(format!("bench-audit-{}", std::process::id()))?;
     let raw = raw::postgres_batched(
@@ -120,42 +164,21 @@ pub async fn run(pool: &PgPool, args: &AuditBenchArgs) -> anyhow::Result<AuditRe
         stop.clone(),
     ));
     let started = Instant::now();
-    let per_writer = args.events / args.writers;
-    let mut writers = Vec::new();
-    for w in 0..args.writers {
-        let (store, tenant, batch, payload) =
-            (store.clone(), tenant.clone(), args.batch, args.payload);
-        writers.push(tokio::spawn(async move {
-            let stream = StreamId::new("bench", format!("audit-{w}"))?;
-            let mut left = per_writer;
-            while left > 0 {
-                let n = left.min(batch);
-                let events: Vec<_> = (0..n).map(|_| sample(&tenant, &stream, payload)).collect();
-                store.append(&stream, ExpectedVersion::Any, &events).await?;
-                left -= n;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for w in writers {
-        w.await??;
-    }
+    let total = append(&store, &tenant, args).await?;
     let appended = started.elapsed();
-    let total = per_writer * args.writers;
-    // Checkpoint events are linked too; the chain has caught up once it holds every bench event.
-    loop {
-        let held: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM audit_chain WHERE seq > $1 AND tenant = $2")
-                .bind(before)
-                .bind(tenant.as_str())
-                .fetch_one(pool)
-                .await?;
-        if held as u64 >= total {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    caught_up(pool, before, &tenant, total).await?;
     let chained = started.elapsed();
+    stop.cancel();
+    chainer.await?;
+
+    // The same again with the chain stopped, then the chain alone over that backlog.
+    let backlog_before = links(pool).await?;
+    append(&store, &tenant, args).await?;
+    let stop = CancellationToken::new();
+    let catch_up_started = Instant::now();
+    let chainer = tokio::spawn(quorum_audit::run(pool.clone(), Default::default(), stop.clone()));
+    caught_up(pool, backlog_before, &tenant, total).await?;
+    let catch_up = catch_up_started.elapsed();
     stop.cancel();
     chainer.await?;
 
@@ -188,6 +211,7 @@ pub async fn run(pool: &PgPool, args: &AuditBenchArgs) -> anyhow::Result<AuditRe
     let verify_elapsed = verify_started.elapsed();
 
     let store_rate = rate(total, appended);
+    let catch_up_rate = rate(total, catch_up);
     let chain_rate = rate(total, chained);
     Ok(AuditReport {
         events: total,
@@ -195,6 +219,8 @@ pub async fn run(pool: &PgPool, args: &AuditBenchArgs) -> anyhow::Result<AuditRe
         chain_events_per_sec: chain_rate,
         ratio_chain_to_store: ratio(chain_rate, store_rate),
         chain_behind_at_end_ms: (chained - appended).as_secs_f64() * 1000.0,
+        chain_catch_up_events_per_sec: catch_up_rate,
+        ratio_catch_up_to_store: ratio(catch_up_rate, store_rate),
         export_events_per_sec: rate(exported, export_elapsed),
         verify_links_per_sec: rate(report.checked, verify_elapsed),
         raw_postgres_batched_rows_per_sec: raw,

@@ -47,10 +47,7 @@ impl Handler for SagaHandler {
             ));
         }
         let tenant = event.tenant.as_ref().map_or("", |t| t.as_str());
-        let refusal = match policy_check(&self.config, tenant, event.data.as_deref()) {
-            Ok(()) => None,
-            Err(reason) => Some(reason),
-        };
+        let refusal = policy_check(&self.config, tenant, event.data.as_deref()).err();
         let saga_id = stream.as_str().trim_start_matches("saga/");
         let workdir = match quorum_sandbox::saga_workdir_for(
             &self.config.exec,
