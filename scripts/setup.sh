@@ -76,6 +76,30 @@ command -v schemathesis >/dev/null 2>&1 || {
   [ -x "$user_bin" ] && as_root ln -sf "$user_bin" /usr/local/bin/schemathesis
 }
 
+# Real MCP servers nobody here wrote, for the tool-exec tests: pinned, from npm and PyPI. The tests
+# find server-everything under QUORUM_MCP_SERVERS_DIR (default ~/.cache/quorum-mcp-servers).
+MCP_EVERYTHING_VERSION=2026.8.31
+MCP_TIME_VERSION=2026.10.19
+mcp_dir="${QUORUM_MCP_SERVERS_DIR:-$HOME/.cache/quorum-mcp-servers}"
+if ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+everything_pkg="$mcp_dir/node_modules/@modelcontextprotocol/server-everything/package.json"
+if [ -f "$everything_pkg" ] && [ "$(node -p "require('$everything_pkg').version" 2>/dev/null)" = "$MCP_EVERYTHING_VERSION" ]; then
+  say "mcp server-everything ${MCP_EVERYTHING_VERSION} present"
+else
+  say "installing @modelcontextprotocol/server-everything@${MCP_EVERYTHING_VERSION} into $mcp_dir"
+  mkdir -p "$mcp_dir"
+  npm install --prefix "$mcp_dir" --no-audit --no-fund --save-exact --loglevel=error \
+    "@modelcontextprotocol/server-everything@${MCP_EVERYTHING_VERSION}" >/dev/null
+fi
+if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp-server-time') != '${MCP_TIME_VERSION}')" 2>/dev/null; then
+  say "mcp-server-time ${MCP_TIME_VERSION} present"
+else
+  say "installing mcp-server-time ${MCP_TIME_VERSION} (PyPI)"
+  pip_install "mcp-server-time==${MCP_TIME_VERSION}"
+fi
+
 # Postgres server binaries: Debian keeps them in /usr/lib/postgresql/<v>/bin, off PATH.
 # The same places devstack looks (QUORUM_PG_BINDIR, pg_config, Debian's directories).
 have_pg() {

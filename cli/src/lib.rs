@@ -77,7 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(a) => commands::dlq::run(&cli.target, a, cli.json).await,
         Command::Replay(a) => commands::replay::run(&cli.target, a, cli.json).await,
         Command::Saga(a) => commands::saga::run(&cli.target, a, cli.json).await,
-        Command::Tools(t) => commands::saga::tools(t, cli.json),
+        Command::Tools(t) => commands::saga::tools(t, cli.json).await,
         Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
     }
 }

@@ -257,6 +257,36 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
         .await?;
     assert_eq!(status, "reached", "the rebuilt read model has the query");
 
+    // A tool plan through the running tool-exec: the default policy allows no tool, so it fails
+    // before any step, with the reason, and `saga show` says so.
+    let plan = dir.join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"steps":[{"name":"hi","tool":{"tool":"exec","args":{"program":"/bin/echo","args":["hi"]}}}]}"#,
+    )?;
+    let run = quorum(&dir)
+        .args(["--json", "saga", "run"])
+        .arg(&plan)
+        .output();
+    let run = tokio::time::timeout(DEADLINE, run).await??;
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let saga: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    assert_eq!(saga["status"], "failed", "{saga}");
+    assert!(saga["reason"].as_str().unwrap().contains("exec"), "{saga}");
+    let shown = quorum(&dir)
+        .args(["--json", "saga", "show", saga["saga"].as_str().unwrap()])
+        .output()
+        .await?;
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout)?;
+    assert_eq!(
+        shown["events"],
+        serde_json::json!(["quorum.tool.plan.requested", "quorum.tool.plan.failed"])
+    );
+
     // The admin server answers.
     let mut conn = tokio::net::TcpStream::connect(&admin).await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -104,11 +104,16 @@ async fn links(pool: &PgPool) -> anyhow::Result<i64> {
 }
 
 /// Appends `args.events` events of `tenant` from `args.writers` writers; returns how many.
-async fn append(store: &EventStore, tenant: &TenantId, args: &AuditBenchArgs) -> anyhow::Result<u64> {
+async fn append(
+    store: &EventStore,
+    tenant: &TenantId,
+    args: &AuditBenchArgs,
+) -> anyhow::Result<u64> {
     let per_writer = args.events / args.writers;
     let mut writers = Vec::new();
     for w in 0..args.writers {
-        let (store, tenant, batch, payload) = (store.clone(), tenant.clone(), args.batch, args.payload);
+        let (store, tenant, batch, payload) =
+            (store.clone(), tenant.clone(), args.batch, args.payload);
         writers.push(tokio::spawn(async move {
             let stream = StreamId::new("bench", format!("audit-{w}"))?;
             let mut left = per_writer;
@@ -131,11 +136,12 @@ async fn append(store: &EventStore, tenant: &TenantId, args: &AuditBenchArgs) ->
 /// linked too, so links are counted by tenant).
 async fn caught_up(pool: &PgPool, after: i64, tenant: &TenantId, total: u64) -> anyhow::Result<()> {
     loop {
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_chain WHERE seq > $1 AND tenant = $2")
-            .bind(after)
-            .bind(tenant.as_str())
-            .fetch_one(pool)
-            .await?;
+        let held: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_chain WHERE seq > $1 AND tenant = $2")
+                .bind(after)
+                .bind(tenant.as_str())
+                .fetch_one(pool)
+                .await?;
         if held as u64 >= total {
             return Ok(());
         }
@@ -176,7 +182,11 @@ pub async fn run(pool: &PgPool, args: &AuditBenchArgs) -> anyhow::Result<AuditRe
     append(&store, &tenant, args).await?;
     let stop = CancellationToken::new();
     let catch_up_started = Instant::now();
-    let chainer = tokio::spawn(quorum_audit::run(pool.clone(), Default::default(), stop.clone()));
+    let chainer = tokio::spawn(quorum_audit::run(
+        pool.clone(),
+        Default::default(),
+        stop.clone(),
+    ));
     caught_up(pool, backlog_before, &tenant, total).await?;
     let catch_up = catch_up_started.elapsed();
     stop.cancel();

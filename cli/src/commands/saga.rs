@@ -128,34 +128,66 @@ fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result
     Ok(())
 }
 
-pub fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
+pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
     let Tools::List { config } = tools;
     let up: super::up_config::UpConfig = quorum_runtime::config::load_validated(config.as_deref())?;
     let t = &up.tool_exec;
+    // Each MCP server is asked for its tools, so the listing is what a plan can call right now.
+    let live = quorum_tool_exec::tools::Tools::new(t);
+    let mut mcp = serde_json::Map::new();
+    for name in live.mcp_servers() {
+        let listed = match live.mcp_tools(&name).await {
+            Ok(tools) => json!(tools
+                .iter()
+                .map(|tool| json!({ "name": format!("mcp:{name}/{}", tool.name), "description": tool.description }))
+                .collect::<Vec<_>>()),
+            Err(e) => json!({ "error": e.message }),
+        };
+        mcp.insert(name, listed);
+    }
     let listing = json!({
         "http": { "allowed_hosts": t.http.allowed_hosts, "concurrency": t.http.concurrency },
         "exec": { "allowed_programs": t.exec.allowed_programs, "limits": t.exec.limits },
+        "mcp": mcp,
         "default_policy": t.default_policy,
         "tenants": t.tenants,
     });
     if json_out {
         println!("{}", serde_json::to_string_pretty(&listing)?);
-    } else {
-        println!("http   hosts: {}", t.http.allowed_hosts.join(", "));
-        let programs: Vec<String> = t
-            .exec
-            .allowed_programs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        println!("exec   programs: {}", programs.join(", "));
-        println!(
-            "policy default: {}",
-            t.default_policy.allowed_tools.join(", ")
-        );
-        for (tenant, p) in &t.tenants {
-            println!("policy {tenant}: {}", p.allowed_tools.join(", "));
+        return Ok(());
+    }
+    println!("http   hosts: {}", t.http.allowed_hosts.join(", "));
+    let programs: Vec<String> = t
+        .exec
+        .allowed_programs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    println!("exec   programs: {}", programs.join(", "));
+    for (name, tools) in &mcp {
+        match tools.as_array() {
+            Some(list) => {
+                println!("mcp    {name}:");
+                for tool in list {
+                    println!(
+                        "         {:<40} {}",
+                        tool["name"].as_str().unwrap_or(""),
+                        tool["description"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            None => println!(
+                "mcp    {name}: unreachable: {}",
+                tools["error"].as_str().unwrap_or("")
+            ),
         }
+    }
+    println!(
+        "policy default: {}",
+        t.default_policy.allowed_tools.join(", ")
+    );
+    for (tenant, p) in &t.tenants {
+        println!("policy {tenant}: {}", p.allowed_tools.join(", "));
     }
     Ok(())
 }

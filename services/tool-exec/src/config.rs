@@ -21,6 +21,10 @@ pub struct ToolExecConfig {
     pub exec: quorum_sandbox::Policy,
     /// `exec` steps at once.
     pub exec_concurrency: usize,
+    /// MCP servers by name (`[tool_exec.mcp.<name>]`): their tools are `mcp:<name>/<tool>`.
+    pub mcp: BTreeMap<String, quorum_mcp::ServerConfig>,
+    /// MCP calls at once.
+    pub mcp_concurrency: usize,
     /// The tool policy of a tenant without one of its own.
     pub default_policy: ToolPolicy,
     /// Tool policies by tenant.
@@ -64,6 +68,8 @@ impl Default for ToolExecConfig {
             http: HttpToolConfig::default(),
             exec: quorum_sandbox::Policy::default(),
             exec_concurrency: 4,
+            mcp: BTreeMap::new(),
+            mcp_concurrency: 8,
             default_policy: ToolPolicy {
                 allowed_tools: Vec::new(),
                 max_steps: 16,
@@ -86,7 +92,11 @@ impl ToolExecConfig {
 impl Validate for ToolExecConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.common.validate().map_err(|e| e.within("common"))?;
-        if self.concurrency == 0 || self.http.concurrency == 0 || self.exec_concurrency == 0 {
+        if self.concurrency == 0
+            || self.http.concurrency == 0
+            || self.exec_concurrency == 0
+            || self.mcp_concurrency == 0
+        {
             return Err(ConfigError::invalid("concurrency", "at least 1"));
         }
         if self.ack_wait < Duration::from_secs(1) {

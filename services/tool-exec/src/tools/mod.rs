@@ -4,6 +4,7 @@
 
 mod exec;
 mod http;
+mod mcp;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -53,8 +54,10 @@ pub struct Call<'a> {
 pub struct Tools {
     http: http::HttpTool,
     exec: exec::ExecTool,
+    mcp: mcp::McpTool,
     http_slots: Arc<Semaphore>,
     exec_slots: Arc<Semaphore>,
+    mcp_slots: Arc<Semaphore>,
 }
 
 impl Tools {
@@ -62,14 +65,21 @@ impl Tools {
         Self {
             http: http::HttpTool::new(&config.http),
             exec: exec::ExecTool::new(config.exec.clone()),
+            mcp: mcp::McpTool::new(config.mcp.clone()),
             http_slots: Arc::new(Semaphore::new(config.http.concurrency)),
             exec_slots: Arc::new(Semaphore::new(config.exec_concurrency)),
+            mcp_slots: Arc::new(Semaphore::new(config.mcp_concurrency)),
         }
     }
 
-    /// The names a policy can allow: `http`, `exec`, and `mcp:<server>/<tool>`.
-    pub fn kinds() -> [&'static str; 2] {
-        ["http", "exec"]
+    /// The configured MCP servers' names.
+    pub fn mcp_servers(&self) -> Vec<String> {
+        self.mcp.servers().cloned().collect()
+    }
+
+    /// The tools of MCP server `name` (connecting to it if need be).
+    pub async fn mcp_tools(&self, name: &str) -> Result<Vec<quorum_mcp::ToolInfo>, ToolError> {
+        self.mcp.list(name).await
     }
 
     /// Calls the tool; the output is recorded in the step's event.
@@ -77,11 +87,14 @@ impl Tools {
         let (slots, kind) = match c.call.tool.as_str() {
             "http" => (&self.http_slots, Kind::Http),
             "exec" => (&self.exec_slots, Kind::Exec),
-            other => {
-                return Err(ToolError::refused(format!(
-                    "no tool {other:?} is configured"
-                )));
-            }
+            other => match other.strip_prefix("mcp:").and_then(|t| t.split_once('/')) {
+                Some((server, tool)) => (&self.mcp_slots, Kind::Mcp { server, tool }),
+                None => {
+                    return Err(ToolError::refused(format!(
+                        "no tool {other:?} is configured"
+                    )));
+                }
+            },
         };
         // The wait for a slot counts against the step's timeout, as the call does.
         let work = async {
@@ -92,6 +105,7 @@ impl Tools {
             match kind {
                 Kind::Http => self.http.call(&c).await,
                 Kind::Exec => self.exec.call(&c).await,
+                Kind::Mcp { server, tool } => self.mcp.call(server, tool, &c).await,
             }
         };
         match tokio::time::timeout(c.timeout, work).await {
@@ -104,7 +118,8 @@ impl Tools {
     }
 }
 
-enum Kind {
+enum Kind<'a> {
     Http,
     Exec,
+    Mcp { server: &'a str, tool: &'a str },
 }
