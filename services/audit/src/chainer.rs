@@ -75,12 +75,14 @@ pub async fn read(
     limit: i64,
 ) -> Result<Vec<Committed>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT position, tx_id::text AS tx_id, tenant, stream_id, stream_version, event_id, type,
-                attributes::text AS attributes, data
-         FROM events
-         WHERE (tx_id, position) > ($1::text::xid8, $2)
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY tx_id, position LIMIT $3",
+        // Qualified: an unqualified `ORDER BY tx_id` would sort by the text column of that name
+        // (wrong order for ids of different lengths, and no index to walk).
+        "SELECT e.position, e.tx_id::text AS tx_id, e.tenant, e.stream_id, e.stream_version, e.event_id,
+                e.type, e.attributes::text AS attributes, e.data
+         FROM events e
+         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY e.tx_id, e.position LIMIT $3",
     )
     .bind(after.0.to_string())
     .bind(after.1)

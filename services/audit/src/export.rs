@@ -47,6 +47,8 @@ pub struct Record {
     parsed: Event,
 }
 
+/// Queries with these optional filters (`$n IS NULL OR …`) are planned for their parameters each
+/// time (`persistent(false)`): a cached generic plan of them scans the whole table on every page.
 const WHERE: &str = "($1::text IS NULL OR e.tenant = $1)
            AND ($2::text IS NULL OR e.correlation_id = $2)
            AND ($3::text IS NULL OR e.stream_id = $3)
@@ -60,6 +62,7 @@ pub async fn count(pool: &PgPool, s: &Selection) -> Result<i64, sqlx::Error> {
         "SELECT count(*) FROM audit_chain c JOIN events e ON e.position = c.position WHERE {WHERE}"
     );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(&s.tenant)
         .bind(&s.correlation_id)
         .bind(&s.stream)
@@ -84,6 +87,7 @@ pub async fn page(
          WHERE {WHERE} AND c.seq > $7 ORDER BY c.seq LIMIT $8"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(&s.tenant)
         .bind(&s.correlation_id)
         .bind(&s.stream)

@@ -94,6 +94,8 @@ pub async fn verify(
              FROM audit_chain c LEFT JOIN events e ON e.position = c.position
              WHERE c.seq >= $1 AND c.seq <= $2 ORDER BY c.seq LIMIT $3",
         )
+        // Planned for its range each time: a generic plan of an unknown range joins the tables whole.
+        .persistent(false)
         .bind(expect_seq)
         .bind(last)
         .bind(PAGE)

@@ -207,3 +207,49 @@ async fn two_chainers_at_once_link_each_event_once() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Transaction ids are compared as numbers: an event whose id has more digits comes later in the
+/// chain (and is the store's head), as commit order says, not earlier as its text would sort.
+#[tokio::test]
+async fn commit_order_holds_across_a_change_in_transaction_id_length() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let store = EventStore::new(db.pool.clone());
+    let current = || async {
+        let id: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+            .fetch_one(&db.pool)
+            .await?;
+        anyhow::Ok(id.parse::<u64>()?)
+    };
+    let now = current().await?;
+    let boundary = 10u64.pow(now.to_string().len() as u32);
+    anyhow::ensure!(
+        boundary - now < 200_000,
+        "transaction ids too far from a power of ten ({now})"
+    );
+    // Each autocommitted call uses up one transaction id.
+    while current().await? < boundary - 3 {}
+    let before = StreamId::new("thing", "before")?;
+    store
+        .append(&before, ExpectedVersion::Any, &[event("acme", &before, 1)])
+        .await?;
+    while current().await? < boundary {}
+    let after = StreamId::new("thing", "after")?;
+    store
+        .append(&after, ExpectedVersion::Any, &[event("acme", &after, 2)])
+        .await?;
+
+    chain_until_caught_up(&db.pool).await?;
+    let chained: Vec<String> = sqlx::query_scalar(
+        "SELECT e.stream_id FROM audit_chain c JOIN events e USING (position) ORDER BY c.seq",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    assert_eq!(chained, ["thing/before", "thing/after"]);
+    let (head, _) = store.head().await?.expect("a head");
+    let last: i64 =
+        sqlx::query_scalar("SELECT position FROM events WHERE stream_id = 'thing/after'")
+            .fetch_one(&db.pool)
+            .await?;
+    assert_eq!(head.position, last, "the head is the event committed last");
+    Ok(())
+}

@@ -94,10 +94,14 @@ pub async fn replay(
         let sql = format!(
             "SELECT id, event_id FROM dead_letters WHERE {WHERE} ORDER BY id LIMIT $8 FOR UPDATE"
         );
-        bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql)), tenant, filter)
-            .bind(MAX_REPLAY)
-            .fetch_all(&mut *tx)
-            .await?
+        bind_filter!(
+            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
+            tenant,
+            filter
+        )
+        .bind(MAX_REPLAY)
+        .fetch_all(&mut *tx)
+        .await?
     } else {
         let rows = sqlx::query(
             "SELECT id, event_id FROM dead_letters WHERE tenant = $1 AND status = 'parked' AND id = ANY($2)

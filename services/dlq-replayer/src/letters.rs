@@ -75,6 +75,8 @@ pub struct Letter {
     pub replay_job: Option<Uuid>,
 }
 
+/// Queries with these optional filters (`$n IS NULL OR …`) are planned for their parameters each
+/// time (`persistent(false)`): a cached generic plan of them scans the whole table on every page.
 pub(crate) const WHERE: &str = "tenant = $1
        AND ($2::text IS NULL OR consumer = $2)
        AND ($3::text IS NULL OR event_type = $3)
@@ -112,11 +114,15 @@ pub async fn list(
         "SELECT {SUMMARY} FROM dead_letters WHERE {WHERE} AND ($8::uuid IS NULL OR id > $8)
          ORDER BY id LIMIT $9"
     );
-    let rows = bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql)), tenant, filter)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
+    let rows = bind_filter!(
+        sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
+        tenant,
+        filter
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
     rows.iter().map(summary).collect()
 }
 
@@ -129,9 +135,13 @@ pub async fn counts(
     let sql = format!(
         "SELECT consumer, count(*) FROM dead_letters WHERE {WHERE} GROUP BY consumer ORDER BY consumer"
     );
-    bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), tenant, filter)
-        .fetch_all(db)
-        .await
+    bind_filter!(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(false),
+        tenant,
+        filter
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// One letter of `tenant`.
@@ -145,6 +155,7 @@ pub async fn get(
          FROM dead_letters WHERE id = $1 AND tenant = $2"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(id)
         .bind(tenant)
         .fetch_optional(db)

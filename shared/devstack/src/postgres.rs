@@ -131,7 +131,12 @@ impl Postgres {
             // A transaction left open holds the relay's watermark (docs/adr/0002).
             "idle_in_transaction_session_timeout=60s",
         ];
-        if !o.durable {
+        if o.durable {
+            // The local stack and the benchmarks: room for the working set of a benchmark run
+            // (the default 128MB is smaller than the events it appends), so reads of recent
+            // history are memory reads, as on a server sized for its load.
+            settings.push("shared_buffers=512MB");
+        } else {
             settings.extend([
                 "fsync=off",
                 "synchronous_commit=off",

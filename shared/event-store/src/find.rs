@@ -35,6 +35,7 @@ pub(crate) async fn find(
          ORDER BY e.position LIMIT $6"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(filter.tenant.as_str())
         .bind(filter.correlation_id.as_deref())
         .bind(filter.since)
@@ -60,6 +61,8 @@ pub struct Selection {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// Queries with these optional filters (`$n IS NULL OR …`) are planned for their parameters each
+/// time (`persistent(false)`): a cached generic plan of them scans the whole table on every page.
 const SELECTED: &str = "($1::text IS NULL OR e.tenant = $1)
            AND ($2::text IS NULL OR e.correlation_id = $2)
            AND ($3::text IS NULL OR e.stream_id = $3)
@@ -76,6 +79,7 @@ pub(crate) async fn count_selected(
 ) -> Result<i64, StoreError> {
     let sql = format!("SELECT count(*) FROM events e WHERE {SELECTED}");
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(&s.tenant)
         .bind(&s.correlation_id)
         .bind(&s.stream)
@@ -102,6 +106,7 @@ pub(crate) async fn select(
          ORDER BY e.tx_id, e.position LIMIT $10"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(&s.tenant)
         .bind(&s.correlation_id)
         .bind(&s.stream)

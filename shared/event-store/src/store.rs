@@ -183,9 +183,11 @@ impl EventStore {
     ) -> Result<Option<(CommitCursor, chrono::DateTime<chrono::Utc>)>, StoreError> {
         use sqlx::Row;
         let row = sqlx::query(
-            "SELECT tx_id::text AS tx_id, position, recorded_at FROM events
-             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY tx_id DESC, position DESC LIMIT 1",
+            // Qualified: an unqualified `ORDER BY tx_id` would sort by the text column of that
+            // name (the wrong head once ids differ in length, and a sort of the whole table).
+            "SELECT e.tx_id::text AS tx_id, e.position, e.recorded_at FROM events e
+             WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY e.tx_id DESC, e.position DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await?;
