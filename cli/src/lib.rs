@@ -6,6 +6,7 @@ pub mod bench;
 pub mod commands;
 pub mod local;
 pub mod progress;
+pub mod selection;
 pub mod stack;
 
 use clap::{Parser, Subcommand};

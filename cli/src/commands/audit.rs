@@ -5,11 +5,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
-use quorum_audit::export::{self, Format, Selection};
+use quorum_audit::export::{self, Format};
 use quorum_audit::verify::{self, Range};
 
 use crate::progress;
+use crate::selection::SelectionArgs;
 use crate::stack::Target;
 
 #[derive(Debug, clap::Subcommand)]
@@ -29,20 +29,8 @@ pub enum Audit {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
-    #[arg(long)]
-    pub tenant: Option<String>,
-    #[arg(long)]
-    pub correlation_id: Option<String>,
-    #[arg(long)]
-    pub stream: Option<String>,
-    #[arg(long = "type")]
-    pub ty: Option<String>,
-    /// Recorded at or after (RFC 3339).
-    #[arg(long)]
-    pub since: Option<DateTime<Utc>>,
-    /// Recorded before (RFC 3339).
-    #[arg(long)]
-    pub until: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    pub select: SelectionArgs,
     /// `jsonl` or `csv`.
     #[arg(long, default_value = "jsonl")]
     pub format: Format,
@@ -97,14 +85,7 @@ pub async fn run(target: &Target, audit: &Audit, json: bool) -> anyhow::Result<(
 }
 
 async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs) -> anyhow::Result<()> {
-    let selection = Selection {
-        tenant: args.tenant.clone(),
-        correlation_id: args.correlation_id.clone(),
-        stream: args.stream.clone(),
-        ty: args.ty.clone(),
-        since: args.since,
-        until: args.until,
-    };
+    let selection = args.select.selection();
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),

@@ -13,7 +13,6 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use governor::{Quota, RateLimiter};
 use quorum_domain::{Event, StreamId, TenantId, cloudevent, types};
 use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, RecordedEvent, Selection};
@@ -23,24 +22,13 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::progress;
+use crate::selection::SelectionArgs;
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
-    #[arg(long)]
-    pub stream: Option<String>,
-    #[arg(long)]
-    pub correlation_id: Option<String>,
-    #[arg(long = "type")]
-    pub ty: Option<String>,
-    #[arg(long)]
-    pub tenant: Option<String>,
-    /// Recorded at or after (RFC 3339).
-    #[arg(long)]
-    pub since: Option<DateTime<Utc>>,
-    /// Recorded before (RFC 3339).
-    #[arg(long)]
-    pub until: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    pub select: SelectionArgs,
     /// Republish to this subject (any subject of a JetStream stream, or a plain NATS subject).
     #[arg(long, group = "to")]
     pub to_subject: Option<String>,
@@ -89,14 +77,7 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
     let (job, selection, destination, upto, mut cursor, mut done, total) = match args.resume {
         Some(job) => load(&connected.pool, job).await?,
         None => {
-            let selection = Selection {
-                tenant: args.tenant.clone(),
-                correlation_id: args.correlation_id.clone(),
-                stream: args.stream.clone(),
-                ty: args.ty.clone(),
-                since: args.since,
-                until: args.until,
-            };
+            let selection = args.select.selection();
             let destination = match (&args.to_subject, &args.to_consumer, &args.to_file) {
                 (Some(s), _, _) => Destination::Subject { subject: s.clone() },
                 (_, Some(c), _) => Destination::Consumer {

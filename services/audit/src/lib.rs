@@ -17,7 +17,7 @@ use quorum_domain::{Event, StreamId, TenantId, types};
 use quorum_event_store::{EventStore, ExpectedVersion};
 use quorum_runtime::{Readiness, Shutdown};
 use sqlx::PgPool;
-use tracing::{info, warn};
+use tracing::info;
 
 use chainer::Head;
 use config::AuditConfig;
@@ -45,15 +45,7 @@ pub async fn start(
         pool: pool.clone(),
         auth,
     });
-    let token = shutdown.token();
-    shutdown.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            warn!(error = %e, "audit api stopped");
-        }
-    });
+    shutdown.spawn(quorum_http::serve(listener, app, shutdown.token(), "audit"));
     let ready = readiness.flag("audit chainer");
     ready.set(true);
     shutdown.spawn(run(pool, config.chain.clone(), shutdown.token()));

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 
 use quorum_runtime::{Readiness, Shutdown};
 use sqlx::PgPool;
-use tracing::warn;
 
 use config::DlqConfig;
 
@@ -37,15 +36,7 @@ pub async fn start(
         pool: pool.clone(),
         auth,
     });
-    let token = shutdown.token();
-    shutdown.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            warn!(error = %e, "dlq api stopped");
-        }
-    });
+    shutdown.spawn(quorum_http::serve(listener, app, shutdown.token(), "dlq"));
     readiness.flag("dlq api").set(true);
     shutdown.spawn(pump::run(
         pool,

@@ -2,6 +2,8 @@
 
 mod authorize;
 mod problem;
+mod serve;
 
 pub use authorize::authorize;
 pub use problem::Problem;
+pub use serve::serve;
