@@ -21,7 +21,8 @@ pub struct PipelineBenchArgs {
     /// Seconds each rate is offered.
     #[arg(long, default_value_t = 3)]
     pub step_seconds: u64,
-    /// The highest rate tried, queries/s (rates double from 50 up to it).
+    /// The highest rate tried, queries/s (rates double from 50 up to it, then the gap between the
+    /// last sustained rate and the first that was not is halved three times).
     #[arg(long, default_value_t = 3200)]
     pub max_rate: u64,
 }
@@ -73,10 +74,10 @@ pub async fn run(
     let config = super::ingest::bench_config(nats_url, database_url);
     let running = quorum_ingest::start(&config, &shutdown, &readiness).await?;
     let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
-    let experts = quorum_expert_fanout::default_experts();
+    let experts = quorum_experts::default_experts();
     let names: Vec<String> = experts.iter().map(|e| e.name.clone()).collect();
     quorum_expert_fanout::start(pool.clone(), js.clone(), experts, &shutdown, &readiness);
-    quorum_consensus::start(pool.clone(), js, names, &shutdown, &readiness);
+    quorum_consensus::start(pool.clone(), js, names, None, &shutdown, &readiness);
     let key = quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
         .await?
         .key;
@@ -85,18 +86,37 @@ pub async fn run(
         .pool_max_idle_per_host(256)
         .build()?;
 
+    // Rates double until one is not sustained, then the gap between the last two is halved a few
+    // times, so the figure is within an eighth of the doubling step.
     let mut rates = Vec::new();
     let mut max_sustained = 0;
+    let mut failed = None;
     let mut rate = 50;
     while rate <= args.max_rate {
         let result = offer(&client, &url, &key, pool, rate, args.step_seconds).await?;
         let sustained = result.sustained;
         rates.push(result);
         if !sustained {
+            failed = Some(rate);
             break;
         }
         max_sustained = rate;
         rate *= 2;
+    }
+    if let Some(mut hi) = failed {
+        for _ in 0..3 {
+            let mid = (max_sustained + hi) / 2;
+            if mid <= max_sustained {
+                break;
+            }
+            let result = offer(&client, &url, &key, pool, mid, args.step_seconds).await?;
+            if result.sustained {
+                max_sustained = mid;
+            } else {
+                hi = mid;
+            }
+            rates.push(result);
+        }
     }
     let half = (max_sustained / 2).max(1);
     let started_at = chrono::Utc::now();

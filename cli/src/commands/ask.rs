@@ -74,7 +74,15 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
     let started = Instant::now();
     let mut seen = 0;
     let mut results = Vec::new();
+    let waiting = crate::progress::spinner(json_out);
+    // Lines go out through the spinner, so it redraws below them instead of through them.
+    let say = |line: String| waiting.suspend(|| println!("{line}"));
     loop {
+        waiting.set_message(format!(
+            "{} expert result{} in, waiting for the consensus",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        ));
         anyhow::ensure!(
             started.elapsed() < deadline,
             "no consensus after {deadline:?}"
@@ -87,29 +95,30 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
             match event["type"].as_str().unwrap_or("") {
                 "quorum.expert.responded" => {
                     if !json_out {
-                        println!(
+                        say(format!(
                             "  {:<12} {:<10} {:>6} ms  {}",
                             data["expert"].as_str().unwrap_or(""),
                             data["provider"].as_str().unwrap_or(""),
                             data["latency_ms"],
                             data["answer"].as_str().unwrap_or("")
-                        );
+                        ));
                     }
                     results.push(data.clone());
                 }
                 "quorum.expert.failed" => {
                     if !json_out {
-                        println!(
+                        say(format!(
                             "  {:<12} {:<10} failed: {} {}",
                             data["expert"].as_str().unwrap_or(""),
                             data["provider"].as_str().unwrap_or(""),
                             data["error_class"].as_str().unwrap_or(""),
                             data["message"].as_str().unwrap_or("")
-                        );
+                        ));
                     }
                     results.push(data.clone());
                 }
                 ty @ ("quorum.consensus.reached" | "quorum.consensus.failed") => {
+                    waiting.finish_and_clear();
                     return finish(ty, data, &submitted, results, json_out);
                 }
                 _ => {}
@@ -158,6 +167,22 @@ fn finish(
             d["expert"].as_str().unwrap_or(""),
             d["answer"].as_str().or(d["error"].as_str()).unwrap_or("")
         );
+    }
+    let judge = &data["judge"];
+    if judge.is_object() {
+        match judge["error"].as_str() {
+            Some(e) => println!("  judge {}: {e}", judge["expert"].as_str().unwrap_or("")),
+            None => println!(
+                "  merged by judge {} ({}, {} ms)",
+                judge["expert"].as_str().unwrap_or(""),
+                judge["model"].as_str().unwrap_or(""),
+                judge["latency_ms"]
+            ),
+        }
+    }
+    if let Some(saga) = data["saga"].as_str() {
+        let id = saga.trim_start_matches("saga/");
+        println!("  plan started as {saga} (quorum saga show {id})");
     }
     Ok(())
 }

@@ -86,10 +86,13 @@ pub async fn run(target: &Target, saga: &Saga, json_out: bool) -> anyhow::Result
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        Saga::Show { id } => match quorum_tool_exec::show::show(&store, id).await? {
-            Some(v) => print(&v, json_out),
-            None => anyhow::bail!("no saga {id}"),
-        },
+        // The id as `quorum ask` and the events name it (`saga/<id>`) or bare.
+        Saga::Show { id } => {
+            match quorum_tool_exec::show::show(&store, id.trim_start_matches("saga/")).await? {
+                Some(v) => print(&v, json_out),
+                None => anyhow::bail!("no saga {id}"),
+            }
+        }
     }
 }
 

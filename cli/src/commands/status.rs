@@ -13,7 +13,20 @@ pub struct Status {
     pub streams: Vec<StreamStatus>,
     pub relay: Option<RelayStatus>,
     pub dead_letters: DeadLetterStatus,
+    /// Each expert's circuit breaker, per fan-out process that reported lately.
+    pub breakers: Vec<BreakerStatus>,
     pub services: Vec<ServiceAddr>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct BreakerStatus {
+    pub expert: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    /// Failures in a row while closed.
+    pub failures: i32,
+    /// The fan-out process (host:pid) whose breaker this is.
+    pub instance: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,7 +119,15 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
     )
     .fetch_all(&stack.pool)
     .await?;
+    // A process reports every 2 s; one silent for 30 s has died without removing its rows.
+    let breakers: Vec<BreakerStatus> = sqlx::query_as(
+        "SELECT expert, state, failures, instance FROM expert_breakers
+         WHERE seen_at > now() - interval '30 seconds' ORDER BY expert, instance",
+    )
+    .fetch_all(&stack.pool)
+    .await?;
     Ok(Status {
+        breakers,
         nats_url: stack.nats_url.clone(),
         database_url: redact(&stack.database_url),
         streams,
@@ -154,6 +175,12 @@ pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
             r.cursor, r.stream_sequence, r.lag_events, r.lag_seconds
         ),
         None => println!("relay     has not published yet"),
+    }
+    for b in &status.breakers {
+        println!(
+            "breaker   {:<14} {:<10} failures in a row {}  ({})",
+            b.expert, b.state, b.failures, b.instance
+        );
     }
     println!("dlq       {} parked", status.dead_letters.parked);
     for (consumer, n) in &status.dead_letters.by_consumer {

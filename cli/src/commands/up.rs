@@ -104,6 +104,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         pool.clone(),
         js.clone(),
         names.clone(),
+        config.judge.clone(),
         &shutdown,
         &readiness,
     );

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use quorum_audit::config::AuditConfig;
 use quorum_dlq_replayer::config::DlqConfig;
-use quorum_expert_fanout::ExpertConfig;
+use quorum_experts::ExpertConfig;
 use quorum_ingest::IngestConfig;
 use quorum_relay::RelayConfig;
 use quorum_runtime::config::{ConfigError, Validate, duration};
@@ -27,6 +27,9 @@ pub struct UpConfig {
     /// The experts (`[[experts]]`); three scripted ones by default, so a query is answered with no
     /// model at hand.
     pub experts: Vec<ExpertConfig>,
+    /// The expert that merges the answers of a `judge` query (`[judge]`); without one, such a
+    /// query's consensus is the most central answer, and says so.
+    pub judge: Option<ExpertConfig>,
     /// The audit service (`[audit]`): its API address and how the chain checkpoints.
     pub audit: AuditConfig,
     /// The dead-letter replayer (`[dlq]`): its API address.
@@ -42,7 +45,8 @@ impl Default for UpConfig {
             shutdown_grace: Duration::from_secs(30),
             relay: RelayConfig::default(),
             ingest: IngestConfig::default(),
-            experts: quorum_expert_fanout::default_experts(),
+            experts: quorum_experts::default_experts(),
+            judge: None,
             audit: AuditConfig::default(),
             dlq: DlqConfig::default(),
             tool_exec: ToolExecConfig::default(),
@@ -59,7 +63,11 @@ impl Validate for UpConfig {
         self.tool_exec
             .validate()
             .map_err(|e| e.within("tool_exec"))?;
-        quorum_expert_fanout::config::validate_experts(&self.experts)
+        if let Some(judge) = &self.judge {
+            quorum_experts::validate_experts(std::slice::from_ref(judge))
+                .map_err(|e| e.within("judge"))?;
+        }
+        quorum_experts::validate_experts(&self.experts)
     }
 }
 
@@ -75,6 +83,7 @@ mod tests {
             quorum_runtime::config::load_validated(Some(&path)).expect("the example is valid");
         let names: Vec<&str> = config.experts.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["alpha", "beta", "gamma"]);
+        assert_eq!(config.judge.map(|j| j.name).as_deref(), Some("judge"));
         assert_eq!(config.ingest.flow.group_alone_from, 50);
         assert_eq!(config.audit.chain.checkpoint_every, 10_000);
         assert_eq!(config.dlq.http_addr.port(), 8082);

@@ -1,6 +1,7 @@
 //! The service's config: `[common]`, and the names of the configured experts (a query that names
 //! none is asked of them all, so consensus must know how many that is).
 
+use quorum_experts::ExpertConfig;
 use quorum_runtime::config::{CommonConfig, ConfigError, Validate};
 use quorum_runtime::service::ServiceConfig;
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct ConsensusConfig {
     pub common: CommonConfig,
     pub experts: Vec<String>,
+    /// The expert a `judge` query asks to merge the answers (`[judge]`, an expert's settings).
+    pub judge: Option<ExpertConfig>,
 }
 
 impl Default for ConsensusConfig {
@@ -17,6 +20,7 @@ impl Default for ConsensusConfig {
         Self {
             common: CommonConfig::default(),
             experts: ["alpha", "beta", "gamma"].map(String::from).to_vec(),
+            judge: None,
         }
     }
 }
@@ -27,7 +31,11 @@ impl Validate for ConsensusConfig {
         if self.experts.is_empty() {
             return Err(ConfigError::invalid("experts", "name at least one expert"));
         }
-        Ok(())
+        match &self.judge {
+            Some(judge) => quorum_experts::validate_experts(std::slice::from_ref(judge))
+                .map_err(|e| e.within("judge")),
+            None => Ok(()),
+        }
     }
 }
 

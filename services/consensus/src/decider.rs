@@ -5,11 +5,14 @@
 use bytes::Bytes;
 use chrono::Utc;
 use quorum_domain::consensus::Decision;
+use quorum_domain::query::Strategy;
 use quorum_domain::{Event, StreamId, types};
 use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
 use sqlx::PgPool;
 
 use crate::fold::Query;
+use crate::judge::{self, Judge};
+use crate::proposal;
 
 /// Names this handler in derived ids: never change it.
 pub const HANDLER: &str = "consensus";
@@ -31,6 +34,8 @@ pub struct Decider {
     pub pool: PgPool,
     /// Every configured expert, for queries that name none.
     pub experts: Vec<String>,
+    /// Merges the answers of a `judge` query; none configured, the most central answer stands.
+    pub judge: Option<Judge>,
 }
 
 impl Decider {
@@ -41,25 +46,46 @@ impl Decider {
         let Some(query) = Query::fold(&events) else {
             return Ok(Step::NoQuery);
         };
-        let tenant = events[0].tenant.clone();
-        // The timer's row: written once, before any decision, so the deadline holds even if no
-        // other message about this query ever comes.
-        sqlx::query(
-            "INSERT INTO query_deadlines (stream_id, tenant, deadline_at) VALUES ($1, $2, $3)
-             ON CONFLICT (stream_id) DO NOTHING",
-        )
-        .bind(stream.as_str())
-        .bind(tenant.as_str())
-        .bind(query.deadline())
-        .execute(&self.pool)
-        .await?;
         if query.decided {
+            // A crash between the consensus and its timer row leaves the row for the timer,
+            // which comes here.
             self.mark_decided(stream).await?;
             return Ok(Step::Decided);
         }
+        let tenant = events[0].tenant.clone();
+        let mut plan = None;
         let (ty, data) = match query.decide(&self.experts, Utc::now()) {
-            Decision::Wait => return Ok(Step::Waiting),
-            Decision::Reached(r) => (types::CONSENSUS_REACHED, serde_json::to_vec(&r)),
+            Decision::Wait => {
+                // The timer's row, written before the query can be left waiting, so the deadline
+                // holds even if no other message about this query ever comes.
+                sqlx::query(
+                    "INSERT INTO query_deadlines (stream_id, tenant, deadline_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (stream_id) DO NOTHING",
+                )
+                .bind(stream.as_str())
+                .bind(tenant.as_str())
+                .bind(query.deadline())
+                .execute(&self.pool)
+                .await?;
+                return Ok(Step::Waiting);
+            }
+            Decision::Reached(mut r) => {
+                if r.strategy == Strategy::Judge {
+                    match &self.judge {
+                        Some(judge) => {
+                            judge
+                                .merge(&query.query.question, query.answers(), &mut r)
+                                .await
+                        }
+                        None => r.judge = Some(judge::unconfigured()),
+                    }
+                }
+                let query_id = stream.as_str().trim_start_matches("query/");
+                let policy = query.query.tool_policy.as_ref();
+                plan = proposal::propose(&query.submitted, query_id, policy, &r.answer);
+                r.saga = plan.as_ref().map(|(saga, _)| saga.to_string());
+                (types::CONSENSUS_REACHED, serde_json::to_vec(&r))
+            }
             Decision::Failed(f) => (types::CONSENSUS_FAILED, serde_json::to_vec(&f)),
         };
         let event = Event::derived(
@@ -71,24 +97,40 @@ impl Decider {
             stream.clone(),
             Bytes::from(data.expect("a consensus serializes")),
         );
-        match self
-            .store
-            .append(stream, ExpectedVersion::Exact(query.version), &[event])
-            .await
-        {
-            Ok(_) => {
-                self.mark_decided(stream).await?;
-                Ok(Step::Decided)
-            }
-            Err(e) => Err(e),
+        // The consensus, the plan it proposes and the timer's row (decided) commit together.
+        let mut tx = self.pool.begin().await?;
+        EventStore::append_in(
+            &mut tx,
+            stream,
+            ExpectedVersion::Exact(query.version),
+            &[event],
+        )
+        .await?;
+        if let Some((saga, request)) = plan {
+            EventStore::append_in(&mut tx, &saga, ExpectedVersion::Exact(0), &[request]).await?;
         }
+        sqlx::query(
+            "INSERT INTO query_deadlines (stream_id, tenant, deadline_at, decided_at)
+             VALUES ($1, $2, $3, now())
+             ON CONFLICT (stream_id) DO UPDATE SET decided_at = now()
+             WHERE query_deadlines.decided_at IS NULL",
+        )
+        .bind(stream.as_str())
+        .bind(tenant.as_str())
+        .bind(query.deadline())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Step::Decided)
     }
 
     async fn mark_decided(&self, stream: &StreamId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE query_deadlines SET decided_at = now() WHERE stream_id = $1 AND decided_at IS NULL")
-            .bind(stream.as_str())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE query_deadlines SET decided_at = now() WHERE stream_id = $1 AND decided_at IS NULL",
+        )
+        .bind(stream.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -61,6 +61,11 @@ impl Query {
         Some(q)
     }
 
+    /// The answers recorded so far, in the order they came.
+    pub fn answers(&self) -> &[Answer] {
+        &self.answers
+    }
+
     pub fn deadline(&self) -> DateTime<Utc> {
         self.submitted_at + chrono::Duration::milliseconds(self.query.deadline_ms as i64)
     }

@@ -2,16 +2,19 @@
 //! appends exactly one `quorum.consensus.reached` or `quorum.consensus.failed` per query: when the
 //! quorum is met and the rest answered, when all answered, or when the deadline passes. A timer
 //! over `query_deadlines` in Postgres ends queries whose experts never answer.
-//!
-//! This session's scope (issue 4, in progress): majority and similarity, the deadline timer, one
-//! consensus per query under races. The judge strategy and the read model come next.
+//! A `judge` query's answer is merged by a configured expert (`judge`); an agreed answer that is a
+//! tool plan, on a query whose tool policy allows it, is requested as a saga (`proposal`). The
+//! `queries` read model is a projection here too (`view`).
 
 pub mod config;
 pub mod decider;
 pub mod fold;
+pub mod judge;
+pub mod proposal;
 pub mod view;
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quorum_domain::{StreamId, types};
@@ -22,6 +25,8 @@ use sqlx::PgPool;
 use tracing::warn;
 
 use decider::{Decider, Step};
+use judge::Judge;
+use quorum_experts::ExpertConfig;
 
 /// The durable consumer's name, shared by replicas.
 pub const CONSUMER: &str = "consensus";
@@ -30,6 +35,40 @@ pub const TIMER_INTERVAL: Duration = Duration::from_millis(250);
 
 struct ConsensusHandler {
     decider: Arc<Decider>,
+    /// Queries this process saw decided. A decision is final, so a result that arrives after it
+    /// (most results: the first fold that sees them all decides) is settled without reading the
+    /// stream again. A miss only costs that read.
+    decided: Mutex<Recent>,
+}
+
+/// The most recent `CAPACITY` query streams seen decided.
+#[derive(Default)]
+struct Recent {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Recent {
+    const CAPACITY: usize = 65_536;
+
+    fn insert(&mut self, stream: &str) {
+        if self.set.insert(stream.to_owned()) {
+            self.order.push_back(stream.to_owned());
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
+impl ConsensusHandler {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.decided
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Handler for ConsensusHandler {
@@ -42,7 +81,14 @@ impl Handler for ConsensusHandler {
         else {
             return Outcome::dead("a query event without its query stream as subject");
         };
+        if self.recent().set.contains(stream.as_str()) {
+            return Outcome::Done;
+        }
         match self.decider.step(&stream).await {
+            Ok(Step::Decided) => {
+                self.recent().insert(stream.as_str());
+                Outcome::Done
+            }
             Ok(_) => Outcome::Done,
             // Someone appended meanwhile (a late answer, another replica): fold again soon.
             Err(e @ StoreError::Conflict { .. }) => Outcome::retry(Duration::from_millis(50), e),
@@ -51,12 +97,14 @@ impl Handler for ConsensusHandler {
     }
 }
 
-/// Starts the consumer and the deadline timer as tasks of `shutdown`. `experts` names every
-/// configured expert (a query that names none asks them all).
+/// Starts the consumer, the read model's projection and the deadline timer as tasks of
+/// `shutdown`. `experts` names every configured expert (a query that names none asks them all);
+/// `judge` merges the answers of `judge` queries.
 pub fn start(
     pool: PgPool,
     js: async_nats::jetstream::Context,
     experts: Vec<String>,
+    judge: Option<ExpertConfig>,
     shutdown: &Shutdown,
     readiness: &Readiness,
 ) {
@@ -64,6 +112,7 @@ pub fn start(
         store: EventStore::new(pool.clone()),
         pool: pool.clone(),
         experts,
+        judge: judge.map(Judge::new),
     });
     let filters = [
         types::QUERY_SUBMITTED,
@@ -77,6 +126,7 @@ pub fn start(
     config.concurrency = 64;
     let handler = Arc::new(ConsensusHandler {
         decider: decider.clone(),
+        decided: Mutex::default(),
     });
     let bound = readiness.flag("consensus consumer");
     let token = shutdown.token();

@@ -10,7 +10,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     quorum_runtime::service::main("consensus", |config: ConsensusConfig, cx| async move {
-        quorum_consensus::start(cx.pool, cx.js, config.experts, &cx.shutdown, &cx.readiness);
+        quorum_consensus::start(
+            cx.pool,
+            cx.js,
+            config.experts,
+            config.judge,
+            &cx.shutdown,
+            &cx.readiness,
+        );
         Ok(())
     })
     .await

@@ -2,11 +2,14 @@
 //! committed with the projection's checkpoint, so a crash replays nothing twice and skips nothing;
 //! rebuilding it is dropping the rows and the checkpoint.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use quorum_domain::types;
 use quorum_event_store::{
-    CommitCursor, EventStore, RecordedEvent, StoreError, load_consumer_checkpoint,
+    CommitCursor, EventStore, RecordedEvent, StoreError, Wake, load_consumer_checkpoint,
     save_consumer_checkpoint,
 };
 use sqlx::PgPool;
@@ -16,11 +19,22 @@ use tracing::warn;
 /// The projection's checkpoint name.
 pub const NAME: &str = "queries-view";
 const BATCH: i64 = 500;
+/// How often the projection looks when no notification came.
+const POLL: Duration = Duration::from_millis(200);
 
 /// Runs the projection until `shutdown`. Replicas take turns: a batch runs under a transaction
 /// advisory lock, and whoever does not get it waits for the next round.
 pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     let store = EventStore::new(pool.clone());
+    // Woken by each append's notification, polling as a fallback (a lost listener connection).
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.ok();
+    if let Some(l) = listener.as_mut()
+        && let Err(e) = l.listen("quorum_events").await
+    {
+        warn!(error = %e, "queries projection polls: cannot listen");
+        listener = None;
+    }
+    let mut wake = Wake::new(POLL);
     while !shutdown.is_cancelled() {
         let idle = match step(&pool, &store).await {
             Ok(applied) => applied == 0,
@@ -29,11 +43,26 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
                 true
             }
         };
-        if idle {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        if !idle {
+            wake.active();
+            continue;
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.try_recv().await.map(|_| ()),
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            n = notified => match n {
+                Ok(()) => wake.active(),
+                Err(e) => {
+                    warn!(error = %e, "queries projection polls: listener lost");
+                    listener = None;
+                }
+            },
+            _ = tokio::time::sleep(wake.wait()) => {}
         }
     }
 }
@@ -69,7 +98,9 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
     }
 }
 
-/// Applies the next batch; returns how many events it read.
+/// Applies the next batch; returns how many events it read. The batch is read and folded into
+/// row changes first, then written in three statements: the transaction holds a transaction id
+/// only briefly, and every commit-order reader (the relay first) waits behind an open one.
 pub async fn step(pool: &PgPool, store: &EventStore) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await?;
     let locked: bool =
@@ -85,73 +116,140 @@ pub async fn step(pool: &PgPool, store: &EventStore) -> Result<usize, StoreError
     let Some(last) = events.last().map(RecordedEvent::cursor) else {
         return Ok(0);
     };
-    for r in &events {
-        apply(&mut tx, r).await?;
-    }
+    Changes::fold(&events).write(&mut tx).await?;
     save_consumer_checkpoint(&mut *tx, NAME, last).await?;
     tx.commit().await?;
     Ok(events.len())
 }
 
-async fn apply(tx: &mut sqlx::PgConnection, r: &RecordedEvent) -> Result<(), StoreError> {
-    let stream = r.stream_id.as_str();
-    let Some(query_id) = stream.strip_prefix("query/") else {
-        return Ok(());
-    };
-    let data: serde_json::Value = r
-        .event
-        .data
-        .as_deref()
-        .and_then(|d| serde_json::from_slice(d).ok())
-        .unwrap_or_default();
-    match r.event.ty.as_str() {
-        types::QUERY_SUBMITTED => {
+/// What a batch of events changes in `queries`, by query. A query submitted in this batch is
+/// inserted before its results and consensus apply, since commit order puts its submission first.
+#[derive(Default)]
+struct Changes {
+    submitted: Vec<Submitted>,
+    /// Each query's results in this batch, as one object of expert -> result.
+    experts: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// (query, status, consensus, decided at).
+    decided: BTreeMap<String, (&'static str, serde_json::Value, DateTime<Utc>)>,
+}
+
+struct Submitted {
+    query_id: String,
+    stream_id: String,
+    tenant: String,
+    question: String,
+    at: DateTime<Utc>,
+}
+
+impl Changes {
+    fn fold(events: &[RecordedEvent]) -> Self {
+        let mut c = Changes::default();
+        for r in events {
+            let Some(query_id) = r.stream_id.as_str().strip_prefix("query/") else {
+                continue;
+            };
+            let data = || -> serde_json::Value {
+                r.event
+                    .data
+                    .as_deref()
+                    .and_then(|d| serde_json::from_slice(d).ok())
+                    .unwrap_or_default()
+            };
+            match r.event.ty.as_str() {
+                types::QUERY_SUBMITTED => c.submitted.push(Submitted {
+                    query_id: query_id.to_owned(),
+                    stream_id: r.stream_id.as_str().to_owned(),
+                    tenant: r.tenant.as_str().to_owned(),
+                    question: data()["question"].as_str().unwrap_or_default().to_owned(),
+                    at: r.recorded_at,
+                }),
+                ty @ (types::EXPERT_RESPONDED | types::EXPERT_FAILED) => {
+                    let mut result = data();
+                    let expert = result["expert"].as_str().unwrap_or_default().to_owned();
+                    result["outcome"] = if ty == types::EXPERT_RESPONDED {
+                        "responded".into()
+                    } else {
+                        "failed".into()
+                    };
+                    c.experts
+                        .entry(query_id.to_owned())
+                        .or_default()
+                        .insert(expert, result);
+                }
+                ty @ (types::CONSENSUS_REACHED | types::CONSENSUS_FAILED) => {
+                    let status = if ty == types::CONSENSUS_REACHED {
+                        "reached"
+                    } else {
+                        "failed"
+                    };
+                    c.decided
+                        .insert(query_id.to_owned(), (status, data(), r.recorded_at));
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    async fn write(self, tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+        if !self.submitted.is_empty() {
+            let col = |f: fn(&Submitted) -> String| -> Vec<String> {
+                self.submitted.iter().map(f).collect()
+            };
+            let at: Vec<DateTime<Utc>> = self.submitted.iter().map(|s| s.at).collect();
             sqlx::query(
                 "INSERT INTO queries (query_id, stream_id, tenant, question, submitted_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (query_id) DO NOTHING",
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                 ON CONFLICT (query_id) DO NOTHING",
             )
-            .bind(query_id)
-            .bind(stream)
-            .bind(r.tenant.as_str())
-            .bind(data["question"].as_str().unwrap_or_default())
-            .bind(r.recorded_at)
+            .bind(col(|s| s.query_id.clone()))
+            .bind(col(|s| s.stream_id.clone()))
+            .bind(col(|s| s.tenant.clone()))
+            .bind(col(|s| s.question.clone()))
+            .bind(at)
             .execute(&mut *tx)
             .await?;
         }
-        types::EXPERT_RESPONDED | types::EXPERT_FAILED => {
-            let mut result = data.clone();
-            result["outcome"] = if r.event.ty == types::EXPERT_RESPONDED {
-                "responded".into()
-            } else {
-                "failed".into()
-            };
+        if !self.experts.is_empty() {
+            let (ids, results): (Vec<String>, Vec<serde_json::Value>) = self
+                .experts
+                .into_iter()
+                .map(|(id, m)| (id, serde_json::Value::Object(m)))
+                .unzip();
             sqlx::query(
-                "UPDATE queries SET experts = experts || jsonb_build_object($2::text, $3::jsonb)
-                 WHERE query_id = $1",
+                "UPDATE queries q SET experts = q.experts || u.results
+                 FROM UNNEST($1::text[], $2::jsonb[]) AS u(query_id, results)
+                 WHERE q.query_id = u.query_id",
             )
-            .bind(query_id)
-            .bind(data["expert"].as_str().unwrap_or_default())
-            .bind(result)
+            .bind(ids)
+            .bind(results)
             .execute(&mut *tx)
             .await?;
         }
-        types::CONSENSUS_REACHED | types::CONSENSUS_FAILED => {
-            let status = if r.event.ty == types::CONSENSUS_REACHED {
-                "reached"
-            } else {
-                "failed"
-            };
+        if !self.decided.is_empty() {
+            let mut ids = Vec::new();
+            let mut statuses = Vec::new();
+            let mut consensus = Vec::new();
+            let mut at = Vec::new();
+            for (id, (status, data, when)) in self.decided {
+                ids.push(id);
+                statuses.push(status);
+                consensus.push(data);
+                at.push(when);
+            }
             sqlx::query(
-                "UPDATE queries SET status = $2, consensus = $3, decided_at = $4 WHERE query_id = $1",
+                "UPDATE queries q SET status = u.status, consensus = u.consensus, decided_at = u.at
+                 FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[])
+                   AS u(query_id, status, consensus, at)
+                 WHERE q.query_id = u.query_id",
             )
-            .bind(query_id)
-            .bind(status)
-            .bind(&data)
-            .bind(r.recorded_at)
+            .bind(ids)
+            .bind(statuses)
+            .bind(consensus)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
         }
-        _ => {}
+        Ok(())
     }
-    Ok(())
 }

@@ -1,14 +1,10 @@
 //! Expert fan-out: for each submitted query, asks every selected expert concurrently and appends one
 //! `quorum.expert.responded` or `quorum.expert.failed` per expert to the query's stream.
-//!
-//! This session's scope (issue 4, in progress): the scripted provider, a timeout per call, and
-//! exactly-once results per expert. Providers over HTTP, retries, breakers and rate limits come next.
+//! The experts themselves, and the layers around each call, are in `quorum-experts`.
 
-pub mod breaker;
+pub mod breakers;
 pub mod config;
 pub mod handler;
-pub mod provider;
-pub mod scripted;
 
 use std::sync::Arc;
 
@@ -17,7 +13,7 @@ use quorum_runtime::consumer::{self, ConsumerConfig};
 use quorum_runtime::{Readiness, Shutdown};
 use sqlx::PgPool;
 
-pub use config::{ExpertConfig, default_experts};
+pub use quorum_experts::{ExpertConfig, default_experts};
 
 /// The durable consumer's name, shared by replicas.
 pub const CONSUMER: &str = "expert-fanout";
@@ -31,6 +27,11 @@ pub fn start(
     readiness: &Readiness,
 ) {
     let handler = Arc::new(handler::Fanout::new(EventStore::new(pool.clone()), experts));
+    shutdown.spawn(breakers::report(
+        pool.clone(),
+        handler.panel.clone(),
+        shutdown.token(),
+    ));
     let mut config = ConsumerConfig::new(
         CONSUMER,
         vec![quorum_bus::subjects::event_type_filter(

@@ -14,7 +14,7 @@ use quorum_domain::{StreamId, types};
 use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
 use quorum_runtime::{Readiness, Shutdown};
-use quorum_saga::{PlanRequested, SagaEvent};
+use quorum_saga::{PlanRequested, SagaEvent, ToolPolicy};
 use sqlx::PgPool;
 use tracing::warn;
 
@@ -77,7 +77,8 @@ impl Handler for SagaHandler {
     }
 }
 
-/// Whether the tenant's policy admits the plan (checked before its first step).
+/// Whether the tenant's policy, narrowed by the asking query's, admits the plan (checked before
+/// its first step).
 fn policy_check(config: &ToolExecConfig, tenant: &str, data: Option<&[u8]>) -> Result<(), String> {
     let data: serde_json::Value = data
         .map(serde_json::from_slice)
@@ -89,8 +90,13 @@ fn policy_check(config: &ToolExecConfig, tenant: &str, data: Option<&[u8]>) -> R
         Ok(_) => return Err("not a plan request".into()),
         Err(e) => return Err(format!("plan: {e}")),
     };
-    let PlanRequested { plan, origin } = &request;
-    plan.validate_request(config.policy(tenant), origin)
+    let PlanRequested {
+        plan,
+        origin,
+        policy,
+    } = &request;
+    let policy = ToolPolicy::merge(config.policy(tenant), policy.as_ref());
+    plan.validate_request(&policy, origin)
         .map_err(|e| e.to_string())
 }
 

@@ -63,13 +63,18 @@ pub enum Strategy {
     Judge,
 }
 
-/// Whether the consensus may call for tools.
+/// Whether the consensus may call for tools: when the experts agree on a tool plan (their answer
+/// is one), the consensus starts it as a saga within this policy, which narrows the tenant's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolPolicy {
     /// Off unless asked for: a tool can have effects outside Quorum.
     #[serde(default)]
     pub allowed: bool,
+    /// The tools a plan may call: names (`http`) or prefixes ending in `*` (`mcp:time/*`); every
+    /// tool the tenant allows when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
     /// Most tool steps one plan may take; the service's limit when absent.
     #[serde(
         default,
@@ -142,6 +147,16 @@ impl QuerySubmitted {
                 "deadline_ms",
                 format!("between {} and {}", DEADLINE_MS.start(), DEADLINE_MS.end()),
             );
+        }
+        let tools = self.tool_policy.as_ref().and_then(|p| p.tools.as_deref());
+        for (i, tool) in tools.unwrap_or_default().iter().enumerate() {
+            // Characters, as the schema counts them.
+            if !(1..=200).contains(&tool.chars().count()) {
+                return err(
+                    &format!("tool_policy/tools/{i}"),
+                    "a tool name or prefix of 1-200 characters",
+                );
+            }
         }
         Ok(())
     }

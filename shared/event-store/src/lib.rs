@@ -11,6 +11,7 @@ mod migrate;
 mod read;
 mod recorded;
 mod store;
+mod wake;
 
 pub use append::{AppendResult, Appended, ExpectedVersion};
 pub use checkpoint::{
@@ -23,3 +24,4 @@ pub use find::{Filter, Selection};
 pub use migrate::migrate;
 pub use recorded::{CommitCursor, RecordedEvent};
 pub use store::EventStore;
+pub use wake::Wake;

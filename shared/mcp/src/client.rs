@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{CallToolRequestParams, RequestParamsMeta};
 use rmcp::service::RunningService;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceError, ServiceExt};
@@ -13,6 +13,9 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::config::ServerConfig;
+
+/// The `_meta` key of a tool call's idempotency key.
+pub const IDEMPOTENCY_KEY_META: &str = "quorum/idempotency-key";
 use crate::error::McpError;
 use crate::schema::ArgsSchema;
 
@@ -118,6 +121,19 @@ impl McpServer {
     /// Nothing is sent to the server when the tool is unknown or the arguments do not
     /// validate. `Value::Null` is taken as "no arguments" (an empty object).
     pub async fn call(&self, tool: &str, args: Value) -> Result<CallOutput, McpError> {
+        self.call_with_key(tool, args, None).await
+    }
+
+    /// [`Self::call`], carrying `idempotency_key` in the request's `_meta` under
+    /// [`IDEMPOTENCY_KEY_META`]. MCP has no standard idempotency field; `_meta` is where the
+    /// protocol lets a client attach such data, so a server that honours the key finds it there
+    /// (and one that does not ignores it).
+    pub async fn call_with_key(
+        &self,
+        tool: &str,
+        args: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<CallOutput, McpError> {
         let catalog = self.catalog().await?;
         let schema = catalog
             .schemas
@@ -142,7 +158,12 @@ impl McpServer {
             return Err(invalid("at /: arguments must be a JSON object".to_owned()));
         };
 
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        if let Some(key) = idempotency_key {
+            params
+                .meta_or_default()
+                .insert(IDEMPOTENCY_KEY_META.to_owned(), Value::from(key));
+        }
         let result = self
             .bounded("tools/call", self.service.call_tool(params))
             .await?

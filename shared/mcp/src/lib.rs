@@ -9,6 +9,6 @@ mod config;
 mod error;
 mod schema;
 
-pub use client::{CallOutput, McpServer, ToolInfo};
+pub use client::{CallOutput, IDEMPOTENCY_KEY_META, McpServer, ToolInfo};
 pub use config::{DEFAULT_TIMEOUT_MS, ServerConfig};
 pub use error::McpError;

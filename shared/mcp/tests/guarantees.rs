@@ -95,11 +95,22 @@ async fn invalid_arguments_are_refused_before_anything_is_sent() {
     );
 
     let out = server
-        .call("echo", json!({"message": "valid"}))
+        .call_with_key("echo", json!({"message": "valid"}), Some("saga-1:0:do"))
         .await
         .unwrap();
     assert_eq!(text_of(&out.content), "Echo: valid");
     assert_eq!(sent().matches("tools/call").count(), 1, "{}", sent());
+    // The idempotency key travels in the call's `_meta`.
+    let call = sent()
+        .lines()
+        .find(|l| l.contains("tools/call"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    assert_eq!(
+        call["params"]["_meta"][quorum_mcp::IDEMPOTENCY_KEY_META],
+        "saga-1:0:do",
+        "{call}"
+    );
 
     server.close().await;
     let _ = std::fs::remove_file(&tap);

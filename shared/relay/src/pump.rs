@@ -17,6 +17,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use quorum_event_store::Wake;
+
 use crate::holds::Holds;
 use crate::leader::still_leader;
 use crate::reconcile::resume_point;
@@ -64,6 +66,7 @@ impl Pump {
         self.last_seq = resume.stream_seq;
         self.republish_until = resume.republish_until;
         let mut next_check = Instant::now() + self.config.check_interval;
+        let mut wake = Wake::new(self.config.poll_interval);
         loop {
             if shutdown.is_cancelled() {
                 return self.finish().await;
@@ -75,12 +78,13 @@ impl Pump {
             }
             let busy = self.pump_batch().await?;
             if busy {
+                wake.active();
                 continue;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return self.finish().await,
-                n = listener.try_recv() => { n?; }
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                n = listener.try_recv() => { n?; wake.active(); }
+                _ = tokio::time::sleep(wake.wait()) => {}
             }
         }
     }

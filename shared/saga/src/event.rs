@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
+use crate::policy::ToolPolicy;
 
 /// Who asked for the plan; consensus-proposed plans need the policy's explicit consent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +18,9 @@ pub enum Origin {
 pub struct PlanRequested {
     pub plan: Plan,
     pub origin: Origin,
+    /// The asking query's own tool policy, which narrows the tenant's (never widens it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ToolPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +150,7 @@ mod tests {
                 origin: Origin::Consensus {
                     query_id: "q1".into(),
                 },
+                policy: None,
             }),
             SagaEvent::StepStarted(StepStarted {
                 step: 0,

@@ -88,6 +88,22 @@ pub enum PlanError {
 }
 
 impl Plan {
+    /// The plan an expert's answer spells out, if it is one: the whole answer, or the JSON inside
+    /// a fenced code block, reads as a plan. Anything else is an answer, not a plan.
+    pub fn from_answer(answer: &str) -> Option<Plan> {
+        let text = answer.trim();
+        let text = match text.strip_prefix("```") {
+            Some(fenced) => {
+                let body = fenced.strip_suffix("```")?;
+                // The fence's info string (`json`) runs to the end of its line.
+                body.split_once('\n').map_or(body, |(_, rest)| rest)
+            }
+            None => text,
+        };
+        let plan: Plan = serde_json::from_str(text.trim()).ok()?;
+        (!plan.steps.is_empty()).then_some(plan)
+    }
+
     /// Checks the plan against `policy`, reporting the first fault in step order.
     pub fn validate(&self, policy: &ToolPolicy) -> Result<(), PlanError> {
         if self.steps.is_empty() {

@@ -44,7 +44,7 @@ impl SagaState {
     /// Rebuilds the state of saga `saga_id` from its whole stream, first event first.
     pub fn fold(saga_id: &str, events: &[SagaEvent]) -> Result<SagaState, FoldError> {
         let (first, rest) = events.split_first().ok_or(FoldError::Empty)?;
-        let SagaEvent::PlanRequested(PlanRequested { plan, origin }) = first else {
+        let SagaEvent::PlanRequested(PlanRequested { plan, origin, .. }) = first else {
             return Err(FoldError::Refused {
                 index: 0,
                 event_type: first.event_type(),

@@ -134,3 +134,20 @@ fn plan_json_round_trips_and_unknown_fields_are_refused() {
     top["priority"] = json!(1);
     assert!(serde_json::from_value::<Plan>(top).is_err());
 }
+
+#[test]
+fn a_plan_is_read_from_an_answer_and_prose_is_not() {
+    let json = r#"{"steps":[{"name":"ping","tool":{"tool":"http","args":{"url":"http://h/"}}}]}"#;
+    let plan = Plan::from_answer(json).expect("a bare plan");
+    assert_eq!(plan.steps[0].name, "ping");
+    let fenced = format!("```json\n{json}\n```\n");
+    assert_eq!(Plan::from_answer(&fenced), Some(plan));
+    assert_eq!(Plan::from_answer("Paris"), None);
+    assert_eq!(
+        Plan::from_answer(r#"{"steps":[]}"#),
+        None,
+        "no steps, no plan"
+    );
+    assert_eq!(Plan::from_answer(r#"{"steps":[],"extra":1}"#), None);
+    assert_eq!(Plan::from_answer("The plan: {\"steps\": []}"), None);
+}

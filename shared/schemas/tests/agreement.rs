@@ -34,6 +34,7 @@ fn what_rust_writes_the_schema_accepts() {
     all.strategy = Strategy::Judge;
     all.tool_policy = Some(ToolPolicy {
         allowed: true,
+        tools: Some(vec!["http".into(), "mcp:time/*".into()]),
         max_steps: Some(5),
     });
     let mut similar = query("¿Por qué?\u{3000}");
@@ -76,6 +77,8 @@ fn the_query_schema_and_the_rust_type_give_the_same_verdict() {
         q(json!({"context": null, "experts": null, "quorum": null, "tool_policy": null})),
         q(json!({"tool_policy": {}, "strategy": "similarity"})),
         q(json!({"tool_policy": {"max_steps": null}})),
+        q(json!({"tool_policy": {"allowed": true, "tools": ["http", "mcp:*"]}})),
+        q(json!({"tool_policy": {"tools": null}})),
         q(json!({"deadline_ms": 1000.0, "quorum": 1.0})),
         q(json!({"deadline_ms": 100})),
         q(json!({"deadline_ms": 600000})),
@@ -125,6 +128,9 @@ fn the_query_schema_and_the_rust_type_give_the_same_verdict() {
         q(json!({"tool_policy": {"steps": 3}})),
         q(json!({"tool_policy": {"max_steps": -1}})),
         q(json!({"tool_policy": true})),
+        q(json!({"tool_policy": {"tools": "http"}})),
+        q(json!({"tool_policy": {"tools": [""]}})),
+        q(json!({"tool_policy": {"tools": [1]}})),
     ];
     for doc in &valid {
         assert_eq!(rust(doc), Ok(()), "Rust refuses {doc}");

@@ -60,7 +60,10 @@ impl McpTool {
         c: &Call<'_>,
     ) -> Result<Value, ToolError> {
         let connection = self.connection(server).await?;
-        match connection.call(tool, c.call.args.clone()).await {
+        match connection
+            .call_with_key(tool, c.call.args.clone(), Some(c.idempotency_key))
+            .await
+        {
             Ok(out) if out.is_error => Err(ToolError::refused(format!(
                 "mcp tool {server}/{tool} reported an error: {}",
                 out.content

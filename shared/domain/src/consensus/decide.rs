@@ -89,6 +89,8 @@ pub fn decide(p: &Progress<'_>) -> Decision {
             agreement,
             majority: best.iter().map(|&i| answers[i].expert.clone()).collect(),
             dissent,
+            judge: None,
+            saga: None,
         });
     }
     let reason = if answers.is_empty() && pending.is_empty() {

@@ -88,6 +88,43 @@ pub struct ConsensusReached {
     pub agreement: f64,
     pub majority: Vec<String>,
     pub dissent: Vec<Dissent>,
+    /// Under the `judge` strategy: who merged the answers into `answer`, or why it could not (the
+    /// most central answer of the largest group stands then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<Judged>,
+    /// The saga (`saga/<id>`) the agreed answer started, when it is a tool plan the query lets a
+    /// consensus propose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saga: Option<String>,
+}
+
+/// The judge's part in a consensus: its provenance, and its error when it gave no merge.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Judged {
+    pub expert: String,
+    pub provider: String,
+    pub model: String,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the judge is asked: the question and every answer, by expert, and to reply with the
+/// merged answer alone (it becomes the consensus answer as it comes).
+pub fn judge_prompt(question: &str, answers: &[Answer]) -> String {
+    let mut sorted: Vec<&Answer> = answers.iter().collect();
+    sorted.sort_by(|a, b| a.expert.cmp(&b.expert));
+    let mut prompt = String::from(
+        "You judge a panel of experts. Merge their answers to the question into one answer that \
+         keeps what they agree on. Reply with the merged answer only.\n\nQuestion: ",
+    );
+    prompt.push_str(question);
+    prompt.push_str("\n\nAnswers:\n");
+    for a in sorted {
+        prompt.push_str(&format!("- {}: {}\n", a.expert, a.text));
+    }
+    prompt
 }
 
 /// Why no consensus was reached.
@@ -160,5 +197,15 @@ mod tests {
         assert_eq!(g.groups[0], vec![0, 1]);
         assert_eq!(g.groups.len(), 3, "{:?}", g.groups);
         assert!(g.representative == 0 || g.representative == 1);
+    }
+
+    #[test]
+    fn the_judge_sees_the_question_and_every_answer_by_expert() {
+        let a = answers(&[("Lyon", 1.0), ("Paris", 1.0)]);
+        let prompt = judge_prompt("Capital of France?", &[a[1].clone(), a[0].clone()]);
+        assert!(prompt.contains("Question: Capital of France?"), "{prompt}");
+        let e0 = prompt.find("- e0: Lyon").expect("e0's answer");
+        let e1 = prompt.find("- e1: Paris").expect("e1's answer");
+        assert!(e0 < e1, "answers by expert, whatever order they came in");
     }
 }

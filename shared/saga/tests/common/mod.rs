@@ -41,6 +41,7 @@ pub fn requested(plan: Plan) -> SagaEvent {
     SagaEvent::PlanRequested(PlanRequested {
         plan,
         origin: Origin::Upstream,
+        policy: None,
     })
 }
 

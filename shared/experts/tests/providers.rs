@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use quorum_domain::expert::ErrorClass;
-use quorum_event_store::EventStore;
-use quorum_expert_fanout::config::{ExpertConfig, ProviderConfig};
-use quorum_expert_fanout::handler::Fanout;
-use quorum_expert_fanout::provider::anthropic::AnthropicConfig;
-use quorum_expert_fanout::provider::openai::OpenAiConfig;
-use quorum_expert_fanout::provider::retry::RetryConfig;
+use quorum_experts::provider::anthropic::AnthropicConfig;
+use quorum_experts::provider::openai::OpenAiConfig;
+use quorum_experts::provider::retry::RetryConfig;
+use quorum_experts::{ExpertConfig, Panel, ProviderConfig};
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -49,12 +47,8 @@ fn expert(provider: ProviderConfig) -> ExpertConfig {
     }
 }
 
-/// A fan-out whose store is never touched by `ask_expert` (a lazy pool connects to nothing).
-fn fanout(experts: Vec<ExpertConfig>) -> Fanout {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .connect_lazy("postgres://unused@127.0.0.1:1/unused")
-        .expect("a lazy pool");
-    Fanout::new(EventStore::new(pool), experts)
+fn panel(experts: Vec<ExpertConfig>) -> Panel {
+    Panel::new(experts)
 }
 
 fn completion(content: &str) -> serde_json::Value {
@@ -72,7 +66,7 @@ async fn openai_answers_are_read_with_their_usage() {
         .mount(&server)
         .await;
     let e = openai(&format!("{}/v1", server.uri()));
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "capital?").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "capital?").await;
     let reply = reply.expect("an answer");
     assert_eq!(reply.answer, "Paris");
     assert_eq!(reply.usage.map(|u| (u.prompt, u.completion)), Some((7, 3)));
@@ -93,7 +87,7 @@ async fn a_429_is_retried_after_its_retry_after() {
         .await;
     let e = openai(&server.uri());
     let started = std::time::Instant::now();
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "q").await;
     assert_eq!(reply.expect("answered on the retry").answer, "Paris");
     assert_eq!(attempts, 2);
     // The server's Retry-After (1 s), not the 10-50 ms backoff, set the pause.
@@ -109,7 +103,7 @@ async fn a_500_is_retried_until_the_retries_run_out() {
         .mount(&server)
         .await;
     let e = openai(&server.uri());
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "q").await;
     let err = reply.unwrap_err();
     assert_eq!((err.class, attempts), (ErrorClass::Server, 3));
     assert!(err.message.contains("boom"));
@@ -124,7 +118,7 @@ async fn other_4xx_and_malformed_answers_are_not_retried() {
         .mount(&server)
         .await;
     let e = openai(&server.uri());
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "q").await;
     assert_eq!(
         (reply.unwrap_err().class, attempts),
         (ErrorClass::Client, 1)
@@ -137,7 +131,7 @@ async fn other_4xx_and_malformed_answers_are_not_retried() {
         .mount(&server)
         .await;
     let e = openai(&server.uri());
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "q").await;
     assert_eq!(
         (reply.unwrap_err().class, attempts),
         (ErrorClass::Malformed, 1)
@@ -157,12 +151,12 @@ async fn a_slow_expert_times_out_and_a_missing_one_is_a_connect_error() {
         .await;
     let mut e = openai(&server.uri());
     e.timeout = Duration::from_millis(300);
-    let (reply, _) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, _) = panel(vec![e.clone()]).ask(&e, "q").await;
     assert_eq!(reply.unwrap_err().class, ErrorClass::Timeout);
 
     let port = quorum_devstack::free_port().expect("a port");
     let e = openai(&format!("http://127.0.0.1:{port}"));
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "q").await;
     assert_eq!(
         (reply.unwrap_err().class, attempts),
         (ErrorClass::Connect, 3)
@@ -188,7 +182,7 @@ async fn anthropic_messages_are_read_and_its_overload_retried() {
         .mount(&server)
         .await;
     let e = anthropic(&server.uri());
-    let (reply, attempts) = fanout(vec![e.clone()]).ask_expert(&e, "q").await;
+    let (reply, attempts) = panel(vec![e.clone()]).ask(&e, "q").await;
     let reply = reply.expect("answered on the retry");
     assert_eq!((reply.answer.as_str(), attempts), ("Paris", 2));
     assert_eq!(reply.usage.map(|u| u.prompt), Some(5));
@@ -204,16 +198,16 @@ async fn the_breaker_opens_on_repeated_failures_and_then_asks_no_one() {
         .await;
     let mut e = openai(&server.uri());
     e.breaker.failures = 2;
-    let f = fanout(vec![e.clone()]);
+    let f = panel(vec![e.clone()]);
     for _ in 0..2 {
         assert_eq!(
-            f.ask_expert(&e, "q").await.0.unwrap_err().class,
+            f.ask(&e, "q").await.0.unwrap_err().class,
             ErrorClass::Client
         );
     }
     assert_eq!(f.breakers["e"].state(), "open");
     // Open: refused at once, and the server is not asked a third time (`expect(2)`).
-    let (reply, attempts) = f.ask_expert(&e, "q").await;
+    let (reply, attempts) = f.ask(&e, "q").await;
     assert_eq!(
         (reply.unwrap_err().class, attempts),
         (ErrorClass::CircuitOpen, 0)
@@ -230,9 +224,9 @@ async fn calls_wait_for_the_experts_rate() {
         .await;
     let mut e = openai(&server.uri());
     e.rate_per_second = Some(4);
-    let f = fanout(vec![e.clone()]);
+    let f = panel(vec![e.clone()]);
     let started = std::time::Instant::now();
-    let calls = (0..6).map(|_| f.ask_expert(&e, "q"));
+    let calls = (0..6).map(|_| f.ask(&e, "q"));
     for (reply, _) in futures::future::join_all(calls).await {
         reply.expect("answered");
     }

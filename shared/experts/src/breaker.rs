@@ -99,6 +99,18 @@ impl Breaker {
         name(*self.lock())
     }
 
+    /// Failures in a row while closed (0 otherwise).
+    pub fn failures(&self) -> u32 {
+        match *self.lock() {
+            State::Closed { failures } => failures,
+            _ => 0,
+        }
+    }
+
+    pub fn expert(&self) -> &str {
+        &self.expert
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()

@@ -1,0 +1,150 @@
+//! The configured experts and the layers around every call to one of them, in the order ADR 10
+//! writes down: breaker, then the expert's whole timeout, then retries (HTTP providers), then the
+//! rate and concurrency limits on every attempt. Fan-out asks its experts through a panel; the
+//! consensus service asks its judge through one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use quorum_domain::expert::ErrorClass;
+
+use crate::breaker::Breaker;
+use crate::config::{ExpertConfig, ProviderConfig};
+use crate::provider::retry::with_retries;
+use crate::provider::{ProviderError, Reply, anthropic, openai};
+
+pub struct Panel {
+    experts: Vec<ExpertConfig>,
+    /// One per configured expert, by name.
+    pub breakers: HashMap<String, Breaker>,
+    /// Each expert's rate and concurrency limits, by name.
+    limits: HashMap<String, Limits>,
+    http: reqwest::Client,
+}
+
+impl Panel {
+    pub fn new(experts: Vec<ExpertConfig>) -> Self {
+        let breakers = experts
+            .iter()
+            .map(|e| (e.name.clone(), Breaker::new(&e.name, e.breaker.clone())))
+            .collect();
+        let limits = experts
+            .iter()
+            .map(|e| (e.name.clone(), Limits::new(e)))
+            .collect();
+        Self {
+            experts,
+            breakers,
+            limits,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Every configured expert, in config order.
+    pub fn experts(&self) -> &[ExpertConfig] {
+        &self.experts
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ExpertConfig> {
+        self.experts.iter().find(|e| e.name == name)
+    }
+
+    /// Asks `expert` within its timeout, with the retries its config allows, and tells its breaker
+    /// how it went. Returns the outcome and the attempts made.
+    pub async fn ask(
+        &self,
+        expert: &ExpertConfig,
+        question: &str,
+    ) -> (Result<Reply, ProviderError>, u32) {
+        let breaker = self.breakers.get(&expert.name);
+        if breaker.is_some_and(|b| b.acquire().is_err()) {
+            let open = ProviderError::new(
+                ErrorClass::CircuitOpen,
+                "the circuit breaker is open after repeated failures; not asked",
+            );
+            return (Err(open), 0);
+        }
+        let attempts = AtomicU32::new(0);
+        let outcome = tokio::time::timeout(expert.timeout, self.call(expert, question, &attempts))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProviderError::new(
+                    ErrorClass::Timeout,
+                    format!("no answer within {:?}", expert.timeout),
+                ))
+            });
+        if let Some(b) = breaker {
+            b.record(outcome.is_ok());
+        }
+        (outcome, attempts.load(Ordering::Relaxed))
+    }
+
+    /// One call to the expert's provider, with the retries its config allows.
+    async fn call(
+        &self,
+        expert: &ExpertConfig,
+        question: &str,
+        attempts: &AtomicU32,
+    ) -> Result<Reply, ProviderError> {
+        let Some(limits) = self.limits.get(&expert.name) else {
+            return Err(ProviderError::new(
+                ErrorClass::Unknown,
+                format!("{} is not one of this panel's experts", expert.name),
+            ));
+        };
+        match &expert.provider {
+            ProviderConfig::Scripted(s) => {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let _slot = limits.take().await;
+                s.ask(&expert.name, question)
+                    .await
+                    .map(|answer| Reply {
+                        answer,
+                        usage: None,
+                    })
+                    .map_err(|e| ProviderError::new(ErrorClass::Server, e.to_string()))
+            }
+            ProviderConfig::Openai(c) => {
+                with_retries(&expert.retry, attempts, || async {
+                    let _slot = limits.take().await;
+                    openai::ask(&self.http, c, question).await
+                })
+                .await
+            }
+            ProviderConfig::Anthropic(c) => {
+                with_retries(&expert.retry, attempts, || async {
+                    let _slot = limits.take().await;
+                    anthropic::ask(&self.http, c, question).await
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// An expert's rate and concurrency limits. Every attempt waits for both (an outgoing call is
+/// delayed, not refused), inside the expert's timeout, so a throttled expert times out instead of
+/// piling up.
+struct Limits {
+    rate: Option<governor::DefaultDirectRateLimiter>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Limits {
+    fn new(expert: &ExpertConfig) -> Self {
+        Self {
+            rate: expert
+                .rate_per_second
+                .and_then(std::num::NonZeroU32::new)
+                .map(|r| governor::RateLimiter::direct(governor::Quota::per_second(r))),
+            slots: tokio::sync::Semaphore::new(expert.concurrency.max(1)),
+        }
+    }
+
+    async fn take(&self) -> tokio::sync::SemaphorePermit<'_> {
+        if let Some(rate) = &self.rate {
+            rate.until_ready().await;
+        }
+        self.slots.acquire().await.expect("never closed")
+    }
+}
