@@ -235,3 +235,64 @@ async fn a_handler_slower_than_ack_wait_is_kept_alive_and_runs_once() -> anyhow:
     task.await?;
     Ok(())
 }
+
+/// Handles `slow/…` streams' messages only once `release` is set, and records every message it
+/// finishes, in order.
+struct Gate {
+    release: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Handler for Gate {
+    async fn handle(&self, d: &Delivery) -> Outcome {
+        let data =
+            String::from_utf8_lossy(d.event.data.as_deref().unwrap_or_default()).into_owned();
+        if data.starts_with("slow") {
+            while !self.release.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        self.done.lock().unwrap().push(data);
+        Outcome::Done
+    }
+}
+
+#[tokio::test]
+async fn a_busy_stream_holds_up_only_its_own_messages() -> anyhow::Result<()> {
+    let env = env().await?;
+    let slow = StreamId::parse("test/slow")?;
+    let fast = StreamId::parse("test/fast")?;
+    // The slow stream's messages come first, more of them than any one queue held.
+    for i in 0..6 {
+        publish(&env.js, &test_event("acme", &slow, &format!("slow {i}"))).await?;
+    }
+    for i in 0..6 {
+        publish(&env.js, &test_event("acme", &fast, &format!("fast {i}"))).await?;
+    }
+    let gate = Gate {
+        release: Default::default(),
+        done: Default::default(),
+    };
+    let (release, done) = (gate.release.clone(), gate.done.clone());
+    start(&env, config("c-busy"), gate);
+    // Every other stream's messages are handled while the slow one is still on its first.
+    wait_until("the fast stream to be handled", DEADLINE, || async {
+        (done.lock().unwrap().len() == 6).then_some(())
+    })
+    .await?;
+    assert!(done.lock().unwrap().iter().all(|d| d.starts_with("fast")));
+    release.store(true, Ordering::SeqCst);
+    wait_until("the slow stream to be handled", DEADLINE, || async {
+        (done.lock().unwrap().len() == 12).then_some(())
+    })
+    .await?;
+    // Each stream's messages in the order they were published.
+    let done = done.lock().unwrap().clone();
+    for stream in ["slow", "fast"] {
+        let order: Vec<&String> = done.iter().filter(|d| d.starts_with(stream)).collect();
+        let expected: Vec<String> = (0..6).map(|i| format!("{stream} {i}")).collect();
+        assert_eq!(order, expected.iter().collect::<Vec<_>>());
+    }
+    env.shutdown.cancel();
+    Ok(())
+}

@@ -459,7 +459,10 @@ async fn an_agreed_plan_runs_as_a_saga_only_within_the_query_and_tenant_policies
         wait_until("the saga to end", DEADLINE, || async {
             let events = store.read_stream(&stream, 1, 100).await.ok()?;
             let last = events.last()?;
-            last.event.ty.starts_with("quorum.tool.plan.").then(|| {
+            let ended = ["completed", "compensated", "failed"]
+                .map(|end| format!("quorum.tool.plan.{end}"))
+                .contains(&last.event.ty);
+            ended.then(|| {
                 let data: Value = serde_json::from_slice(last.event.data.as_deref()?).ok()?;
                 Some((last.event.ty.clone(), data))
             })?

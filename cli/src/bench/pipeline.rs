@@ -25,6 +25,9 @@ pub struct PipelineBenchArgs {
     /// last sustained rate and the first that was not is halved three times).
     #[arg(long, default_value_t = 3200)]
     pub max_rate: u64,
+    /// Skip the search: offer only this rate, and measure the overhead at it.
+    #[arg(long)]
+    pub at: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,6 +36,12 @@ pub struct PipelineReport {
     pub half_load_queries_per_sec: u64,
     pub overhead_p50_ms: f64,
     pub overhead_p99_ms: f64,
+    /// At half load: from the submit to the last expert result stored (relay, fan-out).
+    pub results_p50_ms: f64,
+    pub results_p99_ms: f64,
+    /// At half load: from the last result stored to the consensus (relay, consensus).
+    pub consensus_p50_ms: f64,
+    pub consensus_p99_ms: f64,
     /// Events the pipeline stored per second at the sustained rate (a query makes five).
     pub pipeline_events_per_sec: u64,
     pub raw_postgres_batched_rows_per_sec: f64,
@@ -92,7 +101,7 @@ pub async fn run(
     let mut max_sustained = 0;
     let mut failed = None;
     let mut rate = 50;
-    while rate <= args.max_rate {
+    while rate <= args.max_rate && args.at.is_none() {
         let result = offer(&client, &url, &key, pool, rate, args.step_seconds).await?;
         let sustained = result.sustained;
         rates.push(result);
@@ -103,7 +112,7 @@ pub async fn run(
         max_sustained = rate;
         rate *= 2;
     }
-    if let Some(mut hi) = failed {
+    if let Some(mut hi) = failed.filter(|_| args.at.is_none()) {
         for _ in 0..3 {
             let mid = (max_sustained + hi) / 2;
             if mid <= max_sustained {
@@ -118,20 +127,27 @@ pub async fn run(
             rates.push(result);
         }
     }
-    let half = (max_sustained / 2).max(1);
+    let half = args.at.unwrap_or((max_sustained / 2).max(1));
     let started_at = chrono::Utc::now();
     offer(&client, &url, &key, pool, half, args.step_seconds).await?;
-    let mut overhead = Samples::default();
-    let rows: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT s.recorded_at, c.recorded_at FROM events s JOIN events c ON c.stream_id = s.stream_id
-         WHERE s.type = 'quorum.query.submitted' AND c.type LIKE 'quorum.consensus.%'
-           AND s.recorded_at >= $1",
+    let (mut overhead, mut to_results, mut to_consensus) = Default::default();
+    type At = chrono::DateTime<chrono::Utc>;
+    let rows: Vec<(At, At, At)> = sqlx::query_as(
+        "SELECT s.recorded_at, max(e.recorded_at), c.recorded_at
+         FROM events s
+         JOIN events c ON c.stream_id = s.stream_id AND c.type LIKE 'quorum.consensus.%'
+         JOIN events e ON e.stream_id = s.stream_id AND e.type LIKE 'quorum.expert.%'
+         WHERE s.type = 'quorum.query.submitted' AND s.recorded_at >= $1
+         GROUP BY s.position, c.position",
     )
     .bind(started_at)
     .fetch_all(pool)
     .await?;
-    for (submitted, decided) in rows {
-        overhead.push((decided - submitted).to_std().unwrap_or_default());
+    let ms = |d: chrono::TimeDelta| d.to_std().unwrap_or_default();
+    for (submitted, results, decided) in rows {
+        Samples::push(&mut overhead, ms(decided - submitted));
+        Samples::push(&mut to_results, ms(results - submitted));
+        Samples::push(&mut to_consensus, ms(decided - results));
     }
     shutdown.cancel();
     shutdown.wait(Duration::from_secs(30)).await?;
@@ -140,6 +156,10 @@ pub async fn run(
         half_load_queries_per_sec: half,
         overhead_p50_ms: overhead.percentile(50.0),
         overhead_p99_ms: overhead.percentile(99.0),
+        results_p50_ms: to_results.percentile(50.0),
+        results_p99_ms: to_results.percentile(99.0),
+        consensus_p50_ms: to_consensus.percentile(50.0),
+        consensus_p99_ms: to_consensus.percentile(99.0),
         pipeline_events_per_sec: max_sustained * 5,
         raw_postgres_batched_rows_per_sec: raw_batched.round(),
         rates,
@@ -233,6 +253,11 @@ impl std::fmt::Display for PipelineReport {
             self.half_load_queries_per_sec,
             self.overhead_p50_ms,
             self.overhead_p99_ms
+        )?;
+        writeln!(
+            f,
+            "    of which submit -> last result p50 {:.1} ms, p99 {:.1} ms; last result -> consensus p50 {:.1} ms, p99 {:.1} ms",
+            self.results_p50_ms, self.results_p99_ms, self.consensus_p50_ms, self.consensus_p99_ms
         )?;
         writeln!(
             f,

@@ -97,18 +97,23 @@ impl Decider {
             stream.clone(),
             Bytes::from(data.expect("a consensus serializes")),
         );
-        // The consensus, the plan it proposes and the timer's row (decided) commit together.
-        let mut tx = self.pool.begin().await?;
-        EventStore::append_in(
-            &mut tx,
-            stream,
-            ExpectedVersion::Exact(query.version),
-            &[event],
-        )
-        .await?;
-        if let Some((saga, request)) = plan {
-            EventStore::append_in(&mut tx, &saga, ExpectedVersion::Exact(0), &[request]).await?;
+        let expected = ExpectedVersion::Exact(query.version);
+        match plan {
+            // One statement: the common case stays cheap.
+            None => {
+                self.store.append(stream, expected, &[event]).await?;
+            }
+            // The consensus and the plan it proposes commit together, or neither does.
+            Some((saga, request)) => {
+                let mut tx = self.pool.begin().await?;
+                EventStore::append_in(&mut tx, stream, expected, &[event]).await?;
+                EventStore::append_in(&mut tx, &saga, ExpectedVersion::Exact(0), &[request])
+                    .await?;
+                tx.commit().await?;
+            }
         }
+        // The timer's row, decided. A crash before this leaves the row for the timer, which
+        // finds the query decided and comes to `mark_decided`.
         sqlx::query(
             "INSERT INTO query_deadlines (stream_id, tenant, deadline_at, decided_at)
              VALUES ($1, $2, $3, now())
@@ -118,10 +123,27 @@ impl Decider {
         .bind(stream.as_str())
         .bind(tenant.as_str())
         .bind(query.deadline())
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(Step::Decided)
+    }
+
+    /// Writes the timer's row of a just-submitted query from its stored submission, without
+    /// folding: the submission alone decides nothing (each expert's result comes as its own
+    /// message), but its deadline must hold even if no result ever comes.
+    pub async fn register(&self, stream: &StreamId, deadline_ms: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO query_deadlines (stream_id, tenant, deadline_at)
+             SELECT stream_id, tenant, recorded_at + $2 * interval '1 millisecond' FROM events
+             WHERE stream_id = $1 AND type = 'quorum.query.submitted'
+             ORDER BY stream_version LIMIT 1
+             ON CONFLICT (stream_id) DO NOTHING",
+        )
+        .bind(stream.as_str())
+        .bind(deadline_ms as f64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn mark_decided(&self, stream: &StreamId) -> Result<(), StoreError> {

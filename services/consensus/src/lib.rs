@@ -17,6 +17,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quorum_domain::query::QuerySubmitted;
 use quorum_domain::{StreamId, types};
 use quorum_event_store::{EventStore, StoreError};
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
@@ -83,6 +84,18 @@ impl Handler for ConsensusHandler {
         };
         if self.recent().set.contains(stream.as_str()) {
             return Outcome::Done;
+        }
+        if delivery.event.ty == types::QUERY_SUBMITTED
+            && let Some(query) = delivery
+                .event
+                .data
+                .as_deref()
+                .and_then(|d| serde_json::from_slice::<QuerySubmitted>(d).ok())
+        {
+            return match self.decider.register(&stream, query.deadline_ms).await {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::retry(Duration::from_secs(1), e),
+            };
         }
         match self.decider.step(&stream).await {
             Ok(Step::Decided) => {

@@ -35,9 +35,26 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
         listener = None;
     }
     let mut wake = Wake::new(POLL);
+    // Where the projection was after its last step: an empty poll is then one short read, not a
+    // transaction. Another replica may have moved the checkpoint further; the step finds out.
+    let mut seen: Option<CommitCursor> = None;
     while !shutdown.is_cancelled() {
-        let idle = match step(&pool, &store).await {
-            Ok(applied) => applied == 0,
+        let new = match seen {
+            Some(at) => store.read_committed(at, 1).await.map(|e| !e.is_empty()),
+            None => Ok(true),
+        };
+        let idle = match new {
+            Ok(false) => true,
+            Ok(true) => match step(&pool, &store).await {
+                Ok(Stepped { applied, at }) => {
+                    seen = at;
+                    applied == 0
+                }
+                Err(e) => {
+                    warn!(error = %e, "queries projection");
+                    true
+                }
+            },
             Err(e) => {
                 warn!(error = %e, "queries projection");
                 true
@@ -86,7 +103,7 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
         .await?;
     tx.commit().await?;
     loop {
-        let applied = step(pool, &store).await?;
+        let applied = step(pool, &store).await?.applied;
         let at = load_consumer_checkpoint(pool, NAME).await?;
         progress(at.position);
         if applied == 0 {
@@ -101,7 +118,7 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
 /// Applies the next batch; returns how many events it read. The batch is read and folded into
 /// row changes first, then written in three statements: the transaction holds a transaction id
 /// only briefly, and every commit-order reader (the relay first) waits behind an open one.
-pub async fn step(pool: &PgPool, store: &EventStore) -> Result<usize, StoreError> {
+pub async fn step(pool: &PgPool, store: &EventStore) -> Result<Stepped, StoreError> {
     let mut tx = pool.begin().await?;
     let locked: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
@@ -109,17 +126,33 @@ pub async fn step(pool: &PgPool, store: &EventStore) -> Result<usize, StoreError
             .fetch_one(&mut *tx)
             .await?;
     if !locked {
-        return Ok(0);
+        return Ok(Stepped {
+            applied: 0,
+            at: None,
+        });
     }
     let after: CommitCursor = load_consumer_checkpoint(&mut *tx, NAME).await?;
     let events = store.read_committed(after, BATCH).await?;
     let Some(last) = events.last().map(RecordedEvent::cursor) else {
-        return Ok(0);
+        return Ok(Stepped {
+            applied: 0,
+            at: Some(after),
+        });
     };
     Changes::fold(&events).write(&mut tx).await?;
     save_consumer_checkpoint(&mut *tx, NAME, last).await?;
     tx.commit().await?;
-    Ok(events.len())
+    Ok(Stepped {
+        applied: events.len(),
+        at: Some(last),
+    })
+}
+
+/// What a step did: events applied, and the checkpoint after it (none when another replica held
+/// the projection).
+pub struct Stepped {
+    pub applied: usize,
+    pub at: Option<CommitCursor>,
 }
 
 /// What a batch of events changes in `queries`, by query. A query submitted in this batch is

@@ -11,7 +11,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use quorum_domain::expert::{ErrorClass, ExpertFailed, ExpertResponded};
 use quorum_domain::query::QuerySubmitted;
 use quorum_domain::{Event, StreamId, derived_event_id, types};
-use quorum_event_store::{EventStore, ExpectedVersion};
+use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
 use quorum_runtime::consumer::{Delivery, Handler, Outcome};
 
 use quorum_experts::{ExpertConfig, Panel};
@@ -63,10 +63,14 @@ impl Handler for Fanout {
         });
         // A redelivery asks only those whose result is not stored yet: the ids are derived, so a
         // stored result is found by id.
-        let stored: HashSet<String> = match self.store.read_stream(&stream, 1, 100_000).await {
-            Ok(events) => events.into_iter().map(|r| r.event.id).collect(),
-            Err(e) => return Outcome::retry(Duration::from_secs(1), e),
-        };
+        let (stored, mut version): (HashSet<String>, u64) =
+            match self.store.read_stream(&stream, 1, 100_000).await {
+                Ok(events) => (
+                    events.iter().map(|r| r.event.id.clone()).collect(),
+                    events.last().map_or(0, |r| r.stream_version),
+                ),
+                Err(e) => return Outcome::retry(Duration::from_secs(1), e),
+            };
         let pending: Vec<(u32, &String)> = asked
             .iter()
             .enumerate()
@@ -89,13 +93,27 @@ impl Handler for Fanout {
             while let Some(Some(event)) = asking.next().now_or_never() {
                 ready.push(event);
             }
-            if let Err(e) = self
+            // At the version last seen: one statement, no stream lock. Someone else appended
+            // meanwhile (a consensus at the deadline, a redelivery elsewhere): append after them.
+            let appended = match self
                 .store
-                .append(&stream, ExpectedVersion::Any, &ready)
+                .append(&stream, ExpectedVersion::Exact(version), &ready)
                 .await
             {
+                Err(StoreError::Conflict { .. }) => {
+                    self.store
+                        .append(&stream, ExpectedVersion::Any, &ready)
+                        .await
+                }
+                other => other,
+            };
+            match appended {
+                Ok(result) => {
+                    let last = result.events.iter().map(|a| a.stream_version).max();
+                    version = version.max(last.unwrap_or(version));
+                }
                 // What is not recorded is asked again on the redelivery.
-                return Outcome::retry(Duration::from_secs(1), e);
+                Err(e) => return Outcome::retry(Duration::from_secs(1), e),
             }
         }
         Outcome::Done

@@ -1,24 +1,29 @@
-//! Lanes: messages with the same key (the event's stream: `Quorum-Stream`, else `ce-subject`) always go to the same
-//! lane, and a lane handles one message at a time, so one stream's events are handled in order while
-//! different streams run in parallel.
+//! Lanes: one stream's messages (keyed by `Quorum-Stream`, else `ce-subject`) are handled one at a
+//! time and in order; different streams run in parallel on up to `concurrency` workers.
+//!
+//! A message whose stream is already being handled waits behind it, and a message that finds every
+//! worker busy waits for the first free one; neither holds up messages of other streams. (Hashing
+//! streams onto fixed lanes did: a query's four events, all of one stream, queued on one lane and
+//! stalled dispatch for everyone behind them.) At most `2 × concurrency` messages wait at once;
+//! beyond that, dispatch waits, which stops fetching (backpressure).
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use quorum_bus::decode;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::settle::Settler;
+use super::settle::{self, Settler};
 use super::{ConsumerConfig, Delivery, Handler, Outcome};
 use crate::metrics as names;
 
 pub(crate) struct Lanes {
-    senders: Vec<mpsc::Sender<jetstream::Message>>,
-    tasks: JoinSet<()>,
+    tx: mpsc::Sender<jetstream::Message>,
+    dispatcher: JoinHandle<()>,
 }
 
 impl Lanes {
@@ -27,66 +32,166 @@ impl Lanes {
         handler: Arc<H>,
         settler: Arc<Settler>,
     ) -> Self {
-        let mut senders = Vec::new();
-        let mut tasks = JoinSet::new();
-        for _ in 0..config.concurrency.max(1) {
-            // Capacity 1: a lane holds at most the message it runs and one waiting, so a slow stream
-            // blocks dispatch (backpressure) instead of piling up fetched messages.
-            let (tx, rx) = mpsc::channel(1);
-            senders.push(tx);
-            let lane = Lane {
-                handler: handler.clone(),
-                settler: settler.clone(),
-                consumer: config.name.clone(),
-                progress_every: config.ack_wait / 3,
-                max_deliver: config.max_deliver,
-            };
-            tasks.spawn(lane.run(rx));
-        }
-        Self { senders, tasks }
+        let worker = Arc::new(Worker {
+            handler,
+            settler,
+            consumer: config.name.clone(),
+            progress_every: config.ack_wait / 3,
+            max_deliver: config.max_deliver,
+        });
+        let (tx, rx) = mpsc::channel(1);
+        let dispatcher = tokio::spawn(dispatch_loop(rx, worker, config.concurrency.max(1)));
+        Self { tx, dispatcher }
     }
 
-    /// Hands `msg` to its lane, waiting while the lane is busy. On shutdown the message is given
-    /// back, unstarted.
+    /// Hands `msg` over, waiting while too many messages wait already. On shutdown the message is
+    /// given back, unstarted.
     pub(crate) async fn dispatch(
         &self,
         msg: jetstream::Message,
         shutdown: &CancellationToken,
     ) -> Result<(), jetstream::Message> {
-        let key = msg
-            .headers
-            .as_ref()
-            .and_then(|h| {
-                h.get(quorum_bus::STREAM_HEADER)
-                    .or_else(|| h.get("ce-subject"))
-            })
-            .map(|v| v.as_str().to_owned());
-        let mut hasher = DefaultHasher::new();
-        key.as_deref()
-            .unwrap_or(msg.subject.as_str())
-            .hash(&mut hasher);
-        let lane = &self.senders[(hasher.finish() % self.senders.len() as u64) as usize];
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => Err(msg),
-            permit = lane.reserve() => {
-                // A closed lane only happens if its task panicked; the message is then redelivered.
-                if let Ok(permit) = permit {
+            permit = self.tx.reserve() => match permit {
+                Ok(permit) => {
                     permit.send(msg);
+                    Ok(())
                 }
-                Ok(())
-            }
+                // Only if the dispatcher panicked; the message is then redelivered.
+                Err(_) => Err(msg),
+            },
         }
     }
 
-    /// Closes the lanes and waits until each has settled what it holds.
-    pub(crate) async fn drain(mut self) {
-        self.senders.clear();
-        while self.tasks.join_next().await.is_some() {}
+    /// Stops taking messages, gives back those not started, and waits until every running one
+    /// has settled.
+    pub(crate) async fn drain(self) {
+        drop(self.tx);
+        let _ = self.dispatcher.await;
     }
 }
 
-struct Lane<H> {
+fn key_of(msg: &jetstream::Message) -> String {
+    msg.headers
+        .as_ref()
+        .and_then(|h| {
+            h.get(quorum_bus::STREAM_HEADER)
+                .or_else(|| h.get("ce-subject"))
+        })
+        .map_or_else(|| msg.subject.to_string(), |v| v.as_str().to_owned())
+}
+
+/// Who runs what. A key in `queued` has a message running, or is in `ready` waiting for a worker;
+/// its queue holds the messages that follow, in order.
+struct Dispatch<H> {
+    worker: Arc<Worker<H>>,
+    concurrency: usize,
+    running: JoinSet<()>,
+    running_keys: HashMap<Id, String>,
+    queued: HashMap<String, VecDeque<jetstream::Message>>,
+    ready: VecDeque<String>,
+    waiting: usize,
+}
+
+impl<H: Handler> Dispatch<H> {
+    fn arrive(&mut self, msg: jetstream::Message) {
+        let key = key_of(&msg);
+        if let Some(queue) = self.queued.get_mut(&key) {
+            queue.push_back(msg);
+            self.waiting += 1;
+        } else if self.running.len() < self.concurrency {
+            self.queued.insert(key.clone(), VecDeque::new());
+            self.spawn(key, msg);
+        } else {
+            self.queued.insert(key.clone(), VecDeque::from([msg]));
+            self.ready.push_back(key);
+            self.waiting += 1;
+        }
+    }
+
+    /// `key`'s message settled: its next one runs, or a waiting stream gets the worker.
+    fn finished(&mut self, key: String) {
+        let next = self.queued.get_mut(&key).and_then(VecDeque::pop_front);
+        let (key, msg) = match next {
+            Some(msg) => (key, msg),
+            None => {
+                self.queued.remove(&key);
+                let Some(key) = self.ready.pop_front() else {
+                    return;
+                };
+                let msg = self
+                    .queued
+                    .get_mut(&key)
+                    .and_then(VecDeque::pop_front)
+                    .expect("a ready stream has a message");
+                (key, msg)
+            }
+        };
+        self.waiting -= 1;
+        self.spawn(key, msg);
+    }
+
+    fn spawn(&mut self, key: String, msg: jetstream::Message) {
+        let worker = self.worker.clone();
+        let handle = self.running.spawn(async move { worker.process(msg).await });
+        self.running_keys.insert(handle.id(), key);
+    }
+
+    /// On shutdown: every message not started goes back to JetStream for another replica.
+    async fn give_back_waiting(&mut self) {
+        for (_, queue) in self.queued.drain() {
+            for msg in queue {
+                settle::give_back(&msg).await;
+            }
+        }
+        self.ready.clear();
+        self.waiting = 0;
+    }
+}
+
+async fn dispatch_loop<H: Handler>(
+    mut rx: mpsc::Receiver<jetstream::Message>,
+    worker: Arc<Worker<H>>,
+    concurrency: usize,
+) {
+    let mut d = Dispatch {
+        worker,
+        concurrency,
+        running: JoinSet::new(),
+        running_keys: HashMap::new(),
+        queued: HashMap::new(),
+        ready: VecDeque::new(),
+        waiting: 0,
+    };
+    let most_waiting = 2 * concurrency;
+    let mut open = true;
+    loop {
+        tokio::select! {
+            msg = rx.recv(), if open && d.waiting < most_waiting => match msg {
+                Some(msg) => d.arrive(msg),
+                None => {
+                    open = false;
+                    d.give_back_waiting().await;
+                }
+            },
+            Some(done) = d.running.join_next_with_id(), if !d.running.is_empty() => {
+                // A panicked handler's message was never settled: JetStream redelivers it.
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                if let Some(key) = d.running_keys.remove(&id) {
+                    d.finished(key);
+                }
+            },
+            else => break,
+        }
+    }
+}
+
+struct Worker<H> {
     handler: Arc<H>,
     settler: Arc<Settler>,
     consumer: String,
@@ -94,13 +199,7 @@ struct Lane<H> {
     max_deliver: u32,
 }
 
-impl<H: Handler> Lane<H> {
-    async fn run(self, mut rx: mpsc::Receiver<jetstream::Message>) {
-        while let Some(msg) = rx.recv().await {
-            self.process(msg).await;
-        }
-    }
-
+impl<H: Handler> Worker<H> {
     async fn process(&self, msg: jetstream::Message) {
         let (stream_seq, delivered) = match msg.info() {
             Ok(info) => (
@@ -152,7 +251,7 @@ impl<H: Handler> Lane<H> {
             tokio::select! {
                 outcome = &mut handling => return outcome,
                 _ = ticker.tick() => {
-                    super::settle::in_progress(msg).await;
+                    settle::in_progress(msg).await;
                 }
             }
         }
