@@ -329,6 +329,15 @@ async fn two_consensus_replicas_record_exactly_one_consensus_per_query() -> anyh
     Ok(())
 }
 
+/// Two experts that say the same in other words, and one that contradicts them.
+fn paraphrases_and_a_contradiction() -> Vec<ExpertConfig> {
+    vec![
+        scripted("alpha", "The capital of France is Paris.", 0.0, 0),
+        scripted("beta", "Paris is the capital of France", 0.0, 0),
+        scripted("gamma", "The capital of France is Lyon.", 0.0, 0),
+    ]
+}
+
 #[tokio::test]
 async fn a_judge_merges_the_answers_and_the_grouping_still_names_the_dissent() -> anyhow::Result<()>
 {
@@ -342,16 +351,7 @@ async fn a_judge_merges_the_answers_and_the_grouping_still_names_the_dissent() -
         default_answer: "the judge did not see the answers".into(),
         ..Default::default()
     });
-    let p = pipeline_with_judge(
-        vec![
-            scripted("alpha", "The capital of France is Paris.", 0.0, 0),
-            scripted("beta", "Paris is the capital of France", 0.0, 0),
-            scripted("gamma", "The capital of France is Lyon.", 0.0, 0),
-        ],
-        1,
-        Some(judge),
-    )
-    .await?;
+    let p = pipeline_with_judge(paraphrases_and_a_contradiction(), 1, Some(judge)).await?;
     let stream = p
         .ask(json!({"question": "What is the capital of France?", "strategy": "judge"}))
         .await?;
@@ -371,11 +371,7 @@ async fn a_judge_merges_the_answers_and_the_grouping_still_names_the_dissent() -
 #[tokio::test]
 async fn a_failing_judge_leaves_the_most_central_answer_and_says_why() -> anyhow::Result<()> {
     let p = pipeline_with_judge(
-        vec![
-            scripted("alpha", "The capital of France is Paris.", 0.0, 0),
-            scripted("beta", "Paris is the capital of France", 0.0, 0),
-            scripted("gamma", "The capital of France is Lyon.", 0.0, 0),
-        ],
+        paraphrases_and_a_contradiction(),
         1,
         Some(scripted("judge", "unused", 1.0, 0)),
     )

@@ -56,17 +56,10 @@ impl Decider {
         let mut plan = None;
         let (ty, data) = match query.decide(&self.experts, Utc::now()) {
             Decision::Wait => {
-                // The timer's row, written before the query can be left waiting, so the deadline
-                // holds even if no other message about this query ever comes.
-                sqlx::query(
-                    "INSERT INTO query_deadlines (stream_id, tenant, deadline_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (stream_id) DO NOTHING",
-                )
-                .bind(stream.as_str())
-                .bind(tenant.as_str())
-                .bind(query.deadline())
-                .execute(&self.pool)
-                .await?;
+                // Written before the query can be left waiting, so the deadline holds even if no
+                // other message about this query ever comes.
+                self.timer_row(stream, tenant.as_str(), query.deadline(), false)
+                    .await?;
                 return Ok(Step::Waiting);
             }
             Decision::Reached(mut r) => {
@@ -112,20 +105,34 @@ impl Decider {
                 tx.commit().await?;
             }
         }
-        // The timer's row, decided. A crash before this leaves the row for the timer, which
-        // finds the query decided and comes to `mark_decided`.
+        // A crash before this leaves the row undecided for the timer, which finds the query
+        // decided and comes to `mark_decided`.
+        self.timer_row(stream, tenant.as_str(), query.deadline(), true)
+            .await?;
+        Ok(Step::Decided)
+    }
+
+    /// The timer's row of `stream`: written once, and marked decided when `decided`.
+    async fn timer_row(
+        &self,
+        stream: &StreamId,
+        tenant: &str,
+        deadline: chrono::DateTime<Utc>,
+        decided: bool,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO query_deadlines (stream_id, tenant, deadline_at, decided_at)
-             VALUES ($1, $2, $3, now())
+             VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END)
              ON CONFLICT (stream_id) DO UPDATE SET decided_at = now()
-             WHERE query_deadlines.decided_at IS NULL",
+             WHERE $4 AND query_deadlines.decided_at IS NULL",
         )
         .bind(stream.as_str())
-        .bind(tenant.as_str())
-        .bind(query.deadline())
+        .bind(tenant)
+        .bind(deadline)
+        .bind(decided)
         .execute(&self.pool)
         .await?;
-        Ok(Step::Decided)
+        Ok(())
     }
 
     /// Writes the timer's row of a just-submitted query from its stored submission, without
