@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 /// Where the stack's servers and services listen; `quorum up` writes it to `<data dir>/stack.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,8 +105,7 @@ pub struct Connected {
 }
 
 async fn pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(connections)
+    quorum_event_store::pool_options(connections)
         .connect(database_url)
         .await
         .map_err(|e| {

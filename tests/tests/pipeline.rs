@@ -50,6 +50,16 @@ async fn pipeline_with_judge(
     consensus_replicas: usize,
     judge: Option<ExpertConfig>,
 ) -> anyhow::Result<Pipeline> {
+    build(experts, true, consensus_replicas, judge).await
+}
+
+/// The relay and consensus, and the fan-out only if `fanout`.
+async fn build(
+    experts: Vec<ExpertConfig>,
+    fanout: bool,
+    consensus_replicas: usize,
+    judge: Option<ExpertConfig>,
+) -> anyhow::Result<Pipeline> {
     let env = quorum_e2e::env().await?;
     let shutdown = Shutdown::new();
     let readiness = Readiness::new();
@@ -60,13 +70,15 @@ async fn pipeline_with_judge(
         shutdown.token(),
     ));
     let names: Vec<String> = experts.iter().map(|e| e.name.clone()).collect();
-    quorum_expert_fanout::start(
-        env.db.pool.clone(),
-        env.js.clone(),
-        experts,
-        &shutdown,
-        &readiness,
-    );
+    if fanout {
+        quorum_expert_fanout::start(
+            env.db.pool.clone(),
+            env.js.clone(),
+            experts,
+            &shutdown,
+            &readiness,
+        );
+    }
     for _ in 0..consensus_replicas {
         quorum_consensus::start(
             env.db.pool.clone(),
@@ -267,6 +279,53 @@ async fn all_down_fails_and_a_silent_expert_is_ended_by_the_deadline() -> anyhow
         .map(|d| d["expert"].as_str().unwrap())
         .collect();
     assert!(dissent.contains(&"slow"), "{data}");
+    p.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_deadline_ends_a_query_while_expert_fanout_is_down() -> anyhow::Result<()> {
+    let experts = vec![
+        scripted("alpha", "Paris", 0.0, 0),
+        scripted("beta", "Paris", 0.0, 0),
+    ];
+    let p = build(experts, false, 1, None).await?;
+    // No result will ever come: only the deadline, held in Postgres, can end these.
+    let short = p
+        .ask(json!({"question": "capital?", "deadline_ms": 500}))
+        .await?;
+    let long = p
+        .ask(json!({"question": "capital?", "deadline_ms": 600_000}))
+        .await?;
+    let (ty, data) = p.consensus(&short).await?;
+    assert_eq!(
+        (ty.as_str(), data["reason"].as_str()),
+        (types::CONSENSUS_FAILED, Some("deadline")),
+        "{data}"
+    );
+    // The read model shows it ended, and the query whose deadline is far off still pending.
+    let id = |s: &StreamId| s.as_str().trim_start_matches("query/").to_owned();
+    wait_until(
+        "the read model to show the ended query",
+        DEADLINE,
+        || async {
+            let status: String =
+                sqlx::query_scalar("SELECT status FROM queries WHERE query_id = $1")
+                    .bind(id(&short))
+                    .fetch_one(&p.env.db.pool)
+                    .await
+                    .ok()?;
+            (status == "failed").then_some(())
+        },
+    )
+    .await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM queries WHERE query_id = $1")
+        .bind(id(&long))
+        .fetch_one(&p.env.db.pool)
+        .await?;
+    assert_eq!(status, "pending");
+    let events = p.env.store.read_stream(&long, 1, 100).await?;
+    assert_eq!(events.len(), 1, "nothing but the submission: {events:?}");
     p.shutdown.cancel();
     Ok(())
 }

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use super::up_config::UpConfig;
 use quorum_runtime::{Readiness, Shutdown, admin, metrics};
-use sqlx::postgres::PgPoolOptions;
 use tracing::info;
 
 use crate::local::LocalStack;
@@ -61,8 +60,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         None => target.urls()?,
     };
 
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
+    let pool = quorum_event_store::pool_options(32)
         .connect(&database_url)
         .await?;
     quorum_event_store::migrate(&pool).await?;

@@ -47,21 +47,13 @@ impl Decider {
             return Ok(Step::NoQuery);
         };
         if query.decided {
-            // A crash between the consensus and its timer row leaves the row for the timer,
-            // which comes here.
-            self.mark_decided(stream).await?;
             return Ok(Step::Decided);
         }
-        let tenant = events[0].tenant.clone();
         let mut plan = None;
         let (ty, data) = match query.decide(&self.experts, Utc::now()) {
-            Decision::Wait => {
-                // Written before the query can be left waiting, so the deadline holds even if no
-                // other message about this query ever comes.
-                self.timer_row(stream, tenant.as_str(), query.deadline(), false)
-                    .await?;
-                return Ok(Step::Waiting);
-            }
+            // Nothing to write: the read model holds the query's deadline, and the timer comes
+            // back to it then if no other message does.
+            Decision::Wait => return Ok(Step::Waiting),
             Decision::Reached(mut r) => {
                 if r.strategy == Strategy::Judge {
                     match &self.judge {
@@ -105,68 +97,15 @@ impl Decider {
                 tx.commit().await?;
             }
         }
-        // A crash before this leaves the row undecided for the timer, which finds the query
-        // decided and comes to `mark_decided`.
-        self.timer_row(stream, tenant.as_str(), query.deadline(), true)
-            .await?;
         Ok(Step::Decided)
     }
 
-    /// The timer's row of `stream`: written once, and marked decided when `decided`.
-    async fn timer_row(
-        &self,
-        stream: &StreamId,
-        tenant: &str,
-        deadline: chrono::DateTime<Utc>,
-        decided: bool,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO query_deadlines (stream_id, tenant, deadline_at, decided_at)
-             VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END)
-             ON CONFLICT (stream_id) DO UPDATE SET decided_at = now()
-             WHERE $4 AND query_deadlines.decided_at IS NULL",
-        )
-        .bind(stream.as_str())
-        .bind(tenant)
-        .bind(deadline)
-        .bind(decided)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Writes the timer's row of a just-submitted query from its stored submission, without
-    /// folding: the submission alone decides nothing (each expert's result comes as its own
-    /// message), but its deadline must hold even if no result ever comes.
-    pub async fn register(&self, stream: &StreamId, deadline_ms: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO query_deadlines (stream_id, tenant, deadline_at)
-             SELECT stream_id, tenant, recorded_at + $2 * interval '1 millisecond' FROM events
-             WHERE stream_id = $1 AND type = 'quorum.query.submitted'
-             ORDER BY stream_version LIMIT 1
-             ON CONFLICT (stream_id) DO NOTHING",
-        )
-        .bind(stream.as_str())
-        .bind(deadline_ms as f64)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn mark_decided(&self, stream: &StreamId) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE query_deadlines SET decided_at = now() WHERE stream_id = $1 AND decided_at IS NULL",
-        )
-        .bind(stream.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Queries whose deadline passed undecided, oldest first.
+    /// Queries past their deadline that the read model still shows pending, oldest first. One
+    /// just decided stays there until the projection applies its consensus; a fold finds it
+    /// decided meanwhile.
     pub async fn due(&self, limit: i64) -> Result<Vec<StreamId>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT stream_id FROM query_deadlines WHERE decided_at IS NULL AND deadline_at <= now()
+            "SELECT stream_id FROM queries WHERE status = 'pending' AND deadline_at <= now()
              ORDER BY deadline_at LIMIT $1",
         )
         .bind(limit)

@@ -1,7 +1,7 @@
 //! Consensus: folds the expert results of a query (rebuilt from the event store each time) and
 //! appends exactly one `quorum.consensus.reached` or `quorum.consensus.failed` per query: when the
 //! quorum is met and the rest answered, when all answered, or when the deadline passes. A timer
-//! over `query_deadlines` in Postgres ends queries whose experts never answer.
+//! over the deadlines the `queries` read model holds ends queries whose experts never answer.
 //! A `judge` query's answer is merged by a configured expert (`judge`); an agreed answer that is a
 //! tool plan, on a query whose tool policy allows it, is requested as a saga (`proposal`). The
 //! `queries` read model is a projection here too (`view`).
@@ -17,7 +17,6 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use quorum_domain::query::QuerySubmitted;
 use quorum_domain::{StreamId, types};
 use quorum_event_store::{EventStore, StoreError};
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
@@ -85,18 +84,6 @@ impl Handler for ConsensusHandler {
         if self.recent().set.contains(stream.as_str()) {
             return Outcome::Done;
         }
-        if delivery.event.ty == types::QUERY_SUBMITTED
-            && let Some(query) = delivery
-                .event
-                .data
-                .as_deref()
-                .and_then(|d| serde_json::from_slice::<QuerySubmitted>(d).ok())
-        {
-            return match self.decider.register(&stream, query.deadline_ms).await {
-                Ok(()) => Outcome::Done,
-                Err(e) => Outcome::retry(Duration::from_secs(1), e),
-            };
-        }
         match self.decider.step(&stream).await {
             Ok(Step::Decided) => {
                 self.recent().insert(stream.as_str());
@@ -127,13 +114,11 @@ pub fn start(
         experts,
         judge: judge.map(Judge::new),
     });
-    let filters = [
-        types::QUERY_SUBMITTED,
-        types::EXPERT_RESPONDED,
-        types::EXPERT_FAILED,
-    ]
-    .map(quorum_bus::subjects::event_type_filter)
-    .to_vec();
+    // Not the submissions: a submission alone decides nothing, and its deadline reaches the
+    // timer through the read model.
+    let filters = [types::EXPERT_RESPONDED, types::EXPERT_FAILED]
+        .map(quorum_bus::subjects::event_type_filter)
+        .to_vec();
     let mut config = ConsumerConfig::new(CONSUMER, filters);
     // Each message is a few short database round trips; many lanes keep the database busy.
     config.concurrency = 64;

@@ -8,11 +8,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use quorum_domain::types;
+
+use crate::fold::Query;
 use quorum_event_store::{
     CommitCursor, EventStore, RecordedEvent, StoreError, Wake, load_consumer_checkpoint,
     save_consumer_checkpoint,
 };
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -22,10 +25,9 @@ const BATCH: i64 = 500;
 /// How often the projection looks when no notification came.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Runs the projection until `shutdown`. Replicas take turns: a batch runs under a transaction
-/// advisory lock, and whoever does not get it waits for the next round.
+/// Runs the projection until `shutdown`. Replicas take turns: a batch is written under a
+/// transaction advisory lock, and whoever does not get it waits for the next round.
 pub async fn run(pool: PgPool, shutdown: CancellationToken) {
-    let store = EventStore::new(pool.clone());
     // Woken by each append's notification, polling as a fallback (a lost listener connection).
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.ok();
     if let Some(l) = listener.as_mut()
@@ -35,34 +37,38 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
         listener = None;
     }
     let mut wake = Wake::new(POLL);
-    // Where the projection was after its last step: an empty poll is then one short read, not a
-    // transaction. Another replica may have moved the checkpoint further; the step finds out.
+    // One connection for every round, so a round costs only its own statements; a failed round
+    // drops it and the next takes a fresh one.
+    let mut conn: Option<PoolConnection<Postgres>> = None;
+    // Where the projection was after its last round: reads start there without loading the
+    // checkpoint. Another replica may have moved the checkpoint further; the write finds out.
     let mut seen: Option<CommitCursor> = None;
     while !shutdown.is_cancelled() {
-        let new = match seen {
-            Some(at) => store.read_committed(at, 1).await.map(|e| !e.is_empty()),
-            None => Ok(true),
+        let round = async {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => conn.insert(pool.acquire().await?),
+            };
+            step(c, seen).await
         };
-        let idle = match new {
-            Ok(false) => true,
-            Ok(true) => match step(&pool, &store).await {
-                Ok(Stepped { applied, at }) => {
-                    seen = at;
-                    applied == 0
+        match round.await {
+            Ok(stepped) => {
+                seen = Some(stepped.at);
+                if stepped.more {
+                    continue;
                 }
-                Err(e) => {
-                    warn!(error = %e, "queries projection");
-                    true
+                if stepped.held {
+                    wake.held();
+                } else {
+                    wake.caught_up();
                 }
-            },
+            }
             Err(e) => {
                 warn!(error = %e, "queries projection");
-                true
+                conn = None;
+                seen = None;
+                wake.held();
             }
-        };
-        if !idle {
-            wake.active();
-            continue;
         }
         let notified = async {
             match listener.as_mut() {
@@ -72,14 +78,15 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
         };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            n = notified => match n {
-                Ok(()) => wake.active(),
-                Err(e) => {
-                    warn!(error = %e, "queries projection polls: listener lost");
-                    listener = None;
-                }
+            n = notified => if let Err(e) = n {
+                warn!(error = %e, "queries projection polls: listener lost");
+                listener = None;
             },
             _ = tokio::time::sleep(wake.wait()) => {}
+        }
+        // One read takes every commit notified so far.
+        if let Some(l) = listener.as_mut() {
+            while l.next_buffered().is_some() {}
         }
     }
 }
@@ -102,12 +109,12 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    let mut conn = pool.acquire().await?;
     loop {
-        let applied = step(pool, &store).await?.applied;
-        let at = load_consumer_checkpoint(pool, NAME).await?;
-        progress(at.position);
-        if applied == 0 {
-            if head.is_none_or(|h| at >= h) {
+        let stepped = step(&mut conn, None).await?;
+        progress(stepped.at.position);
+        if !stepped.more {
+            if head.is_none_or(|h| stepped.at >= h) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -115,44 +122,69 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
     }
 }
 
-/// Applies the next batch; returns how many events it read. The batch is read and folded into
-/// row changes first, then written in three statements: the transaction holds a transaction id
-/// only briefly, and every commit-order reader (the relay first) waits behind an open one.
-pub async fn step(pool: &PgPool, store: &EventStore) -> Result<Stepped, StoreError> {
-    let mut tx = pool.begin().await?;
+/// One round: reads the next batch after `seen` (the checkpoint when `None`), and applies it.
+///
+/// The read comes first, outside any transaction: a round that finds nothing is that one read.
+/// A batch is folded into row changes, then written in three statements with the checkpoint:
+/// the transaction holds a transaction id only briefly, since every commit-order reader (the
+/// relay first) waits behind an open one. If the checkpoint is not where the read started
+/// (another replica applied those events, or a rebuild reset it), nothing is written and the
+/// round reports where it is.
+pub async fn step(
+    conn: &mut PgConnection,
+    seen: Option<CommitCursor>,
+) -> Result<Stepped, StoreError> {
+    let after = match seen {
+        Some(at) => at,
+        None => load_consumer_checkpoint(&mut *conn, NAME).await?,
+    };
+    let read = EventStore::read_committed_on(conn, after, BATCH).await?;
+    let Some(last) = read.events.last().map(RecordedEvent::cursor) else {
+        return Ok(Stepped {
+            applied: 0,
+            at: after,
+            more: false,
+            held: read.held,
+        });
+    };
+    let mut tx = conn.begin().await?;
     let locked: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(NAME)
             .fetch_one(&mut *tx)
             .await?;
-    if !locked {
+    let at = load_consumer_checkpoint(&mut *tx, NAME).await?;
+    if !locked || at != after {
+        // Another replica holds the lock or has moved on: read again from where it stands.
         return Ok(Stepped {
             applied: 0,
-            at: None,
+            at,
+            more: locked,
+            held: !locked,
         });
     }
-    let after: CommitCursor = load_consumer_checkpoint(&mut *tx, NAME).await?;
-    let events = store.read_committed(after, BATCH).await?;
-    let Some(last) = events.last().map(RecordedEvent::cursor) else {
-        return Ok(Stepped {
-            applied: 0,
-            at: Some(after),
-        });
-    };
-    Changes::fold(&events).write(&mut tx).await?;
+    Changes::fold(&read.events).write(&mut tx).await?;
     save_consumer_checkpoint(&mut *tx, NAME, last).await?;
     tx.commit().await?;
     Ok(Stepped {
-        applied: events.len(),
-        at: Some(last),
+        applied: read.events.len(),
+        at: last,
+        more: read.events.len() as i64 == BATCH,
+        held: read.held,
     })
 }
 
-/// What a step did: events applied, and the checkpoint after it (none when another replica held
-/// the projection).
+/// What a round did.
 pub struct Stepped {
+    /// Events applied.
     pub applied: usize,
-    pub at: Option<CommitCursor>,
+    /// The checkpoint after it.
+    pub at: CommitCursor,
+    /// Read again at once: the batch was full, or another replica had moved the checkpoint.
+    pub more: bool,
+    /// Events wait behind the watermark (or another replica holds the projection): read again
+    /// soon even without a notification.
+    pub held: bool,
 }
 
 /// What a batch of events changes in `queries`, by query. A query submitted in this batch is
@@ -172,6 +204,9 @@ struct Submitted {
     tenant: String,
     question: String,
     at: DateTime<Utc>,
+    /// When the deadline timer ends the query, as its fold computes it; none for a submission
+    /// the fold cannot read either (consensus can never decide it, so it is never due).
+    deadline: Option<DateTime<Utc>>,
 }
 
 impl Changes {
@@ -195,6 +230,7 @@ impl Changes {
                     tenant: r.tenant.as_str().to_owned(),
                     question: data()["question"].as_str().unwrap_or_default().to_owned(),
                     at: r.recorded_at,
+                    deadline: Query::fold(std::slice::from_ref(r)).map(|q| q.deadline()),
                 }),
                 ty @ (types::EXPERT_RESPONDED | types::EXPERT_FAILED) => {
                     let mut result = data();
@@ -230,9 +266,13 @@ impl Changes {
                 self.submitted.iter().map(f).collect()
             };
             let at: Vec<DateTime<Utc>> = self.submitted.iter().map(|s| s.at).collect();
+            let deadline: Vec<Option<DateTime<Utc>>> =
+                self.submitted.iter().map(|s| s.deadline).collect();
             sqlx::query(
-                "INSERT INTO queries (query_id, stream_id, tenant, question, submitted_at)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                "INSERT INTO queries (query_id, stream_id, tenant, question, submitted_at, deadline_at)
+                 SELECT q, s, t, x, a, coalesce(d, 'infinity')
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                             $6::timestamptz[]) AS u(q, s, t, x, a, d)
                  ON CONFLICT (query_id) DO NOTHING",
             )
             .bind(col(|s| s.query_id.clone()))
@@ -240,6 +280,7 @@ impl Changes {
             .bind(col(|s| s.tenant.clone()))
             .bind(col(|s| s.question.clone()))
             .bind(at)
+            .bind(deadline)
             .execute(&mut *tx)
             .await?;
         }

@@ -20,7 +20,6 @@ use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig};
 use quorum_runtime::{Readiness, Shutdown};
 use quorum_schemas::Schemas;
-use sqlx::postgres::PgPoolOptions;
 use tracing::info;
 
 pub use config::IngestConfig;
@@ -46,8 +45,7 @@ pub async fn start(
     shutdown: &Shutdown,
     readiness: &Readiness,
 ) -> anyhow::Result<Running> {
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
+    let pool = quorum_event_store::pool_options(32)
         .connect(&config.common.database_url)
         .await
         .context("connect to Postgres")?;

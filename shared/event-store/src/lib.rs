@@ -8,6 +8,7 @@ mod dead_letters;
 mod error;
 mod find;
 mod migrate;
+mod pool;
 mod read;
 mod recorded;
 mod store;
@@ -22,6 +23,8 @@ pub use dead_letters::{DeadLetter, FailedAttempt, dead_letter_stream, park_dead_
 pub use error::{StoreError, is_transient};
 pub use find::{Filter, Selection};
 pub use migrate::migrate;
+pub use pool::pool_options;
+pub use read::Committed;
 pub use recorded::{CommitCursor, RecordedEvent};
 pub use store::EventStore;
 pub use wake::Wake;

@@ -3,6 +3,7 @@
 use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, PgPool};
 
+use crate::read::Committed;
 use crate::{AppendResult, CommitCursor, ExpectedVersion, RecordedEvent, StoreError, append, read};
 
 /// The event store on one Postgres database. Cheap to clone.
@@ -162,18 +163,27 @@ impl EventStore {
         &self,
         after: CommitCursor,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read::read_committed(&mut *self.pool.acquire().await?, after, limit).await
+    ) -> Result<Committed<RecordedEvent>, StoreError> {
+        Self::read_committed_on(&mut *self.pool.acquire().await?, after, limit).await
+    }
+
+    /// [`Self::read_committed`] on the caller's connection: a reader that loops keeps one.
+    pub async fn read_committed_on(
+        conn: &mut PgConnection,
+        after: CommitCursor,
+        limit: i64,
+    ) -> Result<Committed<RecordedEvent>, StoreError> {
+        read::read_committed(conn, after, limit).await
     }
 
     /// [`Self::read_committed`] for the relay: each event comes with whether its stream predecessor is
     /// later in commit order, in which case it must be held back until the predecessor is published.
     pub async fn read_committed_for_relay(
-        &self,
+        conn: &mut PgConnection,
         after: CommitCursor,
         limit: i64,
-    ) -> Result<Vec<(RecordedEvent, bool)>, StoreError> {
-        read::read_committed_for_relay(&mut *self.pool.acquire().await?, after, limit).await
+    ) -> Result<Committed<(RecordedEvent, bool)>, StoreError> {
+        read::read_committed_for_relay(conn, after, limit).await
     }
 
     /// The commit-order cursor of the newest stored event below the watermark, and its recording time:

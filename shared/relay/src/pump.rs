@@ -27,7 +27,6 @@ use quorum_runtime::metrics as names;
 
 pub(crate) struct Pump {
     pool: PgPool,
-    store: EventStore,
     js: jetstream::Context,
     config: RelayConfig,
     holds: Holds,
@@ -42,7 +41,6 @@ pub(crate) struct Pump {
 impl Pump {
     pub(crate) fn new(pool: PgPool, js: jetstream::Context, config: RelayConfig) -> Self {
         Self {
-            store: EventStore::new(pool.clone()),
             pool,
             js,
             config,
@@ -54,6 +52,9 @@ impl Pump {
         }
     }
 
+    /// Leads until `shutdown` or an error. Every read and checkpoint goes through `lock`, the
+    /// connection that holds the leader's lock: once that connection is gone, so is the lock, and
+    /// a relay that lost it can no longer move the checkpoint a new leader relies on.
     pub(crate) async fn run(
         mut self,
         lock: &mut PgConnection,
@@ -69,21 +70,23 @@ impl Pump {
         let mut wake = Wake::new(self.config.poll_interval);
         loop {
             if shutdown.is_cancelled() {
-                return self.finish().await;
+                return self.finish(lock).await;
             }
             if Instant::now() >= next_check {
                 still_leader(lock).await?;
                 self.check_stream().await?;
                 next_check = Instant::now() + self.config.check_interval;
             }
-            let busy = self.pump_batch().await?;
-            if busy {
-                wake.active();
+            if self.pump_batch(lock, &mut wake).await? {
                 continue;
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return self.finish().await,
-                n = listener.try_recv() => { n?; wake.active(); }
+                _ = shutdown.cancelled() => return self.finish(lock).await,
+                n = listener.try_recv() => {
+                    n?;
+                    // One read takes every commit notified so far.
+                    while listener.next_buffered().is_some() {}
+                }
                 _ = tokio::time::sleep(wake.wait()) => {}
             }
         }
@@ -112,30 +115,43 @@ impl Pump {
         Ok(())
     }
 
-    /// Reads the next batch while the previous one's acks are on their way, settles the previous
-    /// batch (acks in order, then the checkpoint), and sends the new one. Returns true while there
-    /// is work: a batch sent now must be settled on the next call.
-    async fn pump_batch(&mut self) -> Result<bool, RelayError> {
-        let batch = self
-            .store
-            .read_committed_for_relay(self.read, self.config.batch_size)
-            .await?;
-        let full = batch.len() as i64 == self.config.batch_size;
+    /// Reads the next batch, settles the previous one (acks in order, then the checkpoint), and
+    /// sends the new one. A full batch is left in flight and true returned: the next call reads
+    /// on while its acks come. A partial one is everything committed, so it is settled at once
+    /// rather than by a read that would find nothing, and `wake` learns when to read again.
+    async fn pump_batch(
+        &mut self,
+        conn: &mut PgConnection,
+        wake: &mut Wake,
+    ) -> Result<bool, RelayError> {
+        let read =
+            EventStore::read_committed_for_relay(conn, self.read, self.config.batch_size).await?;
+        let full = read.events.len() as i64 == self.config.batch_size;
         if let Some(previous) = self.inflight.take() {
-            self.settle(previous).await?;
+            self.settle(conn, previous).await?;
         }
-        if batch.is_empty() {
+        if read.events.is_empty() {
             metrics::gauge!(names::RELAY_LAG_SECONDS).set(0.0);
-            return Ok(false);
+        } else {
+            let sent = self.send(read.events, full).await?;
+            if full {
+                self.inflight = Some(sent);
+                return Ok(true);
+            }
+            self.settle(conn, sent).await?;
         }
-        self.inflight = Some(self.send(batch, full).await?);
-        Ok(true)
+        if read.held {
+            wake.held();
+        } else {
+            wake.caught_up();
+        }
+        Ok(false)
     }
 
     /// Settles what is in flight; called before returning on shutdown.
-    pub(crate) async fn finish(&mut self) -> Result<(), RelayError> {
+    pub(crate) async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), RelayError> {
         if let Some(previous) = self.inflight.take() {
-            self.settle(previous).await?;
+            self.settle(conn, previous).await?;
         }
         Ok(())
     }
@@ -181,7 +197,7 @@ impl Pump {
     }
 
     /// Awaits a batch's acks in order, then moves the checkpoint.
-    async fn settle(&mut self, batch: InFlight) -> Result<(), RelayError> {
+    async fn settle(&mut self, conn: &mut PgConnection, batch: InFlight) -> Result<(), RelayError> {
         let mut last_id = None;
         let mut published = 0u64;
         let mut republished = 0u64;
@@ -223,7 +239,7 @@ impl Pump {
             stream_seq: self.last_seq,
             event_id: last_id,
         };
-        save_relay_checkpoint(&self.pool, &self.config.name, &checkpoint).await?;
+        save_relay_checkpoint(&mut *conn, &self.config.name, &checkpoint).await?;
         debug!(published, cursor = %checkpoint.cursor, seq = self.last_seq, "relay batch");
         Ok(())
     }

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::config::{CommonConfig, Validate, load_validated};
 use crate::{Readiness, Shutdown, admin, metrics, telemetry};
@@ -30,8 +29,7 @@ pub struct Context {
 
 /// Connects to the stack `common` names, applies migrations and creates the streams.
 pub async fn connect(common: &CommonConfig) -> Result<(PgPool, async_nats::Client), String> {
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
+    let pool = quorum_event_store::pool_options(32)
         .connect(&common.database_url)
         .await
         .map_err(|e| format!("connect to Postgres: {e}"))?;

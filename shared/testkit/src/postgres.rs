@@ -9,7 +9,6 @@ use std::process::Command;
 use anyhow::Context;
 use quorum_devstack::{Postgres, PostgresOptions};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::OnceCell;
 
 /// The test process's cluster: fsync, synchronous commit and full-page writes off.
@@ -67,8 +66,7 @@ impl TestPostgres {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         self.server.create_database(&name)?;
         let url = self.server.url(&name);
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
+        let pool = quorum_event_store::pool_options(20)
             .connect(&url)
             .await
             .with_context(|| format!("connect to {url}"))?;
