@@ -108,6 +108,8 @@ impl Decider {
             "SELECT stream_id FROM queries WHERE status = 'pending' AND deadline_at <= now()
              ORDER BY deadline_at LIMIT $1",
         )
+        // Planned each time: a plan cached while `queries` was small would scan it whole.
+        .persistent(false)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

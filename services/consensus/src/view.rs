@@ -1,6 +1,7 @@
 //! The `queries` read model: a projection over every event in commit order. Each batch of rows is
 //! committed with the projection's checkpoint, so a crash replays nothing twice and skips nothing;
-//! rebuilding it is dropping the rows and the checkpoint.
+//! rebuilding it is dropping the rows and the checkpoint. Each row carries its query's deadline,
+//! which the deadline timer reads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,10 +13,9 @@ use quorum_domain::types;
 use crate::fold::Query;
 use quorum_event_store::{
     CommitCursor, EventStore, RecordedEvent, StoreError, Wake, load_consumer_checkpoint,
-    save_consumer_checkpoint,
 };
 use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -25,8 +25,9 @@ const BATCH: i64 = 500;
 /// How often the projection looks when no notification came.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Runs the projection until `shutdown`. Replicas take turns: a batch is written under a
-/// transaction advisory lock, and whoever does not get it waits for the next round.
+/// Runs the projection until `shutdown`. Replicas may run side by side: each batch is written
+/// with a move of the checkpoint from where its read started, so only one replica's write of a
+/// batch applies, and the other reads on from where the winner left the checkpoint.
 pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     // Woken by each append's notification, polling as a fallback (a lost listener connection).
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.ok();
@@ -91,23 +92,21 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     }
 }
 
-/// Drops the read model and builds it again from the first event: the rows and the checkpoint go
-/// in one transaction under the projection's lock, so a running projection sees the old state or
-/// none of it; then batches are applied here until the model reaches the store's head (a running
-/// projection may apply some of them, which is as good). `progress` gets the checkpoint's position.
+/// Drops the read model and builds it again from the first event. The checkpoint is deleted
+/// first, in the same transaction as the rows: that takes the row every projection write moves,
+/// so a running projection's write either commits before (and its rows are deleted here) or
+/// waits and then finds the checkpoint gone and writes nothing. Batches are then applied here
+/// until the model reaches the store's head (a running projection may apply some of them, which
+/// is as good). `progress` gets the checkpoint's position.
 pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(), StoreError> {
     let store = EventStore::new(pool.clone());
     let head = store.head().await?.map(|(c, _)| c);
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(NAME)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM queries").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM consumer_checkpoints WHERE name = $1")
         .bind(NAME)
         .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM queries").execute(&mut *tx).await?;
     tx.commit().await?;
     let mut conn = pool.acquire().await?;
     loop {
@@ -124,12 +123,11 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
 
 /// One round: reads the next batch after `seen` (the checkpoint when `None`), and applies it.
 ///
-/// The read comes first, outside any transaction: a round that finds nothing is that one read.
-/// A batch is folded into row changes, then written in three statements with the checkpoint:
-/// the transaction holds a transaction id only briefly, since every commit-order reader (the
-/// relay first) waits behind an open one. If the checkpoint is not where the read started
-/// (another replica applied those events, or a rebuild reset it), nothing is written and the
-/// round reports where it is.
+/// A round that finds nothing is that one read. A batch is folded into row changes and written
+/// with the checkpoint in one statement, so no transaction stays open across round trips (every
+/// commit-order reader, the relay first, waits behind an open one). If the checkpoint is not
+/// where the read started (another replica applied those events, or a rebuild reset it),
+/// nothing is written and the round reports where it is.
 pub async fn step(
     conn: &mut PgConnection,
     seen: Option<CommitCursor>,
@@ -147,25 +145,15 @@ pub async fn step(
             held: read.held,
         });
     };
-    let mut tx = conn.begin().await?;
-    let locked: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(NAME)
-            .fetch_one(&mut *tx)
-            .await?;
-    let at = load_consumer_checkpoint(&mut *tx, NAME).await?;
-    if !locked || at != after {
-        // Another replica holds the lock or has moved on: read again from where it stands.
+    if !Changes::fold(&read.events).write(conn, after, last).await? {
+        // Another replica applied these, or a rebuild started over: read on from where it is.
         return Ok(Stepped {
             applied: 0,
-            at,
-            more: locked,
-            held: !locked,
+            at: load_consumer_checkpoint(&mut *conn, NAME).await?,
+            more: true,
+            held: false,
         });
     }
-    Changes::fold(&read.events).write(&mut tx).await?;
-    save_consumer_checkpoint(&mut *tx, NAME, last).await?;
-    tx.commit().await?;
     Ok(Stepped {
         applied: read.events.len(),
         at: last,
@@ -182,24 +170,25 @@ pub struct Stepped {
     pub at: CommitCursor,
     /// Read again at once: the batch was full, or another replica had moved the checkpoint.
     pub more: bool,
-    /// Events wait behind the watermark (or another replica holds the projection): read again
-    /// soon even without a notification.
+    /// Events wait behind the watermark: read again soon even without a notification.
     pub held: bool,
 }
 
-/// What a batch of events changes in `queries`, by query. A query submitted in this batch is
-/// inserted before its results and consensus apply, since commit order puts its submission first.
+/// What a batch of events changes in `queries`, by query.
 #[derive(Default)]
-struct Changes {
-    submitted: Vec<Submitted>,
-    /// Each query's results in this batch, as one object of expert -> result.
-    experts: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-    /// (query, status, consensus, decided at).
-    decided: BTreeMap<String, (&'static str, serde_json::Value, DateTime<Utc>)>,
+struct Changes(BTreeMap<String, Change>);
+
+#[derive(Default)]
+struct Change {
+    /// The submission, when it is in this batch: the row is new.
+    submitted: Option<Submitted>,
+    /// The results in this batch, as one object of expert -> result.
+    experts: serde_json::Map<String, serde_json::Value>,
+    /// (status, consensus, decided at).
+    decided: Option<(&'static str, serde_json::Value, DateTime<Utc>)>,
 }
 
 struct Submitted {
-    query_id: String,
     stream_id: String,
     tenant: String,
     question: String,
@@ -207,6 +196,26 @@ struct Submitted {
     /// When the deadline timer ends the query, as its fold computes it; none for a submission
     /// the fold cannot read either (consensus can never decide it, so it is never due).
     deadline: Option<DateTime<Utc>>,
+}
+
+/// The columns of new rows, and of changes to rows already there, as arrays for `UNNEST`.
+#[derive(Default)]
+struct Columns {
+    new_ids: Vec<String>,
+    streams: Vec<String>,
+    tenants: Vec<String>,
+    questions: Vec<String>,
+    submitted_at: Vec<DateTime<Utc>>,
+    deadlines: Vec<Option<DateTime<Utc>>>,
+    new_experts: Vec<serde_json::Value>,
+    new_status: Vec<Option<&'static str>>,
+    new_consensus: Vec<Option<serde_json::Value>>,
+    new_decided_at: Vec<Option<DateTime<Utc>>>,
+    old_ids: Vec<String>,
+    old_experts: Vec<serde_json::Value>,
+    old_status: Vec<Option<&'static str>>,
+    old_consensus: Vec<Option<serde_json::Value>>,
+    old_decided_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Changes {
@@ -223,15 +232,29 @@ impl Changes {
                     .and_then(|d| serde_json::from_slice(d).ok())
                     .unwrap_or_default()
             };
-            match r.event.ty.as_str() {
-                types::QUERY_SUBMITTED => c.submitted.push(Submitted {
-                    query_id: query_id.to_owned(),
-                    stream_id: r.stream_id.as_str().to_owned(),
-                    tenant: r.tenant.as_str().to_owned(),
-                    question: data()["question"].as_str().unwrap_or_default().to_owned(),
-                    at: r.recorded_at,
-                    deadline: Query::fold(std::slice::from_ref(r)).map(|q| q.deadline()),
-                }),
+            let ty = r.event.ty.as_str();
+            if ![
+                types::QUERY_SUBMITTED,
+                types::EXPERT_RESPONDED,
+                types::EXPERT_FAILED,
+                types::CONSENSUS_REACHED,
+                types::CONSENSUS_FAILED,
+            ]
+            .contains(&ty)
+            {
+                continue;
+            }
+            let change = c.0.entry(query_id.to_owned()).or_default();
+            match ty {
+                types::QUERY_SUBMITTED => {
+                    change.submitted = Some(Submitted {
+                        stream_id: r.stream_id.as_str().to_owned(),
+                        tenant: r.tenant.as_str().to_owned(),
+                        question: data()["question"].as_str().unwrap_or_default().to_owned(),
+                        at: r.recorded_at,
+                        deadline: Query::fold(std::slice::from_ref(r)).map(|q| q.deadline()),
+                    })
+                }
                 ty @ (types::EXPERT_RESPONDED | types::EXPERT_FAILED) => {
                     let mut result = data();
                     let expert = result["expert"].as_str().unwrap_or_default().to_owned();
@@ -240,10 +263,7 @@ impl Changes {
                     } else {
                         "failed".into()
                     };
-                    c.experts
-                        .entry(query_id.to_owned())
-                        .or_default()
-                        .insert(expert, result);
+                    change.experts.insert(expert, result);
                 }
                 ty @ (types::CONSENSUS_REACHED | types::CONSENSUS_FAILED) => {
                     let status = if ty == types::CONSENSUS_REACHED {
@@ -251,8 +271,7 @@ impl Changes {
                     } else {
                         "failed"
                     };
-                    c.decided
-                        .insert(query_id.to_owned(), (status, data(), r.recorded_at));
+                    change.decided = Some((status, data(), r.recorded_at));
                 }
                 _ => {}
             }
@@ -260,70 +279,117 @@ impl Changes {
         c
     }
 
-    async fn write(self, tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-        if !self.submitted.is_empty() {
-            let col = |f: fn(&Submitted) -> String| -> Vec<String> {
-                self.submitted.iter().map(f).collect()
+    fn columns(self) -> Columns {
+        let mut k = Columns::default();
+        for (id, c) in self.0 {
+            let (status, consensus, at) = match c.decided {
+                Some((s, c, at)) => (Some(s), Some(c), Some(at)),
+                None => (None, None, None),
             };
-            let at: Vec<DateTime<Utc>> = self.submitted.iter().map(|s| s.at).collect();
-            let deadline: Vec<Option<DateTime<Utc>>> =
-                self.submitted.iter().map(|s| s.deadline).collect();
-            sqlx::query(
-                "INSERT INTO queries (query_id, stream_id, tenant, question, submitted_at, deadline_at)
-                 SELECT q, s, t, x, a, coalesce(d, 'infinity')
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                             $6::timestamptz[]) AS u(q, s, t, x, a, d)
-                 ON CONFLICT (query_id) DO NOTHING",
-            )
-            .bind(col(|s| s.query_id.clone()))
-            .bind(col(|s| s.stream_id.clone()))
-            .bind(col(|s| s.tenant.clone()))
-            .bind(col(|s| s.question.clone()))
-            .bind(at)
-            .bind(deadline)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !self.experts.is_empty() {
-            let (ids, results): (Vec<String>, Vec<serde_json::Value>) = self
-                .experts
-                .into_iter()
-                .map(|(id, m)| (id, serde_json::Value::Object(m)))
-                .unzip();
-            sqlx::query(
-                "UPDATE queries q SET experts = q.experts || u.results
-                 FROM UNNEST($1::text[], $2::jsonb[]) AS u(query_id, results)
-                 WHERE q.query_id = u.query_id",
-            )
-            .bind(ids)
-            .bind(results)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !self.decided.is_empty() {
-            let mut ids = Vec::new();
-            let mut statuses = Vec::new();
-            let mut consensus = Vec::new();
-            let mut at = Vec::new();
-            for (id, (status, data, when)) in self.decided {
-                ids.push(id);
-                statuses.push(status);
-                consensus.push(data);
-                at.push(when);
+            let experts = serde_json::Value::Object(c.experts);
+            match c.submitted {
+                Some(s) => {
+                    k.new_ids.push(id);
+                    k.streams.push(s.stream_id);
+                    k.tenants.push(s.tenant);
+                    k.questions.push(s.question);
+                    k.submitted_at.push(s.at);
+                    k.deadlines.push(s.deadline);
+                    k.new_experts.push(experts);
+                    k.new_status.push(status);
+                    k.new_consensus.push(consensus);
+                    k.new_decided_at.push(at);
+                }
+                None => {
+                    k.old_ids.push(id);
+                    k.old_experts.push(experts);
+                    k.old_status.push(status);
+                    k.old_consensus.push(consensus);
+                    k.old_decided_at.push(at);
+                }
             }
-            sqlx::query(
-                "UPDATE queries q SET status = u.status, consensus = u.consensus, decided_at = u.at
-                 FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[])
-                   AS u(query_id, status, consensus, at)
-                 WHERE q.query_id = u.query_id",
-            )
-            .bind(ids)
-            .bind(statuses)
-            .bind(consensus)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
         }
-        Ok(())
+        k
+    }
+
+    /// Writes the batch read after `after` and moves the checkpoint to `to`, in one statement:
+    /// atomic by itself, one round trip. The checkpoint moves only from where the read started
+    /// (or is created, for a read from the start); otherwise another replica or a rebuild moved
+    /// it, and nothing is written. Returns whether it was written.
+    ///
+    /// The sub-statements of one statement do not see each other's rows, so a query submitted in
+    /// this batch is inserted with its results and decision from this batch, and the update
+    /// touches only rows that were there before. The statement is planned for the batch at hand
+    /// (`persistent(false)`): a plan cached while `queries` was new would scan it whole as it grows.
+    async fn write(
+        self,
+        conn: &mut PgConnection,
+        after: CommitCursor,
+        to: CommitCursor,
+    ) -> Result<bool, StoreError> {
+        let k = self.columns();
+        let written: i64 = sqlx::query_scalar(
+            "WITH moved AS (
+                 UPDATE consumer_checkpoints
+                 SET tx_id = $2::text::xid8, position = $3, updated_at = now()
+                 WHERE name = $1 AND tx_id = $4::text::xid8 AND position = $5
+                 RETURNING 1
+             ), started AS (
+                 INSERT INTO consumer_checkpoints (name, tx_id, position, updated_at)
+                 SELECT $1, $2::text::xid8, $3, now() WHERE $4 = '0' AND $5 = 0
+                 ON CONFLICT (name) DO NOTHING
+                 RETURNING 1
+             ), won AS (
+                 SELECT 1 FROM moved UNION ALL SELECT 1 FROM started
+             ), new AS (
+                 INSERT INTO queries (query_id, stream_id, tenant, question, submitted_at,
+                                      deadline_at, experts, status, consensus, decided_at)
+                 SELECT q, s, t, x, a, coalesce(d, 'infinity'), e, coalesce(st, 'pending'), c, da
+                 FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                             $11::timestamptz[], $12::jsonb[], $13::text[], $14::jsonb[],
+                             $15::timestamptz[]) AS u(q, s, t, x, a, d, e, st, c, da)
+                 WHERE EXISTS (SELECT 1 FROM won)
+                 ON CONFLICT (query_id) DO UPDATE SET
+                     experts = queries.experts || EXCLUDED.experts,
+                     status = CASE WHEN EXCLUDED.status = 'pending' THEN queries.status
+                                   ELSE EXCLUDED.status END,
+                     consensus = coalesce(EXCLUDED.consensus, queries.consensus),
+                     decided_at = coalesce(EXCLUDED.decided_at, queries.decided_at)
+             ), old AS (
+                 UPDATE queries q SET
+                     experts = q.experts || u.e,
+                     status = coalesce(u.st, q.status),
+                     consensus = coalesce(u.c, q.consensus),
+                     decided_at = coalesce(u.da, q.decided_at)
+                 FROM UNNEST($16::text[], $17::jsonb[], $18::text[], $19::jsonb[],
+                             $20::timestamptz[]) AS u(q, e, st, c, da)
+                 WHERE q.query_id = u.q AND EXISTS (SELECT 1 FROM won)
+             )
+             SELECT count(*) FROM won",
+        )
+        .persistent(false)
+        .bind(NAME)
+        .bind(to.tx_id.to_string())
+        .bind(to.position)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(k.new_ids)
+        .bind(k.streams)
+        .bind(k.tenants)
+        .bind(k.questions)
+        .bind(k.submitted_at)
+        .bind(k.deadlines)
+        .bind(k.new_experts)
+        .bind(k.new_status)
+        .bind(k.new_consensus)
+        .bind(k.new_decided_at)
+        .bind(k.old_ids)
+        .bind(k.old_experts)
+        .bind(k.old_status)
+        .bind(k.old_consensus)
+        .bind(k.old_decided_at)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(written == 1)
     }
 }
