@@ -8,7 +8,7 @@ use quorum_domain::consensus::Decision;
 use quorum_domain::query::Strategy;
 use quorum_domain::{Event, StreamId, types};
 use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
-use sqlx::PgPool;
+use sqlx::{Acquire, PgPool};
 
 use crate::fold::Query;
 use crate::judge::{self, Judge};
@@ -42,7 +42,10 @@ impl Decider {
     /// Folds `stream` and appends its consensus if it is decided. A version conflict (someone
     /// appended meanwhile) is returned for the caller to retry; nothing was written then.
     pub async fn step(&self, stream: &StreamId) -> Result<Step, StoreError> {
-        let events = self.store.read_stream(stream, 1, 100_000).await?;
+        // One connection for the read and the append (a pooled statement costs a round trip
+        // more when the pool takes its connection back); none is held while a judge is asked.
+        let mut conn = self.pool.acquire().await?;
+        let events = EventStore::read_stream_on(&mut conn, stream, 1, 100_000).await?;
         let Some(query) = Query::fold(&events) else {
             return Ok(Step::NoQuery);
         };
@@ -56,6 +59,7 @@ impl Decider {
             Decision::Wait => return Ok(Step::Waiting),
             Decision::Reached(mut r) => {
                 if r.strategy == Strategy::Judge {
+                    drop(conn);
                     match &self.judge {
                         Some(judge) => {
                             judge
@@ -64,6 +68,7 @@ impl Decider {
                         }
                         None => r.judge = Some(judge::unconfigured()),
                     }
+                    conn = self.pool.acquire().await?;
                 }
                 let query_id = stream.as_str().trim_start_matches("query/");
                 let policy = query.query.tool_policy.as_ref();
@@ -86,11 +91,11 @@ impl Decider {
         match plan {
             // One statement: the common case stays cheap.
             None => {
-                self.store.append(stream, expected, &[event]).await?;
+                EventStore::append_on(&mut conn, stream, expected, &[event]).await?;
             }
             // The consensus and the plan it proposes commit together, or neither does.
             Some((saga, request)) => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = conn.begin().await?;
                 EventStore::append_in(&mut tx, stream, expected, &[event]).await?;
                 EventStore::append_in(&mut tx, &saga, ExpectedVersion::Exact(0), &[request])
                     .await?;

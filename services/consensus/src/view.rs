@@ -45,6 +45,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     // checkpoint. Another replica may have moved the checkpoint further; the write finds out.
     let mut seen: Option<CommitCursor> = None;
     while !shutdown.is_cancelled() {
+        wake.reading();
         let round = async {
             let c = match conn.as_mut() {
                 Some(c) => c,
@@ -77,17 +78,20 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let was_notified = tokio::select! {
             _ = shutdown.cancelled() => break,
-            n = notified => if let Err(e) = n {
-                warn!(error = %e, "queries projection polls: listener lost");
-                listener = None;
+            n = notified => match n {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, "queries projection polls: listener lost");
+                    listener = None;
+                    false
+                }
             },
-            _ = tokio::time::sleep(wake.wait()) => {}
-        }
-        // One read takes every commit notified so far.
-        if let Some(l) = listener.as_mut() {
-            while l.next_buffered().is_some() {}
+            _ = tokio::time::sleep(wake.wait()) => false,
+        };
+        if was_notified && let Some(l) = listener.as_mut() {
+            wake.notified(l).await;
         }
     }
 }

@@ -37,6 +37,17 @@ impl EventStore {
         append::append(&mut conn, stream, expected, events, append::Scope::Own).await
     }
 
+    /// [`Self::append`] on the caller's connection, outside any transaction: a handler that reads
+    /// and then appends keeps one connection for both.
+    pub async fn append_on(
+        conn: &mut PgConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<AppendResult, StoreError> {
+        append::append(conn, stream, expected, events, append::Scope::Own).await
+    }
+
     /// Appends inside the caller's transaction, so a handler commits its events together with its
     /// own rows (a checkpoint, a read model). On error the caller's transaction is still usable.
     pub async fn append_in(
@@ -148,13 +159,23 @@ impl EventStore {
         from_version: u64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read::read_stream(
+        Self::read_stream_on(
             &mut *self.pool.acquire().await?,
             stream,
             from_version,
             limit,
         )
         .await
+    }
+
+    /// [`Self::read_stream`] on the caller's connection.
+    pub async fn read_stream_on(
+        conn: &mut PgConnection,
+        stream: &StreamId,
+        from_version: u64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        read::read_stream(conn, stream, from_version, limit).await
     }
 
     /// Up to `limit` events after `after` in commit order, below the transaction-id watermark: a

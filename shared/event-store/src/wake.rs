@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
+use sqlx::postgres::PgListener;
+use tokio::time::Instant;
+
+/// After a notification, a reader reads no sooner than this after its previous read began. Under
+/// load commits come faster than reads, and one read a moment later takes several of them; when
+/// commits are sparse the previous read is long past and nothing waits.
+const PACE: Duration = Duration::from_millis(2);
+
 /// How long a reader waits before its next read, given what its last read saw.
 ///
 /// A notification means an event committed: the reader reads at once. A read that was not full
@@ -13,11 +22,36 @@ use std::time::Duration;
 pub struct Wake {
     poll: Duration,
     retry: Option<Duration>,
+    last_read: Option<Instant>,
 }
 
 impl Wake {
     pub fn new(poll: Duration) -> Self {
-        Self { poll, retry: None }
+        Self {
+            poll,
+            retry: None,
+            last_read: None,
+        }
+    }
+
+    /// A read begins now.
+    pub fn reading(&mut self) {
+        self.last_read = Some(Instant::now());
+    }
+
+    /// A notification came on `listener`: waits what is left of the pace, then takes every
+    /// notification that has arrived meanwhile, so the one read that follows answers them all.
+    pub async fn notified(&self, listener: &mut PgListener) {
+        tokio::time::sleep(self.pace()).await;
+        while let Some(Ok(Some(_))) = listener.try_recv().now_or_never() {}
+    }
+
+    /// How long a notified reader waits before it reads: what is left of [`PACE`] since its
+    /// previous read began.
+    pub fn pace(&self) -> Duration {
+        self.last_read.map_or(Duration::ZERO, |at| {
+            (at + PACE).saturating_duration_since(Instant::now())
+        })
     }
 
     /// The last read saw events held behind the watermark.
@@ -65,5 +99,21 @@ mod tests {
         assert_eq!(w.wait(), Duration::from_millis(10), "caught up: poll");
         w.held();
         assert_eq!(w.wait(), Duration::from_millis(1), "held anew: soon");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_notified_read_waits_only_for_what_is_left_of_the_pace() {
+        let mut w = Wake::new(Duration::from_millis(10));
+        assert_eq!(w.pace(), Duration::ZERO, "no read yet: read at once");
+        w.reading();
+        assert_eq!(w.pace(), PACE);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(w.pace(), PACE - Duration::from_millis(1));
+        tokio::time::advance(PACE).await;
+        assert_eq!(
+            w.pace(),
+            Duration::ZERO,
+            "long after the last read: at once"
+        );
     }
 }

@@ -77,6 +77,7 @@ impl Pump {
                 self.check_stream().await?;
                 next_check = Instant::now() + self.config.check_interval;
             }
+            wake.reading();
             if self.pump_batch(lock, &mut wake).await? {
                 continue;
             }
@@ -84,8 +85,7 @@ impl Pump {
                 _ = shutdown.cancelled() => return self.finish(lock).await,
                 n = listener.try_recv() => {
                     n?;
-                    // One read takes every commit notified so far.
-                    while listener.next_buffered().is_some() {}
+                    wake.notified(&mut listener).await;
                 }
                 _ = tokio::time::sleep(wake.wait()) => {}
             }
