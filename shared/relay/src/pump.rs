@@ -36,7 +36,17 @@ pub(crate) struct Pump {
     last_seq: u64,
     republish_until: Option<CommitCursor>,
     inflight: Option<InFlight>,
+    /// The checkpoint reached but not yet saved, and when one was last saved.
+    unsaved: Option<RelayCheckpoint>,
+    saved_at: Instant,
 }
+
+/// How often, at most, the relay saves its checkpoint. Resuming never depends on it: a new leader
+/// resumes from the cursor in the stream's last relayed message (docs/adr/0003), and the checkpoint
+/// only tells it whether the stream lost messages it had. Saving it after every batch cost a commit
+/// (a WAL flush) per batch; now it is saved at most this often while busy, and this long after the
+/// relay goes idle at the latest.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl Pump {
     pub(crate) fn new(pool: PgPool, js: jetstream::Context, config: RelayConfig) -> Self {
@@ -49,6 +59,8 @@ impl Pump {
             last_seq: 0,
             republish_until: None,
             inflight: None,
+            unsaved: None,
+            saved_at: Instant::now(),
         }
     }
 
@@ -81,6 +93,7 @@ impl Pump {
             if self.pump_batch(lock, &mut wake).await? {
                 continue;
             }
+            let save_at = self.saved_at + CHECKPOINT_EVERY;
             tokio::select! {
                 _ = shutdown.cancelled() => return self.finish(lock).await,
                 n = listener.try_recv() => {
@@ -88,6 +101,9 @@ impl Pump {
                     wake.notified(&mut listener).await;
                 }
                 _ = tokio::time::sleep(wake.wait()) => {}
+                _ = tokio::time::sleep_until(save_at), if self.unsaved.is_some() => {
+                    self.save(lock).await?;
+                }
             }
         }
     }
@@ -148,11 +164,21 @@ impl Pump {
         Ok(false)
     }
 
-    /// Settles what is in flight; called before returning on shutdown.
+    /// Settles what is in flight and saves the checkpoint; called before returning on shutdown.
     pub(crate) async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), RelayError> {
         if let Some(previous) = self.inflight.take() {
             self.settle(conn, previous).await?;
         }
+        self.save(conn).await
+    }
+
+    /// Saves the checkpoint reached, if it is not saved yet.
+    async fn save(&mut self, conn: &mut PgConnection) -> Result<(), RelayError> {
+        if let Some(checkpoint) = self.unsaved.take() {
+            save_relay_checkpoint(&mut *conn, &self.config.name, &checkpoint).await?;
+            debug!(cursor = %checkpoint.cursor, seq = checkpoint.stream_seq, "relay checkpoint");
+        }
+        self.saved_at = Instant::now();
         Ok(())
     }
 
@@ -196,7 +222,8 @@ impl Pump {
         })
     }
 
-    /// Awaits a batch's acks in order, then moves the checkpoint.
+    /// Awaits a batch's acks in order, then moves the checkpoint (saved at most every
+    /// [`CHECKPOINT_EVERY`]).
     async fn settle(&mut self, conn: &mut PgConnection, batch: InFlight) -> Result<(), RelayError> {
         let mut last_id = None;
         let mut published = 0u64;
@@ -239,8 +266,11 @@ impl Pump {
             stream_seq: self.last_seq,
             event_id: last_id,
         };
-        save_relay_checkpoint(&mut *conn, &self.config.name, &checkpoint).await?;
         debug!(published, cursor = %checkpoint.cursor, seq = self.last_seq, "relay batch");
+        self.unsaved = Some(checkpoint);
+        if self.saved_at.elapsed() >= CHECKPOINT_EVERY {
+            self.save(conn).await?;
+        }
         Ok(())
     }
 }
