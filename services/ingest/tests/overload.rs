@@ -96,8 +96,10 @@ async fn a_burst_is_refused_with_retry_after_and_memory_stays_bounded() -> anyho
     assert_eq!(stored.len(), accepted.len(), "stored exactly once");
     assert_eq!(stored.into_iter().collect::<HashSet<_>>(), accepted);
 
-    // Holding the burst would take CLIENTS × DATA_BYTES (100 MiB) and more; the bounds allow 16
-    // request bodies, 10 events in flight, and a 32 KiB buffer per connection.
+    // Holding the burst would take CLIENTS × DATA_BYTES (100 MiB) on top of what the connections
+    // themselves take; the bounds allow 16 request bodies, 10 events in flight, and a 32 KiB
+    // buffer per connection. The 400 open connections (buffers, tasks, allocator caches) measured
+    // 44–64 MiB on a busy 2-core machine, so the bound sits between that and holding the burst.
     let peak = peak_rss_kb(pid)?;
     let held_mib = (peak.saturating_sub(before)) / 1024;
     eprintln!(
@@ -105,7 +107,7 @@ async fn a_burst_is_refused_with_retry_after_and_memory_stays_bounded() -> anyho
         accepted.len()
     );
     assert!(
-        held_mib < 64,
+        held_mib < 96,
         "peak memory grew by {held_mib} MiB under the burst"
     );
     child.kill().await?;
