@@ -30,7 +30,6 @@ pub enum Step {
 }
 
 pub struct Decider {
-    pub store: EventStore,
     pub pool: PgPool,
     /// Every configured expert, for queries that name none.
     pub experts: Vec<String>,

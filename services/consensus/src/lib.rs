@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quorum_domain::{StreamId, types};
-use quorum_event_store::{EventStore, StoreError};
+use quorum_event_store::StoreError;
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
 use quorum_runtime::{Readiness, Shutdown};
 use sqlx::PgPool;
@@ -109,7 +109,6 @@ pub fn start(
     readiness: &Readiness,
 ) {
     let decider = Arc::new(Decider {
-        store: EventStore::new(pool.clone()),
         pool: pool.clone(),
         experts,
         judge: judge.map(Judge::new),

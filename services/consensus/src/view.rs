@@ -223,6 +223,10 @@ struct Columns {
 }
 
 impl Changes {
+    fn change(&mut self, query_id: &str) -> &mut Change {
+        self.0.entry(query_id.to_owned()).or_default()
+    }
+
     fn fold(events: &[RecordedEvent]) -> Self {
         let mut c = Changes::default();
         for r in events {
@@ -236,22 +240,9 @@ impl Changes {
                     .and_then(|d| serde_json::from_slice(d).ok())
                     .unwrap_or_default()
             };
-            let ty = r.event.ty.as_str();
-            if ![
-                types::QUERY_SUBMITTED,
-                types::EXPERT_RESPONDED,
-                types::EXPERT_FAILED,
-                types::CONSENSUS_REACHED,
-                types::CONSENSUS_FAILED,
-            ]
-            .contains(&ty)
-            {
-                continue;
-            }
-            let change = c.0.entry(query_id.to_owned()).or_default();
-            match ty {
+            match r.event.ty.as_str() {
                 types::QUERY_SUBMITTED => {
-                    change.submitted = Some(Submitted {
+                    c.change(query_id).submitted = Some(Submitted {
                         stream_id: r.stream_id.as_str().to_owned(),
                         tenant: r.tenant.as_str().to_owned(),
                         question: data()["question"].as_str().unwrap_or_default().to_owned(),
@@ -267,7 +258,7 @@ impl Changes {
                     } else {
                         "failed".into()
                     };
-                    change.experts.insert(expert, result);
+                    c.change(query_id).experts.insert(expert, result);
                 }
                 ty @ (types::CONSENSUS_REACHED | types::CONSENSUS_FAILED) => {
                     let status = if ty == types::CONSENSUS_REACHED {
@@ -275,7 +266,7 @@ impl Changes {
                     } else {
                         "failed"
                     };
-                    change.decided = Some((status, data(), r.recorded_at));
+                    c.change(query_id).decided = Some((status, data(), r.recorded_at));
                 }
                 _ => {}
             }
