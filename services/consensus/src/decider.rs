@@ -7,7 +7,7 @@ use chrono::Utc;
 use quorum_domain::consensus::Decision;
 use quorum_domain::query::Strategy;
 use quorum_domain::{Event, StreamId, types};
-use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
+use quorum_event_store::{Batcher, EventStore, ExpectedVersion, StoreError};
 use sqlx::{Acquire, PgPool};
 
 use crate::fold::Query;
@@ -31,6 +31,8 @@ pub enum Step {
 
 pub struct Decider {
     pub pool: PgPool,
+    /// Reads and appends go in groups with those of the other queries being decided.
+    pub store: Batcher,
     /// Every configured expert, for queries that name none.
     pub experts: Vec<String>,
     /// Merges the answers of a `judge` query; none configured, the most central answer stands.
@@ -41,10 +43,7 @@ impl Decider {
     /// Folds `stream` and appends its consensus if it is decided. A version conflict (someone
     /// appended meanwhile) is returned for the caller to retry; nothing was written then.
     pub async fn step(&self, stream: &StreamId) -> Result<Step, StoreError> {
-        // One connection for the read and the append (a pooled statement costs a round trip
-        // more when the pool takes its connection back); none is held while a judge is asked.
-        let mut conn = self.pool.acquire().await?;
-        let events = EventStore::read_stream_on(&mut conn, stream, 1, 100_000).await?;
+        let events = self.store.read_stream(stream).await?;
         let Some(query) = Query::fold(&events) else {
             return Ok(Step::NoQuery);
         };
@@ -58,7 +57,6 @@ impl Decider {
             Decision::Wait => return Ok(Step::Waiting),
             Decision::Reached(mut r) => {
                 if r.strategy == Strategy::Judge {
-                    drop(conn);
                     match &self.judge {
                         Some(judge) => {
                             judge
@@ -67,7 +65,6 @@ impl Decider {
                         }
                         None => r.judge = Some(judge::unconfigured()),
                     }
-                    conn = self.pool.acquire().await?;
                 }
                 let query_id = stream.as_str().trim_start_matches("query/");
                 let policy = query.query.tool_policy.as_ref();
@@ -90,10 +87,11 @@ impl Decider {
         match plan {
             // One statement: the common case stays cheap.
             None => {
-                EventStore::append_on(&mut conn, stream, expected, &[event]).await?;
+                self.store.append(stream, expected, &[event]).await?;
             }
             // The consensus and the plan it proposes commit together, or neither does.
             Some((saga, request)) => {
+                let mut conn = self.pool.acquire().await?;
                 let mut tx = conn.begin().await?;
                 EventStore::append_in(&mut tx, stream, expected, &[event]).await?;
                 EventStore::append_in(&mut tx, &saga, ExpectedVersion::Exact(0), &[request])

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quorum_domain::{StreamId, types};
-use quorum_event_store::StoreError;
+use quorum_event_store::{Batcher, EventStore, StoreError};
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
 use quorum_runtime::{Readiness, Shutdown};
 use sqlx::PgPool;
@@ -110,6 +110,7 @@ pub fn start(
 ) {
     let decider = Arc::new(Decider {
         pool: pool.clone(),
+        store: Batcher::start(EventStore::new(pool.clone()), &shutdown.tracker()),
         experts,
         judge: judge.map(Judge::new),
     });

@@ -11,7 +11,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use quorum_domain::expert::{ErrorClass, ExpertFailed, ExpertResponded};
 use quorum_domain::query::QuerySubmitted;
 use quorum_domain::{Event, StreamId, derived_event_id, types};
-use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
+use quorum_event_store::{Batcher, ExpectedVersion, StoreError};
 use quorum_runtime::consumer::{Delivery, Handler, Outcome};
 
 use quorum_experts::{ExpertConfig, Panel};
@@ -22,13 +22,14 @@ pub const HANDLER: &str = "expert-fanout";
 pub const SOURCE: &str = "/quorum/expert-fanout";
 
 pub struct Fanout {
-    pub store: EventStore,
+    /// Reads and appends go in groups with those of the other queries in flight.
+    pub store: Batcher,
     /// The configured experts, each behind its breaker, timeout, retries and limits.
     pub panel: Arc<Panel>,
 }
 
 impl Fanout {
-    pub fn new(store: EventStore, experts: Vec<ExpertConfig>) -> Self {
+    pub fn new(store: Batcher, experts: Vec<ExpertConfig>) -> Self {
         Self {
             store,
             panel: Arc::new(Panel::new(experts)),
@@ -64,7 +65,7 @@ impl Handler for Fanout {
         // A redelivery asks only those whose result is not stored yet: the ids are derived, so a
         // stored result is found by id.
         let (stored, mut version): (HashSet<String>, u64) =
-            match self.store.read_stream(&stream, 1, 100_000).await {
+            match self.store.read_stream(&stream).await {
                 Ok(events) => (
                     events.iter().map(|r| r.event.id.clone()).collect(),
                     events.last().map_or(0, |r| r.stream_version),
@@ -102,6 +103,7 @@ impl Handler for Fanout {
             {
                 Err(StoreError::Conflict { .. }) => {
                     self.store
+                        .store()
                         .append(&stream, ExpectedVersion::Any, &ready)
                         .await
                 }

@@ -8,7 +8,7 @@ pub mod handler;
 
 use std::sync::Arc;
 
-use quorum_event_store::EventStore;
+use quorum_event_store::{Batcher, EventStore};
 use quorum_runtime::consumer::{self, ConsumerConfig};
 use quorum_runtime::{Readiness, Shutdown};
 use sqlx::PgPool;
@@ -26,7 +26,8 @@ pub fn start(
     shutdown: &Shutdown,
     readiness: &Readiness,
 ) {
-    let handler = Arc::new(handler::Fanout::new(EventStore::new(pool.clone()), experts));
+    let store = Batcher::start(EventStore::new(pool.clone()), &shutdown.tracker());
+    let handler = Arc::new(handler::Fanout::new(store, experts));
     shutdown.spawn(breakers::report(
         pool.clone(),
         handler.panel.clone(),

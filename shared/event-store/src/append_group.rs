@@ -5,6 +5,10 @@
 //! costs one of each. The statement is all or nothing: when it cannot apply as it is (a duplicate, or
 //! a concurrent writer took a version), the caller falls back to appending each request on its own,
 //! where the usual rules sort out which it was.
+//!
+//! Handlers that append at a version they folded (fan-out, consensus) are grouped the same way by
+//! [`crate::Batcher`]: each part carries its expected version, and a part whose stream is not at it
+//! is left out of the insert while the rest goes in.
 
 use std::collections::HashMap;
 
@@ -28,6 +32,8 @@ struct Columns {
     correlations: Vec<Option<String>>,
     causations: Vec<Option<String>>,
     times: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    /// The version the event's stream must be at; `None` for any.
+    expected: Vec<Option<i64>>,
 }
 
 /// Appends every `(stream, event)` as if by an `Any` append each, in one autocommitted statement:
@@ -38,6 +44,32 @@ pub(crate) async fn append_group(
     conn: &mut PgConnection,
     events: &[(&StreamId, &Event)],
 ) -> Result<Option<Vec<Appended>>, StoreError> {
+    let any: Vec<_> = events.iter().map(|&(s, e)| (s, None, e)).collect();
+    let Some(appended) = append_checked(conn, &any).await? else {
+        return Ok(None);
+    };
+    appended
+        .into_iter()
+        .zip(events)
+        .map(|(a, (_, e))| {
+            a.ok_or_else(|| StoreError::Invalid {
+                id: e.id.clone(),
+                reason: "not returned by the group insert".into(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// [`append_group`] with an expected version per event (`None` for any): the events of a stream
+/// that is not at its expected version are left out, and come back as `None`. The caller puts at
+/// most one expecting part per stream in a group: every part of a stream is checked against the
+/// version before the statement. `None` as a whole when a unique constraint was hit (nothing was
+/// written then).
+pub(crate) async fn append_checked(
+    conn: &mut PgConnection,
+    events: &[(&StreamId, Option<u64>, &Event)],
+) -> Result<Option<Vec<Option<Appended>>>, StoreError> {
     let columns = columns(events)?;
     // Each stream's current version is read once; `row_number` numbers the group's events within
     // their stream. A concurrent writer of the same stream makes the insert hit the
@@ -46,9 +78,9 @@ pub(crate) async fn append_group(
         WITH u AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                  $6::bytea[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                 $11::timestamptz[])
+                                 $11::timestamptz[], $12::bigint[])
                 WITH ORDINALITY AS u(stream_id, tenant, event_id, source, type, data, dct, attrs,
-                                     corr, caus, occ, ord)
+                                     corr, caus, occ, expected, ord)
         ), cur AS (
             SELECT s.stream_id,
                    coalesce((SELECT max(e.stream_version) FROM events e
@@ -61,8 +93,9 @@ pub(crate) async fn append_group(
                cur.v + row_number() OVER (PARTITION BY u.stream_id ORDER BY u.ord),
                u.event_id, u.source, u.type, u.data, u.dct, u.attrs::jsonb, u.corr, u.caus, u.occ
         FROM u JOIN cur USING (stream_id)
+        WHERE u.expected IS NULL OR u.expected = cur.v
         ORDER BY u.ord
-        RETURNING source, event_id, position, stream_version";
+        RETURNING stream_id, source, event_id, position, stream_version";
     let result = sqlx::query(SQL)
         .bind(&columns.streams)
         .bind(&columns.tenants)
@@ -75,6 +108,7 @@ pub(crate) async fn append_group(
         .bind(&columns.correlations)
         .bind(&columns.causations)
         .bind(&columns.times)
+        .bind(&columns.expected)
         .fetch_all(&mut *conn)
         .await;
     let rows = match result {
@@ -82,10 +116,11 @@ pub(crate) async fn append_group(
         Err(e) if violated_constraint(&e).is_some() => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    // RETURNING promises no order: match rows to events by identity, unique within the group
-    // (a repeated identity would have hit the constraint).
-    let mut by_id: HashMap<(&str, &str), Appended> = HashMap::with_capacity(rows.len());
+    // RETURNING promises no order: match rows to events by stream and identity (an identity
+    // inserted twice would have hit the constraint; one left out may repeat in another stream).
+    let mut by_id: HashMap<(&str, &str, &str), Appended> = HashMap::with_capacity(rows.len());
     for row in &rows {
+        let stream: &str = row.try_get("stream_id")?;
         let source: &str = row.try_get("source")?;
         let id: &str = row.try_get("event_id")?;
         let appended = Appended {
@@ -93,26 +128,23 @@ pub(crate) async fn append_group(
             stream_version: row.try_get::<i64, _>("stream_version")? as u64,
             duplicate: false,
         };
-        by_id.insert((source, id), appended);
+        by_id.insert((stream, source, id), appended);
     }
-    events
-        .iter()
-        .map(|(_, e)| {
-            by_id
-                .get(&(e.source.as_str(), e.id.as_str()))
-                .copied()
-                .ok_or_else(|| StoreError::Invalid {
-                    id: e.id.clone(),
-                    reason: "not returned by the group insert".into(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    Ok(Some(
+        events
+            .iter()
+            .map(|(s, _, e)| {
+                by_id
+                    .get(&(s.as_str(), e.source.as_str(), e.id.as_str()))
+                    .copied()
+            })
+            .collect(),
+    ))
 }
 
-fn columns(events: &[(&StreamId, &Event)]) -> Result<Columns, StoreError> {
+fn columns(events: &[(&StreamId, Option<u64>, &Event)]) -> Result<Columns, StoreError> {
     let mut c = Columns::default();
-    for (stream, e) in events {
+    for &(stream, expected, e) in events {
         let invalid = |reason: &str| StoreError::Invalid {
             id: e.id.clone(),
             reason: reason.to_owned(),
@@ -132,6 +164,7 @@ fn columns(events: &[(&StreamId, &Event)]) -> Result<Columns, StoreError> {
         c.correlations.push(e.correlationid.clone());
         c.causations.push(e.causationid.clone());
         c.times.push(e.time);
+        c.expected.push(expected.map(|v| v as i64));
     }
     Ok(c)
 }

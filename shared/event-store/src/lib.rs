@@ -3,6 +3,7 @@
 
 mod append;
 mod append_group;
+mod batch;
 mod checkpoint;
 mod dead_letters;
 mod error;
@@ -15,6 +16,7 @@ mod store;
 mod wake;
 
 pub use append::{AppendResult, Appended, ExpectedVersion};
+pub use batch::Batcher;
 pub use checkpoint::{
     RelayCheckpoint, load_consumer_checkpoint, load_relay_checkpoint, save_consumer_checkpoint,
     save_relay_checkpoint,

@@ -1,0 +1,160 @@
+//! The batcher against a real Postgres: concurrent reads and appends gathered into one statement
+//! each, answering every caller as a statement of its own would.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use quorum_domain::StreamId;
+use quorum_event_store::{Batcher, EventStore, ExpectedVersion, StoreError};
+use tokio_util::task::TaskTracker;
+
+mod common;
+use common::event;
+
+fn streams(n: usize, tag: &str) -> Vec<StreamId> {
+    (0..n)
+        .map(|i| StreamId::parse(format!("query/{tag}-{i}")).unwrap())
+        .collect()
+}
+
+// The tests run on tokio's current-thread runtime: `join_all` polls every call once, so all of
+// them queue before the batcher's task runs, and they go in one group.
+
+#[tokio::test]
+async fn concurrent_reads_each_get_their_own_stream() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let store = EventStore::new(db.pool.clone());
+    let streams = streams(40, "r");
+    for (i, s) in streams.iter().enumerate() {
+        // Stream i holds i + 1 events; the last stream is left empty.
+        if i + 1 < streams.len() {
+            let events: Vec<_> = (0..=i).map(|k| event(s, &format!("{i}.{k}"))).collect();
+            store.append(s, ExpectedVersion::NoStream, &events).await?;
+        }
+    }
+    let tracker = TaskTracker::new();
+    let batcher = Batcher::start(store.clone(), &tracker);
+    // Every stream read twice at once: both callers get it.
+    let reads = join_all(
+        streams
+            .iter()
+            .chain(&streams)
+            .map(|s| batcher.read_stream(s)),
+    )
+    .await;
+    for (n, read) in reads.into_iter().enumerate() {
+        let i = n % streams.len();
+        let read = read?;
+        let expected = if i + 1 < streams.len() { i + 1 } else { 0 };
+        assert_eq!(read.len(), expected, "stream {i}");
+        for (k, r) in read.iter().enumerate() {
+            assert_eq!(r.stream_id, streams[i]);
+            assert_eq!(r.stream_version, k as u64 + 1);
+            assert_eq!(r.event.data.as_deref(), Some(format!("{i}.{k}").as_bytes()));
+        }
+        assert_eq!(read, store.read_stream(&streams[i], 1, 100).await?);
+    }
+    drop(batcher);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_appends_commit_together_and_keep_their_versions() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let store = EventStore::new(db.pool.clone());
+    let streams = streams(30, "a");
+    let submitted: Vec<_> = streams.iter().map(|s| event(s, "submitted")).collect();
+    for (s, e) in streams.iter().zip(&submitted) {
+        store
+            .append(s, ExpectedVersion::NoStream, std::slice::from_ref(e))
+            .await?;
+    }
+    let tracker = TaskTracker::new();
+    let batcher = Batcher::start(store.clone(), &tracker);
+    // Stream 0 is appended at a stale version; stream 1 gets back an event it holds already (a
+    // redelivery), at the version it was appended at; every other stream two results at version 1.
+    let stale = event(&streams[0], "late");
+    let parts: Vec<(ExpectedVersion, Vec<_>)> = streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match i {
+            0 => (ExpectedVersion::NoStream, vec![stale.clone()]),
+            1 => (ExpectedVersion::NoStream, vec![submitted[1].clone()]),
+            _ => (
+                ExpectedVersion::Exact(1),
+                vec![event(s, "x"), event(s, "y")],
+            ),
+        })
+        .collect();
+    let results = join_all(
+        streams
+            .iter()
+            .zip(&parts)
+            .map(|(s, (expected, events))| batcher.append(s, *expected, events)),
+    )
+    .await;
+    let mut results = results.into_iter();
+    match results.next().unwrap() {
+        Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, 1),
+        other => panic!("a stale version must conflict, got {other:?}"),
+    }
+    let redelivered = results.next().unwrap()?;
+    assert!(redelivered.all_duplicates());
+    assert_eq!(redelivered.events[0].stream_version, 1);
+    for (i, result) in results.enumerate() {
+        let result = result?;
+        let versions: Vec<u64> = result.events.iter().map(|a| a.stream_version).collect();
+        assert_eq!(versions, [2, 3], "stream {}", i + 2);
+        assert!(!result.all_duplicates());
+    }
+    // Nothing of the stale append was written; the rest is in the streams in order.
+    assert_eq!(store.read_stream(&streams[0], 1, 10).await?.len(), 1);
+    let mut transactions = HashSet::new();
+    for s in &streams[2..] {
+        let read = store.read_stream(s, 1, 10).await?;
+        let data: Vec<&[u8]> = read
+            .iter()
+            .filter_map(|r| r.event.data.as_deref())
+            .collect();
+        assert_eq!(data, [&b"submitted"[..], b"x", b"y"]);
+        transactions.insert(read[1].tx_id);
+        transactions.insert(read[2].tx_id);
+    }
+    // The 28 appends that applied were one statement, one commit.
+    assert_eq!(transactions.len(), 1);
+    drop(batcher);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_appends_at_one_version_of_one_stream_let_exactly_one_win() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let store = EventStore::new(db.pool.clone());
+    let s = StreamId::parse("query/race")?;
+    store
+        .append(&s, ExpectedVersion::NoStream, &[event(&s, "submitted")])
+        .await?;
+    let tracker = TaskTracker::new();
+    let batcher = Batcher::start(store.clone(), &tracker);
+    let (a, b) = (event(&s, "decided by a"), event(&s, "decided by b"));
+    let (ra, rb) = tokio::join!(
+        batcher.append(&s, ExpectedVersion::Exact(1), std::slice::from_ref(&a)),
+        batcher.append(&s, ExpectedVersion::Exact(1), std::slice::from_ref(&b)),
+    );
+    assert!(ra.is_ok(), "the first in line wins: {ra:?}");
+    assert!(
+        matches!(rb, Err(StoreError::Conflict { actual: 2, .. })),
+        "the second finds the stream moved on: {rb:?}"
+    );
+    let read = store.read_stream(&s, 1, 10).await?;
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[1].event.id, a.id);
+    drop(batcher);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
