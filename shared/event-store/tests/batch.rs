@@ -158,3 +158,83 @@ async fn two_appends_at_one_version_of_one_stream_let_exactly_one_win() -> anyho
     tracker.wait().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lost_connection_costs_one_group_and_loses_nothing() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let store = EventStore::new(db.pool.clone());
+    let s = StreamId::parse("query/lost")?;
+    store
+        .append(&s, ExpectedVersion::NoStream, &[event(&s, "submitted")])
+        .await?;
+    let tracker = TaskTracker::new();
+    let batcher = Batcher::start(store.clone(), &tracker);
+    // The batcher's two tasks take their connections.
+    assert_eq!(batcher.read_stream(&s).await?.len(), 1);
+    batcher
+        .append(&s, ExpectedVersion::Exact(1), &[event(&s, "first")])
+        .await?;
+    // Postgres drops them (a restart, a network cut, an administrator).
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'",
+    )
+    .fetch_one(&mut *db.pool.acquire().await?)
+    .await?;
+    assert!(killed >= 2, "the batcher's connections were idle: {killed}");
+    // Each caller whose group failed does its work on its own, once; later groups take fresh
+    // connections.
+    for round in 0..3u64 {
+        let read = loop {
+            // A pooled connection killed above fails once; the caller retries, as a consumer's
+            // redelivery would.
+            match batcher.read_stream(&s).await {
+                Ok(read) => break read,
+                Err(e) => assert!(e.is_transient(), "{e}"),
+            }
+        };
+        assert_eq!(read.len() as u64, 2 + round);
+        let next = event(&s, &format!("after {round}"));
+        let appended = loop {
+            match batcher
+                .append(
+                    &s,
+                    ExpectedVersion::Exact(2 + round),
+                    std::slice::from_ref(&next),
+                )
+                .await
+            {
+                Ok(appended) => break appended,
+                Err(e) => assert!(e.is_transient(), "{e}"),
+            }
+        };
+        assert_eq!(appended.events[0].stream_version, 3 + round);
+    }
+    let ids: Vec<String> = store
+        .read_stream(&s, 1, 100)
+        .await?
+        .into_iter()
+        .map(|r| r.event.id)
+        .collect();
+    assert_eq!(ids.len(), 5, "nothing lost, nothing twice: {ids:?}");
+    // And the batcher groups again, on a fresh connection.
+    let fresh = streams(3, "fresh");
+    let firsts: Vec<_> = fresh.iter().map(|f| event(f, "one")).collect();
+    let appended = join_all(
+        fresh
+            .iter()
+            .zip(&firsts)
+            .map(|(f, e)| batcher.append(f, ExpectedVersion::NoStream, std::slice::from_ref(e))),
+    )
+    .await;
+    let mut transactions = HashSet::new();
+    for (f, a) in fresh.iter().zip(appended) {
+        assert_eq!(a?.events[0].stream_version, 1);
+        transactions.insert(store.read_stream(f, 1, 1).await?[0].tx_id);
+    }
+    assert_eq!(transactions.len(), 1, "one statement for the three");
+    drop(batcher);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
