@@ -19,8 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use quorum_domain::{Event, StreamId};
-use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -58,8 +57,8 @@ struct AppendJob {
 }
 
 impl Batcher {
-    /// Starts the reading and the appending task on `tracker`; each keeps one connection of
-    /// `store`'s pool from its first request on.
+    /// Starts the reading and the appending task on `tracker`; each opens a connection to
+    /// `store`'s database, outside its pool, at its first request and keeps it.
     pub fn start(store: EventStore, tracker: &TaskTracker) -> Self {
         let (reads, read_rx) = mpsc::unbounded_channel();
         let (appends, append_rx) = mpsc::unbounded_channel();
@@ -115,22 +114,24 @@ impl Batcher {
     }
 }
 
-/// A connection kept across statements: no checkout or return (and its ping) per statement. Taken
-/// again after a statement failed, as it may be broken (the pool tests it on return).
+/// A connection kept across statements: no checkout or return (and its ping) per statement.
 struct Kept {
     store: EventStore,
-    conn: Option<PoolConnection<Postgres>>,
+    conn: Option<PgConnection>,
 }
 
 impl Kept {
     async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
         if self.conn.is_none() {
-            self.conn = Some(self.store.pool().acquire().await?);
+            // Both statements plan as one index lookup per stream even on an empty table (the
+            // group read is written for it), so their generic plans are safe to keep.
+            self.conn = Some(crate::generic_plan_connection(self.store.pool()).await?);
         }
-        Ok(self.conn.as_deref_mut().expect("just taken"))
+        Ok(self.conn.as_mut().expect("just taken"))
     }
 
-    /// Gives up the connection after a failure: the next statement takes a fresh one.
+    /// Gives up the connection after a failure (it may be broken): the next statement opens a
+    /// fresh one.
     fn release(&mut self) {
         self.conn = None;
     }

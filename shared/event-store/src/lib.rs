@@ -25,7 +25,7 @@ pub use dead_letters::{DeadLetter, FailedAttempt, dead_letter_stream, park_dead_
 pub use error::{StoreError, is_transient};
 pub use find::{Filter, Selection};
 pub use migrate::migrate;
-pub use pool::pool_options;
+pub use pool::{generic_plan_connection, pool_options};
 pub use read::Committed;
 pub use recorded::{CommitCursor, RecordedEvent};
 pub use store::EventStore;

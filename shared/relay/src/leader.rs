@@ -45,7 +45,9 @@ async fn try_lead(
     config: &RelayConfig,
     shutdown: &CancellationToken,
 ) -> Result<bool, RelayError> {
-    let mut lock = PgConnection::connect_with(&pool.connect_options()).await?;
+    // Every statement the relay runs here (its commit-order read, its checkpoint, the liveness
+    // check) plans as index lookups on an empty table: their generic plans are safe to keep.
+    let mut lock = quorum_event_store::generic_plan_connection(pool).await?;
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
         .bind(lock_name(&config.name))
         .fetch_one(&mut lock)
