@@ -37,17 +37,6 @@ impl EventStore {
         append::append(&mut conn, stream, expected, events, append::Scope::Own).await
     }
 
-    /// [`Self::append`] on the caller's connection, outside any transaction: a handler that reads
-    /// and then appends keeps one connection for both.
-    pub async fn append_on(
-        conn: &mut PgConnection,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: &[Event],
-    ) -> Result<AppendResult, StoreError> {
-        append::append(conn, stream, expected, events, append::Scope::Own).await
-    }
-
     /// Appends inside the caller's transaction, so a handler commits its events together with its
     /// own rows (a checkpoint, a read model). On error the caller's transaction is still usable.
     pub async fn append_in(
