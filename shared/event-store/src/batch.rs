@@ -98,6 +98,12 @@ impl Batcher {
         expected: ExpectedVersion,
         events: &[Event],
     ) -> Result<AppendResult, StoreError> {
+        // What an append of its own would refuse (no events, no tenant, several tenants) goes
+        // there, to be refused with its reason instead of failing a group.
+        let tenant = events.first().and_then(|e| e.tenant.as_ref());
+        if tenant.is_none() || events.iter().any(|e| e.tenant.as_ref() != tenant) {
+            return self.store.append(stream, expected, events).await;
+        }
         let (reply, answer) = oneshot::channel();
         let job = AppendJob {
             stream: stream.clone(),

@@ -153,6 +153,17 @@ async fn two_appends_at_one_version_of_one_stream_let_exactly_one_win() -> anyho
     let read = store.read_stream(&s, 1, 10).await?;
     assert_eq!(read.len(), 2);
     assert_eq!(read[1].event.id, a.id);
+    // What an append of its own refuses, the batcher refuses too, and writes nothing.
+    let mut other_tenant = event(&s, "elsewhere");
+    other_tenant.tenant = Some(quorum_domain::TenantId::new("globex")?);
+    for bad in [vec![], vec![event(&s, "mine"), other_tenant]] {
+        let refused = batcher.append(&s, ExpectedVersion::Exact(2), &bad).await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid { .. })),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.read_stream(&s, 1, 10).await?.len(), 2);
     drop(batcher);
     tracker.close();
     tracker.wait().await;
