@@ -12,10 +12,11 @@ use quorum_domain::types;
 
 use crate::fold::Query;
 use quorum_event_store::{
-    CommitCursor, EventStore, RecordedEvent, StoreError, Wake, load_consumer_checkpoint,
+    CommitCursor, EventStore, RecordedEvent, StoreError, Wake, generic_plan_connection,
+    load_consumer_checkpoint,
 };
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -38,20 +39,27 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
         listener = None;
     }
     let mut wake = Wake::new(POLL);
-    // One connection for every round, so a round costs only its own statements; a failed round
-    // drops it and the next takes a fresh one.
-    let mut conn: Option<PoolConnection<Postgres>> = None;
+    // Connections kept for every round, so a round costs only its own statements; a failed round
+    // drops them and the next takes fresh ones. The read, like the relay's, keeps its generic
+    // plan on a connection of its own (ADR 17); the write, whose generic plan on a small table
+    // would scan `queries` whole, is planned each time on a pooled one.
+    let mut reader: Option<PgConnection> = None;
+    let mut writer: Option<PoolConnection<Postgres>> = None;
     // Where the projection was after its last round: reads start there without loading the
     // checkpoint. Another replica may have moved the checkpoint further; the write finds out.
     let mut seen: Option<CommitCursor> = None;
     while !shutdown.is_cancelled() {
         wake.reading();
         let round = async {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => conn.insert(pool.acquire().await?),
+            let r = match reader.as_mut() {
+                Some(r) => r,
+                None => reader.insert(generic_plan_connection(&pool).await?),
             };
-            step(c, seen).await
+            let w = match writer.as_mut() {
+                Some(w) => w,
+                None => writer.insert(pool.acquire().await?),
+            };
+            step(r, w, seen).await
         };
         match round.await {
             Ok(stepped) => {
@@ -67,7 +75,8 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             }
             Err(e) => {
                 warn!(error = %e, "queries projection");
-                conn = None;
+                reader = None;
+                writer = None;
                 seen = None;
                 wake.held();
             }
@@ -94,6 +103,9 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             wake.notified(l).await;
         }
     }
+    if let Some(r) = reader {
+        let _ = r.close().await;
+    }
 }
 
 /// Drops the read model and builds it again from the first event. The checkpoint is deleted
@@ -112,9 +124,9 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
         .await?;
     sqlx::query("DELETE FROM queries").execute(&mut *tx).await?;
     tx.commit().await?;
-    let mut conn = pool.acquire().await?;
+    let (mut reader, mut writer) = (pool.acquire().await?, pool.acquire().await?);
     loop {
-        let stepped = step(&mut conn, None).await?;
+        let stepped = step(&mut reader, &mut writer, None).await?;
         progress(stepped.at.position);
         if !stepped.more {
             if head.is_none_or(|h| stepped.at >= h) {
@@ -125,7 +137,8 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
     }
 }
 
-/// One round: reads the next batch after `seen` (the checkpoint when `None`), and applies it.
+/// One round: reads the next batch after `seen` (the checkpoint when `None`) on `reader`, and
+/// applies it on `writer`.
 ///
 /// A round that finds nothing is that one read. A batch is folded into row changes and written
 /// with the checkpoint in one statement, so no transaction stays open across round trips (every
@@ -133,14 +146,15 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
 /// where the read started (another replica applied those events, or a rebuild reset it),
 /// nothing is written and the round reports where it is.
 pub async fn step(
-    conn: &mut PgConnection,
+    reader: &mut PgConnection,
+    writer: &mut PgConnection,
     seen: Option<CommitCursor>,
 ) -> Result<Stepped, StoreError> {
     let after = match seen {
         Some(at) => at,
-        None => load_consumer_checkpoint(&mut *conn, NAME).await?,
+        None => load_consumer_checkpoint(&mut *writer, NAME).await?,
     };
-    let read = EventStore::read_committed_on(conn, after, BATCH).await?;
+    let read = EventStore::read_committed_on(reader, after, BATCH).await?;
     let Some(last) = read.events.last().map(RecordedEvent::cursor) else {
         return Ok(Stepped {
             applied: 0,
@@ -149,11 +163,14 @@ pub async fn step(
             held: read.held,
         });
     };
-    if !Changes::fold(&read.events).write(conn, after, last).await? {
+    if !Changes::fold(&read.events)
+        .write(writer, after, last)
+        .await?
+    {
         // Another replica applied these, or a rebuild started over: read on from where it is.
         return Ok(Stepped {
             applied: 0,
-            at: load_consumer_checkpoint(&mut *conn, NAME).await?,
+            at: load_consumer_checkpoint(&mut *writer, NAME).await?,
             more: true,
             held: false,
         });

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use quorum_domain::{Event, StreamId};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -141,6 +141,13 @@ impl Kept {
     fn release(&mut self) {
         self.conn = None;
     }
+
+    /// Says goodbye to Postgres once the work is done, rather than dropping the socket.
+    async fn close(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
 }
 
 async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) {
@@ -186,6 +193,7 @@ async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) 
             }
         }
     }
+    kept.close().await;
 }
 
 async fn append_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<AppendJob>) {
@@ -259,4 +267,5 @@ async fn append_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<AppendJo
             }
         }
     }
+    kept.close().await;
 }
