@@ -24,7 +24,8 @@ pub enum ExpectedVersion {
 }
 
 impl ExpectedVersion {
-    fn as_param(self) -> Option<i64> {
+    /// The version the stream must be at, as the statements take it; `None` for any.
+    pub(crate) fn as_param(self) -> Option<i64> {
         match self {
             ExpectedVersion::Any => None,
             ExpectedVersion::NoStream => Some(0),

@@ -16,7 +16,7 @@ use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, Row};
 
 use crate::error::violated_constraint;
-use crate::{Appended, StoreError};
+use crate::{Appended, ExpectedVersion, StoreError};
 
 /// The columns of a group, one array each, for one `UNNEST` insert.
 #[derive(Default)]
@@ -44,7 +44,10 @@ pub(crate) async fn append_group(
     conn: &mut PgConnection,
     events: &[(&StreamId, &Event)],
 ) -> Result<Option<Vec<Appended>>, StoreError> {
-    let any: Vec<_> = events.iter().map(|&(s, e)| (s, None, e)).collect();
+    let any: Vec<_> = events
+        .iter()
+        .map(|&(s, e)| (s, ExpectedVersion::Any, e))
+        .collect();
     let Some(appended) = append_checked(conn, &any).await? else {
         return Ok(None);
     };
@@ -61,14 +64,14 @@ pub(crate) async fn append_group(
         .map(Some)
 }
 
-/// [`append_group`] with an expected version per event (`None` for any): the events of a stream
-/// that is not at its expected version are left out, and come back as `None`. The caller puts at
+/// [`append_group`] with an expected version per event: the events of a stream that is not at its
+/// expected version are left out, and come back as `None`. The caller puts at
 /// most one expecting part per stream in a group: every part of a stream is checked against the
 /// version before the statement. `None` as a whole when a unique constraint was hit (nothing was
 /// written then).
 pub(crate) async fn append_checked(
     conn: &mut PgConnection,
-    events: &[(&StreamId, Option<u64>, &Event)],
+    events: &[(&StreamId, ExpectedVersion, &Event)],
 ) -> Result<Option<Vec<Option<Appended>>>, StoreError> {
     let columns = columns(events)?;
     // Each stream's current version is read once; `row_number` numbers the group's events within
@@ -142,7 +145,7 @@ pub(crate) async fn append_checked(
     ))
 }
 
-fn columns(events: &[(&StreamId, Option<u64>, &Event)]) -> Result<Columns, StoreError> {
+fn columns(events: &[(&StreamId, ExpectedVersion, &Event)]) -> Result<Columns, StoreError> {
     let mut c = Columns::default();
     for &(stream, expected, e) in events {
         let invalid = |reason: &str| StoreError::Invalid {
@@ -164,7 +167,7 @@ fn columns(events: &[(&StreamId, Option<u64>, &Event)]) -> Result<Columns, Store
         c.correlations.push(e.correlationid.clone());
         c.causations.push(e.causationid.clone());
         c.times.push(e.time);
-        c.expected.push(expected.map(|v| v as i64));
+        c.expected.push(expected.as_param());
     }
     Ok(c)
 }

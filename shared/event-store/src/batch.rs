@@ -160,8 +160,10 @@ async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) 
                 Err(_) => break,
             }
         }
+        // Sorted, so the callers of one stream are side by side: the last of them takes its
+        // events, and only the others (rare: one stream asked twice at once) get a copy.
+        group.sort_unstable_by(|a, b| a.stream.as_str().cmp(b.stream.as_str()));
         let mut streams: Vec<&str> = group.iter().map(|j| j.stream.as_str()).collect();
-        streams.sort_unstable();
         streams.dedup();
         let read = match kept.get().await {
             Ok(conn) => crate::read::read_streams(conn, &streams).await,
@@ -176,12 +178,15 @@ async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) 
                         .or_default()
                         .push(e);
                 }
-                for job in group {
-                    let events = by_stream
-                        .get(job.stream.as_str())
-                        .cloned()
-                        .unwrap_or_default();
-                    let _ = job.reply.send(Some(events));
+                let mut jobs = group.into_iter().peekable();
+                while let Some(job) = jobs.next() {
+                    let key = job.stream.as_str();
+                    let events = if jobs.peek().is_some_and(|next| next.stream == job.stream) {
+                        by_stream.get(key).cloned()
+                    } else {
+                        by_stream.remove(key)
+                    };
+                    let _ = job.reply.send(Some(events.unwrap_or_default()));
                 }
             }
             Err(e) => {
@@ -227,16 +232,9 @@ async fn append_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<AppendJo
             }
         }
         deferred.extend(pending);
-        let parts: Vec<(&StreamId, Option<u64>, &Event)> = group
+        let parts: Vec<(&StreamId, ExpectedVersion, &Event)> = group
             .iter()
-            .flat_map(|job| {
-                let expected = match job.expected {
-                    ExpectedVersion::Any => None,
-                    ExpectedVersion::NoStream => Some(0),
-                    ExpectedVersion::Exact(v) => Some(v),
-                };
-                job.events.iter().map(move |e| (&job.stream, expected, e))
-            })
+            .flat_map(|job| job.events.iter().map(|e| (&job.stream, job.expected, e)))
             .collect();
         let applied = match kept.get().await {
             Ok(conn) => crate::append_group::append_checked(conn, &parts).await,

@@ -17,6 +17,18 @@ fn streams(n: usize, tag: &str) -> Vec<StreamId> {
         .collect()
 }
 
+fn start(store: &EventStore) -> (Batcher, TaskTracker) {
+    let tracker = TaskTracker::new();
+    (Batcher::start(store.clone(), &tracker), tracker)
+}
+
+/// Drops the handle and waits for the batcher's tasks to answer what they hold and end.
+async fn stop(batcher: Batcher, tracker: TaskTracker) {
+    drop(batcher);
+    tracker.close();
+    tracker.wait().await;
+}
+
 // The tests run on tokio's current-thread runtime: `join_all` polls every call once, so all of
 // them queue before the batcher's task runs, and they go in one group.
 
@@ -32,8 +44,7 @@ async fn concurrent_reads_each_get_their_own_stream() -> anyhow::Result<()> {
             store.append(s, ExpectedVersion::NoStream, &events).await?;
         }
     }
-    let tracker = TaskTracker::new();
-    let batcher = Batcher::start(store.clone(), &tracker);
+    let (batcher, tracker) = start(&store);
     // Every stream read twice at once: both callers get it.
     let reads = join_all(
         streams
@@ -54,9 +65,7 @@ async fn concurrent_reads_each_get_their_own_stream() -> anyhow::Result<()> {
         }
         assert_eq!(read, store.read_stream(&streams[i], 1, 100).await?);
     }
-    drop(batcher);
-    tracker.close();
-    tracker.wait().await;
+    stop(batcher, tracker).await;
     Ok(())
 }
 
@@ -71,8 +80,7 @@ async fn concurrent_appends_commit_together_and_keep_their_versions() -> anyhow:
             .append(s, ExpectedVersion::NoStream, std::slice::from_ref(e))
             .await?;
     }
-    let tracker = TaskTracker::new();
-    let batcher = Batcher::start(store.clone(), &tracker);
+    let (batcher, tracker) = start(&store);
     // Stream 0 is appended at a stale version; stream 1 gets back an event it holds already (a
     // redelivery), at the version it was appended at; every other stream two results at version 1.
     let stale = event(&streams[0], "late");
@@ -124,9 +132,7 @@ async fn concurrent_appends_commit_together_and_keep_their_versions() -> anyhow:
     }
     // The 28 appends that applied were one statement, one commit.
     assert_eq!(transactions.len(), 1);
-    drop(batcher);
-    tracker.close();
-    tracker.wait().await;
+    stop(batcher, tracker).await;
     Ok(())
 }
 
@@ -138,8 +144,7 @@ async fn two_appends_at_one_version_of_one_stream_let_exactly_one_win() -> anyho
     store
         .append(&s, ExpectedVersion::NoStream, &[event(&s, "submitted")])
         .await?;
-    let tracker = TaskTracker::new();
-    let batcher = Batcher::start(store.clone(), &tracker);
+    let (batcher, tracker) = start(&store);
     let (a, b) = (event(&s, "decided by a"), event(&s, "decided by b"));
     let (ra, rb) = tokio::join!(
         batcher.append(&s, ExpectedVersion::Exact(1), std::slice::from_ref(&a)),
@@ -164,9 +169,7 @@ async fn two_appends_at_one_version_of_one_stream_let_exactly_one_win() -> anyho
         );
     }
     assert_eq!(store.read_stream(&s, 1, 10).await?.len(), 2);
-    drop(batcher);
-    tracker.close();
-    tracker.wait().await;
+    stop(batcher, tracker).await;
     Ok(())
 }
 
@@ -178,8 +181,7 @@ async fn a_lost_connection_costs_one_group_and_loses_nothing() -> anyhow::Result
     store
         .append(&s, ExpectedVersion::NoStream, &[event(&s, "submitted")])
         .await?;
-    let tracker = TaskTracker::new();
-    let batcher = Batcher::start(store.clone(), &tracker);
+    let (batcher, tracker) = start(&store);
     // The batcher's two tasks take their connections.
     assert_eq!(batcher.read_stream(&s).await?.len(), 1);
     batcher
@@ -244,8 +246,6 @@ async fn a_lost_connection_costs_one_group_and_loses_nothing() -> anyhow::Result
         transactions.insert(store.read_stream(f, 1, 1).await?[0].tx_id);
     }
     assert_eq!(transactions.len(), 1, "one statement for the three");
-    drop(batcher);
-    tracker.close();
-    tracker.wait().await;
+    stop(batcher, tracker).await;
     Ok(())
 }
