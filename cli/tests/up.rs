@@ -160,9 +160,16 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     let stored: serde_json::Value = serde_json::from_slice(&events.stdout)?;
     assert_eq!(stored["event"]["subject"], "greeting/1");
 
-    // A question answered end to end by the default scripted experts.
+    // A question answered end to end by the default scripted experts, who word it three ways;
+    // waiting for all three, so each result is in the answer.
     let ask = quorum(&dir)
-        .args(["ask", "What is the capital of France?", "--json"])
+        .args([
+            "ask",
+            "What is the capital of France?",
+            "--decide",
+            "all",
+            "--json",
+        ])
         .output();
     let ask = tokio::time::timeout(DEADLINE, ask).await??;
     assert!(
@@ -173,7 +180,18 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     let answered: serde_json::Value = serde_json::from_slice(&ask.stdout)?;
     assert_eq!(answered["outcome"], "quorum.consensus.reached");
     assert_eq!(answered["consensus"]["answer"], "Paris");
+    assert_eq!(
+        answered["consensus"]["majority"].as_array().map(Vec::len),
+        Some(3)
+    );
     assert_eq!(answered["results"].as_array().map(Vec::len), Some(3));
+    let worded: std::collections::BTreeSet<&str> = answered["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["answer"].as_str())
+        .collect();
+    assert_eq!(worded.len(), 3, "three wordings: {worded:?}");
     // The read model has it too, waited for if the projection is behind.
     let ingest = s["services"][1]["http"]
         .as_str()

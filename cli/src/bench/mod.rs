@@ -2,6 +2,7 @@
 //! run on the same servers. Benchmarks print figures; they never pass or fail on timing.
 
 pub mod audit;
+pub mod consensus;
 pub mod ingest;
 pub mod pipeline;
 mod raw;

@@ -89,7 +89,14 @@ pub async fn run(
     let experts = quorum_experts::default_experts();
     let names: Vec<String> = experts.iter().map(|e| e.name.clone()).collect();
     quorum_expert_fanout::start(pool.clone(), js.clone(), experts, &shutdown, &readiness);
-    quorum_consensus::start(pool.clone(), js, names, None, &shutdown, &readiness);
+    quorum_consensus::start(
+        pool.clone(),
+        js,
+        names,
+        Default::default(),
+        &shutdown,
+        &readiness,
+    );
     let key = quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
         .await?
         .key;

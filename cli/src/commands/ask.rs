@@ -23,6 +23,13 @@ pub struct AskArgs {
     /// How long the experts have, in milliseconds.
     #[arg(long)]
     pub deadline_ms: Option<u64>,
+    /// `quorum`: decide as soon as a quorum agrees (the default of majority and similarity);
+    /// `all`: wait for every expert (the default of judge).
+    #[arg(long, value_parser = ["quorum", "all"])]
+    pub decide: Option<String>,
+    /// Relative tolerance within which numbers are the same answer (0.01 is 1 %).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
     #[command(flatten)]
     pub api: Api,
 }
@@ -35,6 +42,8 @@ impl AskArgs {
             quorum: None,
             strategy: None,
             deadline_ms: None,
+            decide: None,
+            tolerance: None,
             api,
         }
     }
@@ -54,6 +63,12 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
     }
     if let Some(d) = args.deadline_ms {
         body["deadline_ms"] = json!(d);
+    }
+    if let Some(d) = &args.decide {
+        body["decide"] = json!(d);
+    }
+    if let Some(t) = args.tolerance {
+        body["tolerance"] = json!(t);
     }
     let submitted = answer(
         client
@@ -100,7 +115,7 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
                             data["expert"].as_str().unwrap_or(""),
                             data["provider"].as_str().unwrap_or(""),
                             data["latency_ms"],
-                            data["answer"].as_str().unwrap_or("")
+                            shown_answer(data)
                         ));
                     }
                     results.push(data.clone());
@@ -126,6 +141,15 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
         }
         seen = events.len();
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An expert's final answer, and its whole reply after it when that says more.
+fn shown_answer(data: &Value) -> String {
+    let whole = data["answer"].as_str().unwrap_or("");
+    match data["final_answer"].as_str() {
+        Some(f) if f != whole => format!("{f}  (from: {})", whole.replace('\n', " ")),
+        _ => whole.to_owned(),
     }
 }
 
@@ -167,6 +191,25 @@ fn finish(
             d["expert"].as_str().unwrap_or(""),
             d["answer"].as_str().or(d["error"].as_str()).unwrap_or("")
         );
+    }
+    for p in data["pending"].as_array().into_iter().flatten() {
+        println!(
+            "  pending {}: the quorum agreed first; a late answer is recorded, the consensus stands",
+            p.as_str().unwrap_or("")
+        );
+    }
+    let grouping = &data["grouping"];
+    if let Some(method) = grouping["method"].as_str() {
+        let model = grouping["model"]
+            .as_str()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        match grouping["error"].as_str() {
+            Some(e) => {
+                println!("  grouped by {method}{model} failed, canonical rules decided: {e}")
+            }
+            None => println!("  grouped by {method}{model}"),
+        }
     }
     let judge = &data["judge"];
     if judge.is_object() {

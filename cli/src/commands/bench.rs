@@ -1,6 +1,7 @@
 //! `quorum bench <what>`: against the given stack, or a throwaway local one.
 
 use crate::bench::audit::{self, AuditBenchArgs};
+use crate::bench::consensus::{self, ConsensusBenchArgs};
 use crate::bench::ingest::{self, IngestBenchArgs};
 use crate::bench::pipeline::{self, PipelineBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
@@ -22,9 +23,16 @@ pub enum Bench {
     /// Three-step sagas of http and exec steps through tool-exec, beside the same calls made
     /// directly.
     Tools(ToolsBenchArgs),
+    /// How well each way of grouping answers decides the labelled sets of `eval/` (precision,
+    /// recall, sets decided right), beside the methods of before. Needs no stack; embeddings and
+    /// a judge are measured when their endpoints are given.
+    Consensus(ConsensusBenchArgs),
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
+    if let Bench::Consensus(args) = bench {
+        return print(&consensus::run(args).await?, json);
+    }
     if target.urls().is_ok() {
         return measure(target, bench, json).await;
     }
@@ -45,6 +53,7 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     let stack = target.connect().await?;
     quorum_event_store::migrate(&stack.pool).await?;
     match bench {
+        Bench::Consensus(_) => unreachable!("measured without a stack"),
         Bench::Store(args) => print(&store::run(&stack.pool, &stack.js, args).await?, json),
         Bench::Audit(args) => print(&audit::run(&stack.pool, args).await?, json),
         Bench::Tools(args) => print(

@@ -102,7 +102,10 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         pool.clone(),
         js.clone(),
         names.clone(),
-        config.judge.clone(),
+        quorum_consensus::Methods {
+            judge: config.judge.clone(),
+            embeddings: config.embeddings.clone(),
+        },
         &shutdown,
         &readiness,
     );

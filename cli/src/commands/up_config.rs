@@ -7,6 +7,7 @@ use std::time::Duration;
 use quorum_audit::config::AuditConfig;
 use quorum_dlq_replayer::config::DlqConfig;
 use quorum_experts::ExpertConfig;
+use quorum_experts::embeddings::EmbeddingsConfig;
 use quorum_ingest::IngestConfig;
 use quorum_relay::RelayConfig;
 use quorum_runtime::config::{ConfigError, Validate, duration};
@@ -27,9 +28,13 @@ pub struct UpConfig {
     /// The experts (`[[experts]]`); three scripted ones by default, so a query is answered with no
     /// model at hand.
     pub experts: Vec<ExpertConfig>,
-    /// The expert that merges the answers of a `judge` query (`[judge]`); without one, such a
-    /// query's consensus is the most central answer, and says so.
+    /// The expert that decides which answers of a `judge` query mean the same and merges them
+    /// (`[judge]`); without one, the offline rules group and the plainest answer stands, and the
+    /// consensus says so.
     pub judge: Option<ExpertConfig>,
+    /// The OpenAI-compatible embeddings endpoint `similarity` queries compare answers with
+    /// (`[embeddings]`: `base_url`, `model`, `threshold`); without one, the offline rules alone.
+    pub embeddings: Option<EmbeddingsConfig>,
     /// The audit service (`[audit]`): its API address and how the chain checkpoints.
     pub audit: AuditConfig,
     /// The dead-letter replayer (`[dlq]`): its API address.
@@ -47,6 +52,7 @@ impl Default for UpConfig {
             ingest: IngestConfig::default(),
             experts: quorum_experts::default_experts(),
             judge: None,
+            embeddings: None,
             audit: AuditConfig::default(),
             dlq: DlqConfig::default(),
             tool_exec: ToolExecConfig::default(),
@@ -63,6 +69,9 @@ impl Validate for UpConfig {
         self.tool_exec
             .validate()
             .map_err(|e| e.within("tool_exec"))?;
+        if let Some(e) = &self.embeddings {
+            e.validate().map_err(|e| e.within("embeddings"))?;
+        }
         if let Some(judge) = &self.judge {
             quorum_experts::validate_experts(std::slice::from_ref(judge))
                 .map_err(|e| e.within("judge"))?;

@@ -2,6 +2,7 @@
 //! none is asked of them all, so consensus must know how many that is).
 
 use quorum_experts::ExpertConfig;
+use quorum_experts::embeddings::EmbeddingsConfig;
 use quorum_runtime::config::{CommonConfig, ConfigError, Validate};
 use quorum_runtime::service::ServiceConfig;
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,22 @@ use serde::{Deserialize, Serialize};
 pub struct ConsensusConfig {
     pub common: CommonConfig,
     pub experts: Vec<String>,
-    /// The expert a `judge` query asks to merge the answers (`[judge]`, an expert's settings).
+    /// The expert a `judge` query asks which answers mean the same and to merge them (`[judge]`,
+    /// an expert's settings).
     pub judge: Option<ExpertConfig>,
+    /// The OpenAI-compatible embeddings endpoint a `similarity` query compares answers with
+    /// (`[embeddings]`: `base_url`, `model`, `threshold`).
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+impl ConsensusConfig {
+    /// The semantic methods configured.
+    pub fn methods(&self) -> crate::Methods {
+        crate::Methods {
+            judge: self.judge.clone(),
+            embeddings: self.embeddings.clone(),
+        }
+    }
 }
 
 impl Default for ConsensusConfig {
@@ -21,6 +36,7 @@ impl Default for ConsensusConfig {
             common: CommonConfig::default(),
             experts: ["alpha", "beta", "gamma"].map(String::from).to_vec(),
             judge: None,
+            embeddings: None,
         }
     }
 }
@@ -30,6 +46,9 @@ impl Validate for ConsensusConfig {
         self.common.validate().map_err(|e| e.within("common"))?;
         if self.experts.is_empty() {
             return Err(ConfigError::invalid("experts", "name at least one expert"));
+        }
+        if let Some(e) = &self.embeddings {
+            e.validate().map_err(|e| e.within("embeddings"))?;
         }
         match &self.judge {
             Some(judge) => quorum_experts::validate_experts(std::slice::from_ref(judge))

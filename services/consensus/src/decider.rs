@@ -4,15 +4,17 @@
 
 use bytes::Bytes;
 use chrono::Utc;
-use quorum_domain::consensus::Decision;
+use quorum_domain::consensus::{Decision, decide, undecided_pairs};
 use quorum_domain::query::Strategy;
 use quorum_domain::{Event, StreamId, types};
 use quorum_event_store::{Batcher, EventStore, ExpectedVersion, StoreError};
+use quorum_experts::embeddings::Embedder;
 use sqlx::{Acquire, PgPool};
 
 use crate::fold::Query;
 use crate::judge::{self, Judge};
 use crate::proposal;
+use crate::semantic::Semantic;
 
 /// Names this handler in derived ids: never change it.
 pub const HANDLER: &str = "consensus";
@@ -35,8 +37,11 @@ pub struct Decider {
     pub store: Batcher,
     /// Every configured expert, for queries that name none.
     pub experts: Vec<String>,
-    /// Merges the answers of a `judge` query; none configured, the most central answer stands.
+    /// Decides which answers of a `judge` query mean the same, and merges them; none configured,
+    /// the offline rules group and the plainest answer of the majority stands.
     pub judge: Option<Judge>,
+    /// Decides which answers of a `similarity` query mean the same, by their embeddings.
+    pub embedder: Option<Embedder>,
 }
 
 impl Decider {
@@ -50,12 +55,32 @@ impl Decider {
         if query.decided {
             return Ok(Step::Decided);
         }
+        let now = Utc::now();
+        let asked = query.asked(&self.experts);
+        // A semantic method is asked only when the answers in hand may decide the query, and
+        // only about the pairs the offline rules leave open.
+        let (semantic, mut info) = match undecided_pairs(&query.progress(&asked, now, &[])) {
+            None => return Ok(Step::Waiting),
+            Some(pairs) => {
+                let methods = Semantic {
+                    embedder: self.embedder.as_ref(),
+                    judge: self.judge.as_ref(),
+                };
+                methods
+                    .settle(query.query.strategy, &query.query.question, &pairs)
+                    .await
+            }
+        };
         let mut plan = None;
-        let (ty, data) = match query.decide(&self.experts, Utc::now()) {
+        let (ty, data) = match decide(&query.progress(&asked, now, &semantic)) {
             // Nothing to write: the read model holds the query's deadline, and the timer comes
             // back to it then if no other message does.
             Decision::Wait => return Ok(Step::Waiting),
             Decision::Reached(mut r) => {
+                if let Some(decided) = r.grouping.take() {
+                    info.links = decided.links;
+                }
+                r.grouping = Some(info);
                 if r.strategy == Strategy::Judge {
                     match &self.judge {
                         Some(judge) => {

@@ -1,7 +1,7 @@
 //! A query's state, rebuilt from its stream every time: never held only in memory.
 
 use chrono::{DateTime, Utc};
-use quorum_domain::consensus::{self, Answer, Decision, Progress};
+use quorum_domain::consensus::{self, Answer, Progress, SamePair};
 use quorum_domain::expert::{ExpertFailed, ExpertResponded};
 use quorum_domain::query::QuerySubmitted;
 use quorum_domain::{Event, types};
@@ -42,8 +42,8 @@ impl Query {
                 types::EXPERT_RESPONDED => {
                     if let Ok(a) = serde_json::from_slice::<ExpertResponded>(data) {
                         q.answers.push(Answer {
+                            text: a.compared().to_owned(),
                             expert: a.expert,
-                            text: a.answer,
                             weight: a.weight,
                         });
                     }
@@ -70,24 +70,37 @@ impl Query {
         self.submitted_at + chrono::Duration::milliseconds(self.query.deadline_ms as i64)
     }
 
-    /// The decision now; `configured` names every expert, for a query that named none.
-    pub fn decide(&self, configured: &[String], now: DateTime<Utc>) -> Decision {
-        let asked = self
-            .query
-            .experts
-            .clone()
-            .unwrap_or_else(|| configured.to_vec());
+    /// What is known now, for deciding; `configured` names every expert, for a query that named
+    /// none (`asked` holds them). `semantic` holds the pairs a semantic method found the same.
+    pub fn progress<'a>(
+        &'a self,
+        asked: &'a [String],
+        now: DateTime<Utc>,
+        semantic: &'a [SamePair],
+    ) -> Progress<'a> {
         let quorum = self
             .query
             .quorum
             .map_or_else(|| consensus::default_quorum(asked.len()), |k| k as usize);
-        consensus::decide(&Progress {
-            asked: &asked,
+        Progress {
+            question: &self.query.question,
+            asked,
             quorum,
             strategy: self.query.strategy,
+            early: self.query.decides_early(),
+            tolerance: self.query.tolerance.unwrap_or(0.0),
             answers: &self.answers,
             failures: &self.failures,
             deadline_passed: now >= self.deadline(),
-        })
+            semantic,
+        }
+    }
+
+    /// The experts asked: those the query names, or every configured one.
+    pub fn asked(&self, configured: &[String]) -> Vec<String> {
+        self.query
+            .experts
+            .clone()
+            .unwrap_or_else(|| configured.to_vec())
     }
 }

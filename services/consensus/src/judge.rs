@@ -1,12 +1,15 @@
-//! The `judge` strategy's merge: one configured expert, behind the same breaker, timeout, retry and
-//! limit layers as every expert, is asked to merge the answers into one. The grouping (agreement,
-//! majority, dissent) is similarity's; the judge only writes the answer. When it cannot (none
-//! configured, or its call fails), the most central answer of the largest group stands, and the
-//! consensus says why.
+//! The judge: one configured expert, behind the same breaker, timeout, retry and limit layers as
+//! every expert. Under the `judge` strategy it decides which differently worded answers mean the
+//! same (`equivalent`, one call per query for every pair the offline rules leave open), and then
+//! merges the answers into one (`merge`). When it cannot (none configured, or its call fails),
+//! the offline rules group and the plainest answer of the largest group stands, and the consensus
+//! says why.
 
 use std::time::Instant;
 
-use quorum_domain::consensus::{Answer, ConsensusReached, Judged, judge_prompt};
+use quorum_domain::consensus::{
+    Answer, ConsensusReached, Judged, equivalence_prompt, judge_prompt, parse_equivalence,
+};
 use quorum_experts::{ExpertConfig, Panel};
 
 pub struct Judge {
@@ -18,6 +21,34 @@ impl Judge {
         Self {
             panel: Panel::new(vec![expert]),
         }
+    }
+
+    /// The judge's model, for provenance.
+    pub fn model(&self) -> &str {
+        self.panel.experts()[0].provider.model()
+    }
+
+    /// Asks the judge whether each pair of answers means the same, both ways: one verdict per
+    /// pair, or why there are none.
+    pub async fn equivalent(
+        &self,
+        question: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<bool>, String> {
+        let expert = &self.panel.experts()[0];
+        let (outcome, _) = self
+            .panel
+            .ask(expert, &equivalence_prompt(question, pairs))
+            .await;
+        let reply = outcome.map_err(|e| format!("{:?}: {}", e.class, e.message).to_lowercase())?;
+        parse_equivalence(&[&reply.final_answer.text, &reply.answer], pairs.len()).ok_or_else(
+            || {
+                format!(
+                    "the judge gave no array of {} true/false verdicts",
+                    pairs.len()
+                )
+            },
+        )
     }
 
     /// Asks the judge to merge `answers` and writes its merge into `reached`.
@@ -37,7 +68,9 @@ impl Judge {
             error: None,
         };
         match outcome {
-            Ok(reply) if !reply.answer.trim().is_empty() => reached.answer = reply.answer,
+            Ok(reply) if !reply.final_answer.text.trim().is_empty() => {
+                reached.answer = reply.final_answer.text
+            }
             Ok(_) => judged.error = Some("the judge answered nothing".into()),
             Err(e) => {
                 judged.error = Some(format!("{:?}: {}", e.class, e.message).to_lowercase());
@@ -55,6 +88,6 @@ pub fn unconfigured() -> Judged {
         model: String::new(),
         latency_ms: 0,
         attempts: 0,
-        error: Some("no judge is configured; the most central answer stands".into()),
+        error: Some("no judge is configured; the plainest answer of the majority stands".into()),
     }
 }

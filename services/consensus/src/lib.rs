@@ -2,7 +2,9 @@
 //! appends exactly one `quorum.consensus.reached` or `quorum.consensus.failed` per query: when the
 //! quorum is met and the rest answered, when all answered, or when the deadline passes. A timer
 //! over the deadlines the `queries` read model holds ends queries whose experts never answer.
-//! A `judge` query's answer is merged by a configured expert (`judge`); an agreed answer that is a
+//! Answers are compared by their final answers, canonicalized (`quorum_domain::consensus`); what
+//! those rules leave open goes to the strategy's semantic method (`semantic`): embeddings for
+//! `similarity`, the judge for `judge`, which also merges the answers (`judge`). An agreed answer that is a
 //! tool plan, on a query whose tool policy allows it, is requested as a saga (`proposal`). The
 //! `queries` read model is a projection here too (`view`).
 
@@ -11,6 +13,7 @@ pub mod decider;
 pub mod fold;
 pub mod judge;
 pub mod proposal;
+pub mod semantic;
 pub mod view;
 
 use std::collections::{HashSet, VecDeque};
@@ -27,6 +30,7 @@ use tracing::warn;
 use decider::{Decider, Step};
 use judge::Judge;
 use quorum_experts::ExpertConfig;
+use quorum_experts::embeddings::{Embedder, EmbeddingsConfig};
 
 /// The durable consumer's name, shared by replicas.
 pub const CONSUMER: &str = "consensus";
@@ -97,14 +101,23 @@ impl Handler for ConsensusHandler {
     }
 }
 
+/// The semantic methods a consensus may use, as configured: none means the offline rules alone.
+#[derive(Clone, Debug, Default)]
+pub struct Methods {
+    /// Decides which answers of `judge` queries mean the same, and merges them.
+    pub judge: Option<ExpertConfig>,
+    /// Decides which answers of `similarity` queries (and of `judge` queries, with no judge)
+    /// mean the same.
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
 /// Starts the consumer, the read model's projection and the deadline timer as tasks of
-/// `shutdown`. `experts` names every configured expert (a query that names none asks them all);
-/// `judge` merges the answers of `judge` queries.
+/// `shutdown`. `experts` names every configured expert (a query that names none asks them all).
 pub fn start(
     pool: PgPool,
     js: async_nats::jetstream::Context,
     experts: Vec<String>,
-    judge: Option<ExpertConfig>,
+    methods: Methods,
     shutdown: &Shutdown,
     readiness: &Readiness,
 ) {
@@ -112,7 +125,8 @@ pub fn start(
         pool: pool.clone(),
         store: Batcher::start(EventStore::new(pool.clone()), &shutdown.tracker()),
         experts,
-        judge: judge.map(Judge::new),
+        judge: methods.judge.map(Judge::new),
+        embedder: methods.embeddings.map(Embedder::new),
     });
     // Not the submissions: a submission alone decides nothing, and its deadline reaches the
     // timer through the read model.

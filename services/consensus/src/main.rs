@@ -13,8 +13,8 @@ async fn main() -> ExitCode {
         quorum_consensus::start(
             cx.pool,
             cx.js,
-            config.experts,
-            config.judge,
+            config.experts.clone(),
+            config.methods(),
             &cx.shutdown,
             &cx.readiness,
         );

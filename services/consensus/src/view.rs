@@ -1,7 +1,8 @@
 //! The `queries` read model: a projection over every event in commit order. Each batch of rows is
 //! committed with the projection's checkpoint, so a crash replays nothing twice and skips nothing;
 //! rebuilding it is dropping the rows and the checkpoint. Each row carries its query's deadline,
-//! which the deadline timer reads.
+//! which the deadline timer reads. An expert's result recorded after the consensus (a query
+//! decided when a quorum agreed) is marked `late`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -275,7 +276,13 @@ impl Changes {
                     } else {
                         "failed".into()
                     };
-                    c.change(query_id).experts.insert(expert, result);
+                    let change = c.change(query_id);
+                    // After the consensus in this batch: late. One decided in an earlier batch
+                    // is seen by the write, which marks what comes after it.
+                    if change.decided.is_some() {
+                        result["late"] = true.into();
+                    }
+                    change.experts.insert(expert, result);
                 }
                 ty @ (types::CONSENSUS_REACHED | types::CONSENSUS_FAILED) => {
                     let status = if ty == types::CONSENSUS_REACHED {
@@ -369,7 +376,9 @@ impl Changes {
                      decided_at = coalesce(EXCLUDED.decided_at, queries.decided_at)
              ), old AS (
                  UPDATE queries q SET
-                     experts = q.experts || u.e,
+                     experts = q.experts || CASE WHEN q.status = 'pending' THEN u.e ELSE
+                         coalesce((SELECT jsonb_object_agg(k, v || jsonb_build_object('late', true))
+                                   FROM jsonb_each(u.e) AS x(k, v)), '{}') END,
                      status = coalesce(u.st, q.status),
                      consensus = coalesce(u.c, q.consensus),
                      decided_at = coalesce(u.da, q.decided_at)

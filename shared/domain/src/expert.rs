@@ -18,7 +18,17 @@ pub struct ExpertResponded {
     /// `openai`, `anthropic` or `scripted` (a scripted expert is never a model, and says so).
     pub provider: String,
     pub model: String,
+    /// The whole reply, as the provider gave it.
     pub answer: String,
+    /// The short final answer the consensus compares, and how it was taken from the reply. Absent
+    /// from events recorded before final answers were asked for: the whole reply stands then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_answer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<Extraction>,
+    /// The expert's reasoning, where it gave it apart from its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// The expert's weight in a majority vote.
@@ -33,6 +43,128 @@ pub struct ExpertResponded {
 fn one() -> f64 {
     1.0
 }
+
+impl ExpertResponded {
+    /// What the consensus compares: the final answer, or the whole reply when there is none.
+    pub fn compared(&self) -> &str {
+        self.final_answer.as_deref().unwrap_or(&self.answer)
+    }
+}
+
+/// How an expert's final answer was taken from its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extraction {
+    /// The provider's structured output (`response_format` with a JSON schema).
+    JsonSchema,
+    /// A forced tool call (Anthropic's tool use).
+    ToolUse,
+    /// A `Final answer:` line in free text.
+    FinalAnswerLine,
+    /// Nothing extractable: the whole reply is the answer.
+    WholeText,
+}
+
+/// A reply's final answer, reasoning and confidence, and how they were found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinalAnswer {
+    pub text: String,
+    pub extraction: Extraction,
+    pub reasoning: Option<String>,
+    pub confidence: Option<f64>,
+}
+
+/// Longest final answer kept, in characters: a final answer is a few words, and one longer than
+/// this is prose that named no answer.
+pub const MAX_FINAL_ANSWER_CHARS: usize = 500;
+
+impl FinalAnswer {
+    /// Reads a final answer out of free text: a JSON object with `final_answer` (a server that
+    /// answered in JSON without being held to a schema), else the last `Final answer:` line
+    /// (any case, Markdown emphasis allowed), else the whole text, trimmed.
+    pub fn from_text(text: &str) -> Self {
+        if let Some(structured) = Self::from_json(text, Extraction::JsonSchema) {
+            return structured;
+        }
+        let line = text.lines().rev().find_map(|line| {
+            let l = line.trim().trim_start_matches(['*', '_', '#', '>', ' ']);
+            let lower = l.to_lowercase();
+            let rest = lower.strip_prefix("final answer")?;
+            let rest = rest.trim_start_matches(['*', '_', ' ']);
+            rest.strip_prefix(':')?;
+            // The same offset in the original: lowercasing may change lengths, so count chars.
+            let skip = lower.chars().count() - rest.chars().count() + 1;
+            let answer: String = l.chars().skip(skip).collect();
+            let answer = answer.trim().trim_matches(['*', '_', '`']).trim();
+            (!answer.is_empty()).then(|| answer.to_owned())
+        });
+        match line {
+            Some(answer) => FinalAnswer {
+                text: clip(&answer),
+                extraction: Extraction::FinalAnswerLine,
+                reasoning: None,
+                confidence: None,
+            },
+            None => FinalAnswer {
+                text: clip(text.trim()),
+                extraction: Extraction::WholeText,
+                reasoning: None,
+                confidence: None,
+            },
+        }
+    }
+
+    /// Reads `{"final_answer": …, "reasoning": …, "confidence": …}` (the shape experts are asked
+    /// for); `None` when `json` is not such an object or its final answer is blank.
+    pub fn from_json(json: &str, extraction: Extraction) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
+        let text = v.get("final_answer")?.as_str()?.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(FinalAnswer {
+            text: clip(text),
+            extraction,
+            reasoning: v
+                .get("reasoning")
+                .and_then(|r| r.as_str())
+                .map(str::to_owned)
+                .filter(|r| !r.trim().is_empty()),
+            confidence: v
+                .get("confidence")
+                .and_then(serde_json::Value::as_f64)
+                .filter(|c| (0.0..=1.0).contains(c)),
+        })
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(MAX_FINAL_ANSWER_CHARS).collect()
+}
+
+/// The JSON Schema of the object experts are asked to answer with, for providers that hold a
+/// reply to a schema (`response_format` on OpenAI-compatible endpoints, tool input on Anthropic).
+pub fn answer_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "final_answer": {
+                "type": "string",
+                "description": "The answer alone, as short as it can be: a name, a number, yes or no, a few words."
+            },
+            "reasoning": {"type": "string", "description": "Why, briefly."},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1}
+        },
+        "required": ["final_answer", "reasoning", "confidence"],
+        "additionalProperties": false
+    })
+}
+
+/// What every expert is told before the question: answer briefly, then say the final answer on
+/// a line of its own (providers without structured output are read by that line).
+pub const ANSWER_INSTRUCTIONS: &str = "Answer the question. Give your reasoning briefly, then \
+your final answer as short as it can be (a name, a number, yes or no, a few words) on a last line \
+of its own that starts with \"Final answer:\".";
 
 /// Why an expert gave no answer, in classes an operator can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -41,6 +41,14 @@ pub struct QuerySubmitted {
     /// How the answers are merged into one.
     #[serde(default)]
     pub strategy: Strategy,
+    /// When the consensus is decided: as soon as a quorum of the answers received agree, or only
+    /// once every expert answered; the strategy's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decide: Option<DecideWhen>,
+    /// Relative tolerance within which two numbers are the same answer (`0.01` is 1 %), 0 to 1;
+    /// exact when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
     /// Whether tools may be called on the way; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_policy: Option<ToolPolicy>,
@@ -61,6 +69,35 @@ pub enum Strategy {
     Similarity,
     /// One expert merges the others' answers.
     Judge,
+}
+
+impl Strategy {
+    /// Whether a query of this strategy decides as soon as a quorum agrees (ADR 18): `majority`
+    /// and `similarity` do, so one slow model does not set everyone's latency; `judge` waits for
+    /// every answer, since the judge merges them all.
+    pub fn decides_early(self) -> bool {
+        self != Strategy::Judge
+    }
+}
+
+/// When a consensus is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecideWhen {
+    /// As soon as a quorum of the answers received agree; later answers are recorded as late.
+    Quorum,
+    /// Once every expert asked has answered or failed (or at the deadline).
+    All,
+}
+
+impl QuerySubmitted {
+    /// Whether this query decides as soon as a quorum agrees.
+    pub fn decides_early(&self) -> bool {
+        match self.decide {
+            Some(d) => d == DecideWhen::Quorum,
+            None => self.strategy.decides_early(),
+        }
+    }
 }
 
 /// Whether the consensus may call for tools: when the experts agree on a tool plan (their answer
@@ -147,6 +184,11 @@ impl QuerySubmitted {
                 "deadline_ms",
                 format!("between {} and {}", DEADLINE_MS.start(), DEADLINE_MS.end()),
             );
+        }
+        if let Some(t) = self.tolerance
+            && !(0.0..=1.0).contains(&t)
+        {
+            return err("tolerance", "between 0 and 1 (0.01 is 1 %)");
         }
         let tools = self.tool_policy.as_ref().and_then(|p| p.tools.as_deref());
         for (i, tool) in tools.unwrap_or_default().iter().enumerate() {
@@ -255,6 +297,8 @@ mod tests {
             (r#"{"question":"q","experts":["a"],"quorum":2}"#, "quorum"),
             (r#"{"question":"q","deadline_ms":99}"#, "deadline_ms"),
             (r#"{"question":"q","deadline_ms":600001}"#, "deadline_ms"),
+            (r#"{"question":"q","tolerance":1.5}"#, "tolerance"),
+            (r#"{"question":"q","tolerance":-0.1}"#, "tolerance"),
         ] {
             assert_eq!(parse(doc).unwrap_err().field, field, "{doc}");
         }
@@ -267,6 +311,7 @@ mod tests {
         for bad in [
             r#"{"question":"q","extra":1}"#,
             r#"{"question":"q","strategy":"vote"}"#,
+            r#"{"question":"q","decide":"soon"}"#,
             r#"{"question":"q","tool_policy":{"allowed":true,"steps":3}}"#,
             r#"{"experts":["a"]}"#,
         ] {

@@ -73,21 +73,30 @@ impl ProviderConfig {
     }
 }
 
-/// Three scripted experts, so that `quorum up` answers end to end with no model at hand. They agree
-/// on the capital of France; on anything else one of them dissents, so a consensus shows both.
+/// Three scripted experts, so that `quorum up` answers end to end with no model at hand. Like
+/// models, they agree in different words: on the capital of France all three say Paris, each its
+/// own way; on anything else one of them dissents, so a consensus shows both.
 pub fn default_experts() -> Vec<ExpertConfig> {
     [
-        ("alpha", "42"),
-        ("beta", "42"),
-        ("gamma", "Forty-two, give or take"),
+        ("alpha", "Paris", "42"),
+        (
+            "beta",
+            "The capital of France is Paris.",
+            "The answer is forty-two.",
+        ),
+        (
+            "gamma",
+            "It's Paris, which has been the French capital for centuries.",
+            "Probably 41, though I'm not certain.",
+        ),
     ]
     .into_iter()
-    .map(|(name, default_answer)| ExpertConfig {
+    .map(|(name, paris, default_answer)| ExpertConfig {
         name: name.to_owned(),
         provider: ProviderConfig::Scripted(crate::scripted::ScriptedConfig {
             rules: vec![crate::scripted::Rule {
                 contains: "capital of france".into(),
-                answer: "Paris".into(),
+                answer: paris.into(),
             }],
             default_answer: default_answer.into(),
             ..Default::default()

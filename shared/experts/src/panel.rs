@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use quorum_domain::expert::ErrorClass;
+use quorum_domain::expert::{ErrorClass, FinalAnswer};
 
 use crate::breaker::Breaker;
 use crate::config::{ExpertConfig, ProviderConfig};
@@ -99,6 +99,7 @@ impl Panel {
                 s.ask(&expert.name, question)
                     .await
                     .map(|answer| Reply {
+                        final_answer: FinalAnswer::from_text(&answer),
                         answer,
                         usage: None,
                     })

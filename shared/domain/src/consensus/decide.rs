@@ -1,27 +1,41 @@
 //! When a query is decided, and what the decision says.
 //!
-//! A query waits until every expert asked has answered or failed, or until its deadline. Then the
-//! winning group reaches the quorum (k of the n asked) or it does not. Waiting for the rest after the
-//! quorum is met is deliberate: the dissent is part of the result.
+//! A query is decided when every expert asked has answered or failed, when its deadline passes,
+//! or, if it decides early, as soon as a quorum of the answers received agree (the experts still
+//! pending are named, and their answers are recorded as late). Then the winning group reaches the
+//! quorum (k of the n asked) or it does not.
 
-use super::{Answer, ConsensusFailed, ConsensusReached, Dissent, FailureReason, group};
+use super::{
+    Answer, Comparisons, ConsensusFailed, ConsensusReached, Dissent, FailureReason, GroupingInfo,
+    Link, SamePair, Verdict, group,
+};
 use crate::query::Strategy;
 
 /// What is known of a query so far.
 #[derive(Clone, Debug)]
 pub struct Progress<'a> {
+    pub question: &'a str,
     /// The experts asked (n).
     pub asked: &'a [String],
     /// Answers that must agree (k).
     pub quorum: usize,
     pub strategy: Strategy,
+    /// Decide as soon as a quorum of the answers received agree, rather than wait for all.
+    pub early: bool,
+    /// Relative tolerance for comparing numbers.
+    pub tolerance: f64,
     /// Answers in the order they were recorded; an expert's first answer counts.
     pub answers: &'a [Answer],
     /// (expert, why) for each expert that failed.
     pub failures: &'a [(String, String)],
     pub deadline_passed: bool,
+    /// Pairs a semantic method found the same (see [`undecided_pairs`]).
+    pub semantic: &'a [SamePair],
 }
 
+/// A decision is made once per query and moved straight into an event: boxing the large variant
+/// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// Not yet: experts are still pending and the deadline has not passed.
@@ -35,25 +49,76 @@ pub fn default_quorum(n: usize) -> usize {
     n / 2 + 1
 }
 
-pub fn decide(p: &Progress<'_>) -> Decision {
-    let mut answers: Vec<Answer> = Vec::new();
-    for a in p.answers {
-        if !answers.iter().any(|b| b.expert == a.expert) {
-            answers.push(a.clone());
+/// Each expert's first answer, by expert: the same answers give the same decision whatever order
+/// they came in.
+fn distinct(answers: &[Answer]) -> Vec<Answer> {
+    let mut out: Vec<Answer> = Vec::new();
+    for a in answers {
+        if !out.iter().any(|b| b.expert == a.expert) {
+            out.push(a.clone());
         }
     }
-    // By expert, so that the same answers give the same decision whatever order they came in.
-    answers.sort_by(|a, b| a.expert.cmp(&b.expert));
+    out.sort_by(|a, b| a.expert.cmp(&b.expert));
+    out
+}
+
+/// The experts asked that have neither answered nor failed.
+fn pending<'a>(p: &Progress<'a>) -> Vec<&'a String> {
+    let done = |e: &String| {
+        p.answers.iter().any(|a| &a.expert == e) || p.failures.iter().any(|(f, _)| f == e)
+    };
+    p.asked.iter().filter(|e| !done(e)).collect()
+}
+
+/// Whether the answers in hand may decide the query now.
+fn may_decide(p: &Progress<'_>, answered: usize, pending: usize) -> bool {
+    pending == 0 || p.deadline_passed || (p.early && answered >= p.quorum.max(1))
+}
+
+/// The pairs of distinct answer texts that the offline rules leave for a semantic method to
+/// decide (unknown, or different only in names), when the query may be decided now; `None` while
+/// it must wait anyway, so that no method is asked for nothing.
+pub fn undecided_pairs(p: &Progress<'_>) -> Option<Vec<(String, String)>> {
+    let answers = distinct(p.answers);
+    if !may_decide(p, answers.len(), pending(p).len()) {
+        return None;
+    }
+    let comparisons = Comparisons::new(p.question, &answers, p.tolerance, &[]);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for i in 0..answers.len() {
+        for j in i + 1..answers.len() {
+            let open = matches!(
+                comparisons.verdict(i, j),
+                Verdict::Unknown | Verdict::Contradicts(super::Contradiction::Names)
+            );
+            let pair = (answers[i].text.clone(), answers[j].text.clone());
+            let seen = pairs
+                .iter()
+                .any(|(a, b)| (a, b) == (&pair.0, &pair.1) || (b, a) == (&pair.0, &pair.1));
+            if open && pair.0 != pair.1 && !seen {
+                pairs.push(pair);
+            }
+        }
+    }
+    Some(pairs)
+}
+
+pub fn decide(p: &Progress<'_>) -> Decision {
+    let answers = distinct(p.answers);
     let mut failures = p.failures.to_vec();
     failures.sort();
-    let done =
-        |e: &String| answers.iter().any(|a| &a.expert == e) || failures.iter().any(|(f, _)| f == e);
-    let pending: Vec<&String> = p.asked.iter().filter(|e| !done(e)).collect();
-    if !pending.is_empty() && !p.deadline_passed {
+    let pending = pending(p);
+    if !may_decide(p, answers.len(), pending.len()) {
         return Decision::Wait;
     }
-    let grouping = group(p.strategy, &answers);
+    let all_in = pending.is_empty() || p.deadline_passed;
+    let comparisons = Comparisons::new(p.question, &answers, p.tolerance, p.semantic);
+    let grouping = group(&answers, &comparisons);
     let best: &[usize] = grouping.groups.first().map_or(&[], Vec::as_slice);
+    let reached = !best.is_empty() && best.len() >= p.quorum.max(1);
+    if !reached && !all_in {
+        return Decision::Wait;
+    }
     let total: f64 = answers.iter().map(|a| a.weight).sum();
     let agreement = if total > 0.0 {
         best.iter().map(|&i| answers[i].weight).sum::<f64>() / total
@@ -75,14 +140,25 @@ pub fn decide(p: &Progress<'_>) -> Decision {
         answer: None,
         error: Some(why.clone()),
     }));
-    dissent.extend(pending.iter().map(|e| Dissent {
-        expert: (*e).clone(),
-        answer: None,
-        error: Some("no answer before the deadline".into()),
-    }));
+    if all_in {
+        dissent.extend(pending.iter().map(|e| Dissent {
+            expert: (*e).clone(),
+            answer: None,
+            error: Some("no answer before the deadline".into()),
+        }));
+    }
     // Rounded so that the same inputs always serialize to the same bytes.
     let agreement = (agreement * 1e6).round() / 1e6;
-    if !best.is_empty() && best.len() >= p.quorum.max(1) {
+    if reached {
+        let links = grouping
+            .links
+            .iter()
+            .map(|&(i, j, by)| Link {
+                a: answers[i].expert.clone(),
+                b: answers[j].expert.clone(),
+                by,
+            })
+            .collect();
         return Decision::Reached(ConsensusReached {
             answer: answers[grouping.representative].text.clone(),
             strategy: p.strategy,
@@ -91,6 +167,16 @@ pub fn decide(p: &Progress<'_>) -> Decision {
             dissent,
             judge: None,
             saga: None,
+            grouping: Some(GroupingInfo {
+                method: "canonical".into(),
+                links,
+                ..GroupingInfo::default()
+            }),
+            pending: if all_in {
+                Vec::new()
+            } else {
+                pending.into_iter().cloned().collect()
+            },
         });
     }
     let reason = if answers.is_empty() && pending.is_empty() {
@@ -131,12 +217,16 @@ mod tests {
         deadline_passed: bool,
     ) -> Progress<'a> {
         Progress {
+            question: "What is the capital of France?",
             asked,
             quorum: 2,
             strategy: Strategy::Majority,
+            early: false,
+            tolerance: 0.0,
             answers,
             failures,
             deadline_passed,
+            semantic: &[],
         }
     }
 
@@ -211,5 +301,52 @@ mod tests {
             Decision::Reached(r) => assert_eq!(r.majority, ["e0", "e1"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_early_query_is_decided_when_a_quorum_agrees() {
+        let asked = names(3);
+        let answers = [
+            answer(0, "Paris"),
+            answer(1, "The capital of France is Paris."),
+        ];
+        let mut p = progress(&asked, &answers, &[], false);
+        p.early = true;
+        match decide(&p) {
+            Decision::Reached(r) => {
+                assert_eq!(r.answer, "Paris");
+                assert_eq!(r.pending, ["e2"]);
+                assert!(r.dissent.is_empty(), "a pending expert is not a dissenter");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Two answers that disagree: wait for the third.
+        let split = [answer(0, "Paris"), answer(1, "Lyon")];
+        let mut p = progress(&asked, &split, &[], false);
+        p.early = true;
+        assert_eq!(decide(&p), Decision::Wait);
+        // One answer cannot make a quorum of two: nothing to ask a semantic method yet.
+        let one = [answer(0, "Paris")];
+        let mut p = progress(&asked, &one, &[], false);
+        p.early = true;
+        assert_eq!(undecided_pairs(&p), None);
+    }
+
+    #[test]
+    fn only_pairs_the_offline_rules_leave_open_go_to_a_semantic_method() {
+        let asked = names(3);
+        let answers = [
+            answer(0, "Paris"),
+            answer(1, "The capital of France is Paris."),
+            answer(2, "The City of Light"),
+        ];
+        let p = progress(&asked, &answers, &[], false);
+        let pairs = undecided_pairs(&p).expect("all answered");
+        assert_eq!(pairs.len(), 2, "{pairs:?}");
+        assert!(
+            pairs
+                .iter()
+                .all(|(a, b)| a == "The City of Light" || b == "The City of Light")
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Anthropic's Messages API: `POST {base_url}/v1/messages`.
 
-use quorum_domain::expert::{ErrorClass, TokenUsage};
+use quorum_domain::expert::{
+    ANSWER_INSTRUCTIONS, ErrorClass, Extraction, FinalAnswer, TokenUsage, answer_schema,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -15,6 +17,10 @@ pub struct AnthropicConfig {
     pub api_key_env: String,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// Have the model answer by calling a `final_answer` tool held to the answer schema. Set it
+    /// false for an endpoint without tool use; the final answer is then read from the text.
+    #[serde(default = "super::yes")]
+    pub structured_output: bool,
 }
 
 fn default_key_env() -> String {
@@ -27,20 +33,33 @@ fn default_max_tokens() -> u32 {
 
 const VERSION: &str = "2023-06-01";
 
+/// The tool the model is made to call with its answer.
+const TOOL: &str = "final_answer";
+
 pub async fn ask(
     client: &reqwest::Client,
     config: &AnthropicConfig,
     question: &str,
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
+    let mut body = json!({
+        "model": config.model,
+        "max_tokens": config.max_tokens,
+        "system": ANSWER_INSTRUCTIONS,
+        "messages": [{"role": "user", "content": question}],
+    });
+    if config.structured_output {
+        body["tools"] = json!([{
+            "name": TOOL,
+            "description": "Record your final answer, reasoning and confidence.",
+            "input_schema": answer_schema(),
+        }]);
+        body["tool_choice"] = json!({"type": "tool", "name": TOOL});
+    }
     let mut request = client
         .post(url)
         .header("anthropic-version", VERSION)
-        .json(&json!({
-            "model": config.model,
-            "max_tokens": config.max_tokens,
-            "messages": [{"role": "user", "content": question}],
-        }));
+        .json(&body);
     if let Some(key) = api_key(&config.api_key_env) {
         request = request.header("x-api-key", key);
     }
@@ -51,21 +70,37 @@ pub async fn ask(
     let body: MessageReply = response.json().await.map_err(|e| {
         ProviderError::new(ErrorClass::Malformed, format!("unreadable message: {e}"))
     })?;
-    let answer: String = body
-        .content
-        .into_iter()
-        .filter(|b| b.kind == "text")
-        .filter_map(|b| b.text)
-        .collect::<Vec<_>>()
-        .join("");
-    if answer.is_empty() {
-        return Err(ProviderError::new(
-            ErrorClass::Malformed,
-            "a message without text",
-        ));
+    let mut text = String::new();
+    let mut tool_input = None;
+    for block in body.content {
+        match block {
+            Block::Text { text: t } => text.push_str(&t),
+            Block::ToolUse { name, input } if name == TOOL => tool_input = Some(input.to_string()),
+            Block::ToolUse { .. } | Block::Other => {}
+        }
     }
+    let structured = tool_input
+        .as_deref()
+        .and_then(|input| FinalAnswer::from_json(input, Extraction::ToolUse));
+    let final_answer = match structured {
+        Some(f) => f,
+        // Tool input without a final answer in it is no better than none: the text decides.
+        None if !text.trim().is_empty() => FinalAnswer::from_text(&text),
+        None => {
+            return Err(ProviderError::new(
+                ErrorClass::Malformed,
+                "a message with neither a final answer nor text",
+            ));
+        }
+    };
+    let answer = [text, tool_input.unwrap_or_default()]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok(Reply {
         answer,
+        final_answer,
         usage: body.usage.map(|u| TokenUsage {
             prompt: u.input_tokens,
             completion: u.output_tokens,
@@ -80,10 +115,18 @@ struct MessageReply {
 }
 
 #[derive(Deserialize)]
-struct Block {
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<String>,
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        name: String,
+        input: serde_json::Value,
+    },
+    /// Thinking and any block type added later: not part of the answer.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]

@@ -7,12 +7,16 @@ pub mod retry;
 
 use std::time::Duration;
 
-use quorum_domain::expert::{ErrorClass, TokenUsage};
+use quorum_domain::expert::{ErrorClass, FinalAnswer, TokenUsage};
 
 /// An answer and what it cost.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
+    /// The whole reply: the text, or the JSON a structured reply was held to (after any text).
     pub answer: String,
+    /// What the consensus compares, taken from `answer` by the most reliable means the provider
+    /// allowed.
+    pub final_answer: FinalAnswer,
     pub usage: Option<TokenUsage>,
 }
 
@@ -81,6 +85,11 @@ pub(crate) fn from_transport(e: reqwest::Error) -> ProviderError {
         ErrorClass::Server
     };
     ProviderError::new(class, e.to_string())
+}
+
+/// The default of `structured_output`: every provider that can hold a reply to a schema is asked to.
+pub(crate) fn yes() -> bool {
+    true
 }
 
 /// The API key from the environment variable the config names, if any.

@@ -1,7 +1,9 @@
 //! OpenAI-compatible chat completions (OpenAI, vLLM, Ollama, llama.cpp server): `POST
 //! {base_url}/chat/completions`.
 
-use quorum_domain::expert::{ErrorClass, TokenUsage};
+use quorum_domain::expert::{
+    ANSWER_INSTRUCTIONS, ErrorClass, Extraction, FinalAnswer, TokenUsage, answer_schema,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -16,6 +18,13 @@ pub struct OpenAiConfig {
     /// servers expect).
     #[serde(default = "default_key_env")]
     pub api_key_env: String,
+    /// Hold the reply to the answer schema (`response_format`). Servers that reject
+    /// `response_format` set it false; their final answer is then read from the text.
+    #[serde(default = "super::yes")]
+    pub structured_output: bool,
+    /// Sent as `max_tokens` when set; the server's own limit applies otherwise.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
 }
 
 fn default_key_env() -> String {
@@ -28,10 +37,23 @@ pub async fn ask(
     question: &str,
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
-    let mut request = client.post(url).json(&json!({
+    let mut body = json!({
         "model": config.model,
-        "messages": [{"role": "user", "content": question}],
-    }));
+        "messages": [
+            {"role": "system", "content": ANSWER_INSTRUCTIONS},
+            {"role": "user", "content": question},
+        ],
+    });
+    if config.structured_output {
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": "expert_answer", "strict": true, "schema": answer_schema()},
+        });
+    }
+    if let Some(max) = config.max_tokens {
+        body["max_tokens"] = max.into();
+    }
+    let mut request = client.post(url).json(&body);
     if let Some(key) = api_key(&config.api_key_env) {
         request = request.bearer_auth(key);
     }
@@ -42,14 +64,39 @@ pub async fn ask(
     let body: Completion = response.json().await.map_err(|e| {
         ProviderError::new(ErrorClass::Malformed, format!("unreadable completion: {e}"))
     })?;
-    let answer = body
-        .choices
-        .into_iter()
-        .next()
-        .and_then(|c| c.message.content)
-        .ok_or_else(|| ProviderError::new(ErrorClass::Malformed, "a completion without content"))?;
+    let message = body.choices.into_iter().next().map(|c| c.message);
+    let answer = match message {
+        Some(Message {
+            content: Some(content),
+            ..
+        }) => content,
+        // A model held to a schema may decline to answer in it, and says why instead.
+        Some(Message {
+            refusal: Some(refusal),
+            ..
+        }) => {
+            return Err(ProviderError::new(
+                ErrorClass::Malformed,
+                format!("the model refused: {refusal}"),
+            ));
+        }
+        _ => {
+            return Err(ProviderError::new(
+                ErrorClass::Malformed,
+                "a completion without content",
+            ));
+        }
+    };
+    // A server may accept `response_format` and still answer in prose; the text is read then, and
+    // `extraction` says which way the answer was found.
+    let final_answer = config
+        .structured_output
+        .then(|| FinalAnswer::from_json(&answer, Extraction::JsonSchema))
+        .flatten()
+        .unwrap_or_else(|| FinalAnswer::from_text(&answer));
     Ok(Reply {
         answer,
+        final_answer,
         usage: body.usage.map(|u| TokenUsage {
             prompt: u.prompt_tokens,
             completion: u.completion_tokens,
@@ -71,6 +118,7 @@ struct Choice {
 #[derive(Deserialize)]
 struct Message {
     content: Option<String>,
+    refusal: Option<String>,
 }
 
 #[derive(Deserialize)]
