@@ -202,7 +202,8 @@ fn names_differ(a: &Canon, b: &Canon) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::canonical::{QuestionTerms, canonicalize};
+    use super::super::canonical::canonicalize;
+    use super::super::question::QuestionTerms;
     use super::*;
 
     fn verdict(question: &str, a: &str, b: &str) -> Verdict {

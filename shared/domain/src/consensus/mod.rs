@@ -7,15 +7,19 @@ mod canonical;
 mod compare;
 mod decide;
 mod numbers;
+mod quantity;
+mod question;
+mod tokens;
 
 use serde::{Deserialize, Serialize};
 
 use crate::query::Strategy;
 
-pub use canonical::{Canon, QuestionTerms, canonicalize};
+pub use canonical::{Canon, canonicalize};
 pub use compare::{Contradiction, SameBy, Verdict, compare};
 pub use decide::{Decision, Progress, decide, default_quorum, undecided_pairs};
 pub use numbers::same_value;
+pub use question::QuestionTerms;
 
 /// How the answers of a query group: the winning group first.
 #[derive(Clone, Debug, PartialEq)]
