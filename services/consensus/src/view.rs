@@ -156,7 +156,12 @@ pub async fn step(
         None => load_consumer_checkpoint(&mut *writer, NAME).await?,
     };
     let read = EventStore::read_committed_on(reader, after, BATCH).await?;
-    let Some(last) = read.events.last().map(RecordedEvent::cursor) else {
+    for u in &read.unreadable {
+        // The relay parks it as a dead letter of its own; the read model passes over it.
+        warn!(position = u.cursor.position, reason = %u.reason, "queries projection skips an unreadable event");
+    }
+    let rows = read.events.len() + read.unreadable.len();
+    let Some(last) = read.last else {
         return Ok(Stepped {
             applied: 0,
             at: after,
@@ -179,7 +184,7 @@ pub async fn step(
     Ok(Stepped {
         applied: read.events.len(),
         at: last,
-        more: read.events.len() as i64 == BATCH,
+        more: rows as i64 == BATCH,
         held: read.held,
     })
 }

@@ -137,14 +137,26 @@ impl Prepared {
     }
 }
 
+/// How large an accepted event may be.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// Its data, as configured.
+    pub max_event_bytes: usize,
+    /// Its whole NATS message once the relay publishes it: the server's `max_payload`, read at
+    /// start. An event over it would be stored and then never published.
+    pub max_message_bytes: usize,
+}
+
 /// Checks a request's events for `tenant`: the tenant extension, reserved types, the data schema of
-/// Quorum's types, the size of each event's data; names their streams. All or nothing.
+/// Quorum's types, the size of each event's data and of its message on the bus; names their
+/// streams. All or nothing.
 pub fn prepare(
     tenant: &TenantId,
     events: Vec<Event>,
     schemas: &Schemas,
-    max_event_bytes: usize,
+    bounds: Bounds,
 ) -> Result<Prepared, Rejection> {
+    let max_event_bytes = bounds.max_event_bytes;
     let batch = events.len() > 1;
     let at = |i: usize, r: Rejection| if batch { r.at(i) } else { r };
     let mut parts: Parts = Vec::new();
@@ -177,6 +189,19 @@ pub fn prepare(
             ));
         }
         let stream = stream_for(tenant, &mut event).map_err(|r| at(i, r))?;
+        let on_the_bus = quorum_bus::relayed_len(&event, stream.as_str().len());
+        if on_the_bus > bounds.max_message_bytes {
+            return Err(at(
+                i,
+                Rejection::invalid(
+                    "data",
+                    format!(
+                        "the event would be {on_the_bus} bytes on the bus with its attributes; the NATS server takes at most {}",
+                        bounds.max_message_bytes
+                    ),
+                ),
+            ));
+        }
         if schemas.has(&event.ty) {
             check_schema(&event, schemas).map_err(|r| at(i, r))?;
         }

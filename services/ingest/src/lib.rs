@@ -57,6 +57,12 @@ pub async fn start(
         .context("connect to NATS")?;
     let js = async_nats::jetstream::new(client.clone());
     quorum_bus::ensure_streams(&js).await?;
+    // The server's limit, not an assumed one: an event whose message would exceed it is refused
+    // here rather than stored and never published.
+    let bounds = accept::Bounds {
+        max_event_bytes: config.limits.max_event_bytes,
+        max_message_bytes: client.server_info().max_payload,
+    };
     readiness.add_postgres("postgres", pool.clone());
     readiness.add_nats("nats", client);
 
@@ -76,6 +82,7 @@ pub async fn start(
         schemas: schemas.clone(),
         store,
         limits: config.limits.clone(),
+        bounds,
     });
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -98,7 +105,7 @@ pub async fn start(
         let handler = Arc::new(nats::IngestHandler {
             committer: committer.clone(),
             schemas,
-            max_event_bytes: config.limits.max_event_bytes,
+            bounds,
         });
         let bound = readiness.flag("ingest consumer");
         let (js, pool, token) = (js.clone(), pool.clone(), shutdown.token());

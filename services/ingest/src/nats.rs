@@ -21,7 +21,7 @@ pub const FILTER: &str = "quorum.ingest.>";
 pub struct IngestHandler {
     pub committer: Committer,
     pub schemas: Arc<Schemas>,
-    pub max_event_bytes: usize,
+    pub bounds: accept::Bounds,
 }
 
 /// The tenant token of `quorum.ingest.<tenant>.<type…>`.
@@ -43,7 +43,7 @@ impl Handler for IngestHandler {
             &tenant,
             vec![delivery.event.clone()],
             &self.schemas,
-            self.max_event_bytes,
+            self.bounds,
         ) {
             Ok(p) => p,
             Err(e) => return Outcome::dead(format!("refused: {e}")),

@@ -69,6 +69,117 @@ pub fn encode(event: &Event) -> (HeaderMap, Bytes) {
     (h, event.data.clone().unwrap_or_default())
 }
 
+/// Why an event cannot travel as a NATS message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{attribute}: {reason}")]
+pub struct Unpublishable {
+    /// The attribute at fault (`data` for the size).
+    pub attribute: String,
+    pub reason: String,
+}
+
+/// [`encode`], for an event that may not be fit to travel (a stored row from before ingest checked
+/// headers, or one written by hand): every header value checked first, since NATS refuses, and
+/// async-nats panics on, a line break in a header. The size is checked by [`check_size`] once the
+/// caller has added its own headers.
+pub fn encode_checked(event: &Event) -> Result<(HeaderMap, Bytes), Unpublishable> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut values: Vec<(String, String)> = vec![
+        ("id".into(), event.id.clone()),
+        ("source".into(), event.source.clone()),
+        ("type".into(), event.ty.clone()),
+    ];
+    let optional = [
+        ("subject", event.subject.as_deref()),
+        ("dataschema", event.dataschema.as_deref()),
+        ("datacontenttype", event.datacontenttype.as_deref()),
+        ("correlationid", event.correlationid.as_deref()),
+        ("causationid", event.causationid.as_deref()),
+        ("replayof", event.replayof.as_deref()),
+        ("traceparent", event.traceparent.as_deref()),
+        ("tracestate", event.tracestate.as_deref()),
+    ];
+    values.extend(
+        optional
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n.to_owned(), v.to_owned()))),
+    );
+    for (name, value) in &event.extensions {
+        let header_name = format!("{PREFIX}{name}");
+        if header_name
+            .bytes()
+            .any(|b| !b.is_ascii_graphic() || b == b':')
+        {
+            return Err(Unpublishable {
+                attribute: name.clone(),
+                reason: "not a header name".into(),
+            });
+        }
+        values.push((name.clone(), text(value)));
+    }
+    for (attribute, value) in values {
+        if let Some(c) = value.chars().find(|c| c.is_control()) {
+            return Err(Unpublishable {
+                attribute,
+                reason: format!("holds a control character (U+{:04X})", c as u32),
+            });
+        }
+    }
+    Ok(encode(event))
+}
+
+/// The size of a message as the NATS server counts it against `max_payload`: the header block
+/// (`NATS/1.0`, each `name: value` line, the blank line) and the payload.
+pub fn message_len(headers: &HeaderMap, payload_len: usize) -> usize {
+    let mut len = "NATS/1.0\r\n".len() + "\r\n".len();
+    for (name, values) in headers.iter() {
+        for v in values {
+            let name: &str = name.as_ref();
+            len += name.len() + ": ".len() + v.as_str().len() + "\r\n".len();
+        }
+    }
+    len + payload_len
+}
+
+/// Whether a message fits the server's `max_payload`.
+pub fn check_size(
+    headers: &HeaderMap,
+    payload_len: usize,
+    max_payload: usize,
+) -> Result<(), Unpublishable> {
+    let len = message_len(headers, payload_len);
+    if len > max_payload {
+        return Err(Unpublishable {
+            attribute: "data".into(),
+            reason: format!(
+                "the message would be {len} bytes with its headers; the NATS server takes at most {max_payload}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the relay adds to an event's message at most, beyond the stream id and the event id it
+/// repeats (`Nats-Msg-Id`): its cursor and position headers, with room to spare. Ingest keeps an
+/// event's message this far under `max_payload`, so the relay can always publish what was
+/// accepted.
+pub const RELAY_HEADROOM: usize = 256;
+
+/// The size of `event`'s message once the relay has added its headers, for a stream id of
+/// `stream_len` bytes.
+pub fn relayed_len(event: &Event, stream_len: usize) -> usize {
+    let (headers, payload) = encode(event);
+    message_len(&headers, payload.len())
+        + RELAY_HEADROOM
+        + "Quorum-Stream: \r\n".len()
+        + stream_len
+        + "Nats-Msg-Id: \r\n".len()
+        + event.id.len()
+}
+
 /// Decodes a message: binary mode when it has `ce-specversion`, else a structured JSON CloudEvent.
 /// Either way the CloudEvents rules apply (`quorum_domain::cloudevent`), so a consumer never handles
 /// an event ingest over HTTP would have refused.
@@ -199,6 +310,49 @@ pub fn headers_from_json(json: &Value) -> HeaderMap {
         }
     }
     headers
+}
+
+#[cfg(test)]
+mod checked {
+    use super::*;
+    use quorum_domain::StreamId;
+
+    fn event() -> Event {
+        let s = StreamId::parse("sub-t/x").unwrap();
+        Event::new(
+            "/shop",
+            "com.example.x",
+            s,
+            TenantId::new("t").unwrap(),
+            Bytes::from_static(b"{}"),
+        )
+    }
+
+    #[test]
+    fn a_header_nats_refuses_is_named_not_panicked_on() {
+        let mut e = event();
+        e.id = "poison\n1".into();
+        assert_eq!(encode_checked(&e).unwrap_err().attribute, "id");
+        let mut e = event();
+        e.extensions.insert("x".into(), "a\u{0}b".into());
+        assert_eq!(encode_checked(&e).unwrap_err().attribute, "x");
+        let mut e = event();
+        e.extensions.insert("bad name".into(), "v".into());
+        assert_eq!(encode_checked(&e).unwrap_err().attribute, "bad name");
+        assert!(encode_checked(&event()).is_ok());
+    }
+
+    #[test]
+    fn the_size_counts_headers_as_the_server_does() {
+        let (h, p) = encode(&event());
+        let len = message_len(&h, p.len());
+        assert!(check_size(&h, p.len(), len).is_ok());
+        assert_eq!(
+            check_size(&h, p.len(), len - 1).unwrap_err().attribute,
+            "data"
+        );
+        assert!(relayed_len(&event(), 7) > len + RELAY_HEADROOM);
+    }
 }
 
 #[cfg(test)]

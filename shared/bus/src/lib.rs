@@ -9,5 +9,8 @@ pub mod subjects;
 /// `subject` is its own and need not name its stream.
 pub const STREAM_HEADER: &str = "Quorum-Stream";
 
-pub use codec::{DecodeError, decode, encode, headers_from_json, headers_json};
+pub use codec::{
+    DecodeError, RELAY_HEADROOM, Unpublishable, check_size, decode, encode, encode_checked,
+    headers_from_json, headers_json, message_len, relayed_len,
+};
 pub use streams::{DLQ_STREAM, EVENTS_STREAM, INGEST_STREAM, StreamsError, ensure_streams};

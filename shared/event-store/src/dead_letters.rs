@@ -122,7 +122,12 @@ pub async fn park_dead_letter(
         Bytes::from(data.to_string()),
     );
     event.id = letter.id.to_string();
-    event.correlationid = letter.event_id.clone();
+    // A letter may be parked because its event id cannot travel as a header: then the notice
+    // goes without it, or it would be unpublishable in turn.
+    event.correlationid = letter
+        .event_id
+        .clone()
+        .filter(|id| id.len() <= 256 && !id.chars().any(char::is_control));
     EventStore::append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event]).await?;
     tx.commit().await?;
     Ok(true)

@@ -3,7 +3,7 @@
 use quorum_domain::StreamId;
 use sqlx::{PgConnection, Row};
 
-use crate::recorded::{COLUMNS, decode};
+use crate::recorded::{COLUMNS, Unreadable, decode, decode_or_unreadable};
 use crate::{CommitCursor, RecordedEvent, StoreError};
 
 /// The stream's current version (0 when it has no events).
@@ -73,6 +73,10 @@ pub struct Committed<T> {
     /// append, holds the watermark). The reader reads again soon. When false, everything committed
     /// has been read (or `events` is a full batch): the next event to read sends a notification.
     pub held: bool,
+    /// Rows of the batch that do not read as events, in commit order: the reader parks them.
+    pub unreadable: Vec<Unreadable>,
+    /// The cursor of the last row of the batch, readable or not: where the reader goes on from.
+    pub last: Option<CommitCursor>,
 }
 
 /// Events after `after` in commit order, only those whose transaction id is below the oldest
@@ -85,19 +89,32 @@ pub(crate) async fn read_committed(
     limit: i64,
 ) -> Result<Committed<RecordedEvent>, StoreError> {
     let read = committed_rows(conn, after, limit, false).await?;
+    let mut events = Vec::with_capacity(read.events.len());
+    let mut unreadable = Vec::new();
+    for (row, _) in read.events {
+        match row {
+            Ok(e) => events.push(e),
+            Err(u) => unreadable.push(u),
+        }
+    }
     Ok(Committed {
-        events: read.events.into_iter().map(|(e, _)| e).collect(),
+        events,
         held: read.held,
+        unreadable,
+        last: read.last,
     })
 }
 
-/// Like [`read_committed`], and also says for each event whether its stream predecessor comes later
-/// in commit order (so it must wait for it; see docs/adr/0003).
+/// One row of a relay read: an event, or a row that does not read as one, in commit order.
+pub type RelayRow = Result<RecordedEvent, Unreadable>;
+
+/// Like [`read_committed`], with the unreadable rows in their place, and for each row whether its
+/// stream predecessor comes later in commit order (so it must wait for it; see docs/adr/0003).
 pub(crate) async fn read_committed_for_relay(
     conn: &mut PgConnection,
     after: CommitCursor,
     limit: i64,
-) -> Result<Committed<(RecordedEvent, bool)>, StoreError> {
+) -> Result<Committed<(RelayRow, bool)>, StoreError> {
     committed_rows(conn, after, limit, true).await
 }
 
@@ -106,7 +123,7 @@ async fn committed_rows(
     after: CommitCursor,
     limit: i64,
     predecessor_flag: bool,
-) -> Result<Committed<(RecordedEvent, bool)>, StoreError> {
+) -> Result<Committed<(RelayRow, bool)>, StoreError> {
     // A predecessor always has the lower position; only its transaction id can be the larger.
     let flag = if predecessor_flag {
         "e.stream_version > 1 AND EXISTS (
@@ -146,7 +163,16 @@ async fn committed_rows(
     let events = rows
         .iter()
         .filter(|r| matches!(r.try_get::<Option<i64>, _>("position"), Ok(Some(_))))
-        .map(|r| Ok((decode(r)?, r.try_get("predecessor_later")?)))
+        .map(|r| Ok((decode_or_unreadable(r)?, r.try_get("predecessor_later")?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Committed { events, held })
+    let last = events.last().map(|(row, _): &(RelayRow, bool)| match row {
+        Ok(e) => e.cursor(),
+        Err(u) => u.cursor,
+    });
+    Ok(Committed {
+        events,
+        held,
+        unreadable: Vec::new(),
+        last,
+    })
 }

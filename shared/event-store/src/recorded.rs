@@ -71,6 +71,53 @@ impl RecordedEvent {
 pub(crate) const COLUMNS: &str = "e.position, e.tx_id::text AS tx_id, e.stream_id, e.stream_version, e.tenant, \
      e.recorded_at, e.attributes::text AS attributes, e.data";
 
+/// A stored row that does not read back as an event (its attributes were written by hand, or by a
+/// version that wrote what this one refuses). Commit-order readers park it and read on: one row
+/// must not stop every tenant's relay or read model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    pub cursor: CommitCursor,
+    /// The stream and version as stored, when they read: the relay lets the stream's next
+    /// version go after it.
+    pub stream_id: Option<StreamId>,
+    pub stream_version: Option<u64>,
+    pub tenant: Option<TenantId>,
+    /// The attributes column as text, and the data, as stored.
+    pub attributes: String,
+    pub data: Option<Bytes>,
+    pub reason: String,
+}
+
+/// Reads a row as an event, or says why it cannot; `Err` only when the row is not one of the
+/// store's at all (a column missing).
+pub(crate) fn decode_or_unreadable(
+    row: &PgRow,
+) -> Result<Result<RecordedEvent, Unreadable>, StoreError> {
+    match decode(row) {
+        Ok(e) => Ok(Ok(e)),
+        Err(StoreError::Corrupt { position, reason }) => {
+            let tx_id: String = row.try_get("tx_id")?;
+            let stream: String = row.try_get("stream_id")?;
+            let tenant: String = row.try_get("tenant")?;
+            let version: i64 = row.try_get("stream_version")?;
+            let data: Option<Vec<u8>> = row.try_get("data")?;
+            Ok(Err(Unreadable {
+                cursor: CommitCursor {
+                    tx_id: tx_id.parse().unwrap_or_default(),
+                    position,
+                },
+                stream_id: StreamId::parse(stream).ok(),
+                stream_version: u64::try_from(version).ok(),
+                tenant: TenantId::new(tenant).ok(),
+                attributes: row.try_get("attributes")?,
+                data: data.map(Bytes::from),
+                reason,
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
     let corrupt = |reason: String| StoreError::Corrupt { position, reason };

@@ -3,7 +3,7 @@
 use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, PgPool};
 
-use crate::read::Committed;
+use crate::read::{Committed, RelayRow};
 use crate::{AppendResult, CommitCursor, ExpectedVersion, RecordedEvent, StoreError, append, read};
 
 /// The event store on one Postgres database. Cheap to clone.
@@ -186,13 +186,14 @@ impl EventStore {
         read::read_committed(conn, after, limit).await
     }
 
-    /// [`Self::read_committed`] for the relay: each event comes with whether its stream predecessor is
-    /// later in commit order, in which case it must be held back until the predecessor is published.
+    /// [`Self::read_committed`] for the relay: each row comes with whether its stream predecessor is
+    /// later in commit order, in which case it must be held back until the predecessor is published;
+    /// a row that does not read as an event comes in its place, for the relay to park.
     pub async fn read_committed_for_relay(
         conn: &mut PgConnection,
         after: CommitCursor,
         limit: i64,
-    ) -> Result<Committed<(RecordedEvent, bool)>, StoreError> {
+    ) -> Result<Committed<(RelayRow, bool)>, StoreError> {
         read::read_committed_for_relay(conn, after, limit).await
     }
 

@@ -14,8 +14,10 @@ use quorum_event_store::{CommitCursor, RecordedEvent};
 /// Events waiting for their stream predecessor.
 #[derive(Default, Debug)]
 pub struct Holds {
-    /// Per stream, held events by version, each with the cursor read just before it.
-    streams: HashMap<StreamId, BTreeMap<u64, (CommitCursor, RecordedEvent)>>,
+    /// Per stream, held events by version, each with the cursor read just before it; `None` for a
+    /// version that was parked instead of published (it goes nowhere, but its successors wait
+    /// their turn behind it all the same).
+    streams: HashMap<StreamId, BTreeMap<u64, (CommitCursor, Option<RecordedEvent>)>>,
 }
 
 impl Holds {
@@ -29,42 +31,55 @@ impl Holds {
         predecessor_later: bool,
         before: CommitCursor,
     ) -> Vec<RecordedEvent> {
+        let (stream, version) = (event.stream_id.clone(), event.stream_version);
+        self.admit_entry(stream, version, Some(event), predecessor_later, before)
+    }
+
+    /// Takes a version that will not be published (the relay parked it): it is passed in its turn,
+    /// and the held successors it unblocks are returned.
+    pub fn admit_parked(
+        &mut self,
+        stream: StreamId,
+        version: u64,
+        predecessor_later: bool,
+        before: CommitCursor,
+    ) -> Vec<RecordedEvent> {
+        self.admit_entry(stream, version, None, predecessor_later, before)
+    }
+
+    fn admit_entry(
+        &mut self,
+        stream: StreamId,
+        version: u64,
+        event: Option<RecordedEvent>,
+        predecessor_later: bool,
+        before: CommitCursor,
+    ) -> Vec<RecordedEvent> {
         // An earlier version of the stream is held: this one must not overtake it.
         let behind_held = self
             .streams
-            .get(&event.stream_id)
+            .get(&stream)
             .and_then(|held| held.keys().next())
-            .is_some_and(|&first| first < event.stream_version);
+            .is_some_and(|&first| first < version);
         if predecessor_later || behind_held {
             self.streams
-                .entry(event.stream_id.clone())
+                .entry(stream)
                 .or_default()
-                .insert(event.stream_version, (before, event));
+                .insert(version, (before, event));
             return Vec::new();
         }
-        let mut out = vec![event];
-        self.release_after(&mut out);
-        out
-    }
-
-    /// After the last event of `out` (and each one released after it), appends held events that
-    /// directly follow them in their stream.
-    fn release_after(&mut self, out: &mut Vec<RecordedEvent>) {
-        let mut i = 0;
-        while i < out.len() {
-            let (stream, version) = (out[i].stream_id.clone(), out[i].stream_version);
-            if let Some(held) = self.streams.get_mut(&stream) {
-                let mut next = version + 1;
-                while let Some((_, e)) = held.remove(&next) {
-                    out.push(e);
-                    next += 1;
-                }
-                if held.is_empty() {
-                    self.streams.remove(&stream);
-                }
+        let mut out: Vec<RecordedEvent> = event.into_iter().collect();
+        if let Some(held) = self.streams.get_mut(&stream) {
+            let mut next = version + 1;
+            while let Some((_, e)) = held.remove(&next) {
+                out.extend(e);
+                next += 1;
             }
-            i += 1;
+            if held.is_empty() {
+                self.streams.remove(&stream);
+            }
         }
+        out
     }
 
     /// The cursor a restart may resume from: just before the oldest held event, or `read` when
@@ -163,6 +178,29 @@ mod tests {
             position: 1,
         };
         assert_eq!(h.safe_cursor(read), read);
+    }
+
+    #[test]
+    fn a_parked_version_lets_its_successors_go_in_their_turn() {
+        let mut h = Holds::default();
+        let c0 = CommitCursor::START;
+        // a/2 comes first and waits for a/1, which cannot be published and is parked.
+        assert!(h.admit(ev("a/x", 2, 10, 2), true, c0).is_empty());
+        let out = h.admit_parked(StreamId::parse("a/x").unwrap(), 1, false, c0);
+        assert_eq!(versions(&out), [("a/x".into(), 2)]);
+        assert!(h.is_empty());
+        // Parked while an earlier version is held: it waits its turn, then lets a/5 go.
+        assert!(h.admit(ev("b/x", 3, 20, 5), true, c0).is_empty());
+        assert!(
+            h.admit_parked(StreamId::parse("b/x").unwrap(), 4, false, c0)
+                .is_empty()
+        );
+        assert!(h.admit(ev("b/x", 5, 22, 7), false, c0).is_empty());
+        let out = h.admit(ev("b/x", 2, 23, 4), false, c0);
+        assert_eq!(
+            versions(&out),
+            [("b/x".into(), 2), ("b/x".into(), 3), ("b/x".into(), 5)]
+        );
     }
 
     #[test]

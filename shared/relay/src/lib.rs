@@ -5,6 +5,7 @@
 mod config;
 mod holds;
 mod leader;
+mod park;
 mod publish;
 mod pump;
 mod reconcile;
@@ -12,6 +13,7 @@ mod reconcile;
 pub use config::RelayConfig;
 pub use holds::Holds;
 pub use leader::run;
+pub use park::CONSUMER;
 pub use reconcile::{CURSOR_HEADER, POSITION_HEADER};
 
 /// Why the relay stopped leading (it then competes for the lock again).

@@ -1,23 +1,35 @@
 //! Publishing one event: subject, CloudEvent headers, the relay's headers, and `Nats-Msg-Id`.
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
-use quorum_bus::{encode, subjects};
+use quorum_bus::{Unpublishable, check_size, encode_checked, subjects};
 use quorum_event_store::{CommitCursor, RecordedEvent};
 
 use crate::{CURSOR_HEADER, POSITION_HEADER, RelayError};
 
-/// Sends `event` without waiting for its ack; `cursor` is the safe cursor once this message is stored.
+/// Sends `event` without waiting for its ack; `cursor` is the safe cursor once this message is
+/// stored. An event that cannot travel (a header NATS refuses, a message over the server's
+/// `max_payload`) is not sent: the inner error says why, for the relay to park it.
 pub(crate) async fn send(
     js: &jetstream::Context,
     event: &RecordedEvent,
     cursor: CommitCursor,
-) -> Result<PublishAckFuture, RelayError> {
-    let (mut headers, payload) = encode(&event.event);
+    max_payload: usize,
+) -> Result<Result<PublishAckFuture, Unpublishable>, RelayError> {
+    let (mut headers, payload) = match encode_checked(&event.event) {
+        Ok(message) => message,
+        Err(e) => return Ok(Err(e)),
+    };
     headers.insert(CURSOR_HEADER, cursor.to_string().as_str());
     headers.insert(POSITION_HEADER, event.position.to_string().as_str());
     headers.insert(quorum_bus::STREAM_HEADER, event.stream_id.as_str());
     // JetStream drops a message whose id it saw within the duplicate window: a republish after a
     // failover cannot double an event.
+    // The id goes as `Nats-Msg-Id` too: count it in the size.
+    let mut sized = headers.clone();
+    sized.insert("Nats-Msg-Id", event.event.id.as_str());
+    if let Err(e) = check_size(&sized, payload.len(), max_payload) {
+        return Ok(Err(e));
+    }
     let message = PublishMessage::build()
         .headers(headers)
         .payload(payload)
@@ -25,5 +37,6 @@ pub(crate) async fn send(
     let subject = subjects::event(&event.tenant, &event.event.ty);
     js.send_publish(subject, message)
         .await
+        .map(Ok)
         .map_err(|e| RelayError::JetStream(e.to_string()))
 }

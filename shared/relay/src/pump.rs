@@ -9,7 +9,7 @@ use async_nats::jetstream::context::PublishAckFuture;
 use chrono::Utc;
 use quorum_bus::EVENTS_STREAM;
 use quorum_event_store::{
-    CommitCursor, EventStore, RecordedEvent, RelayCheckpoint, save_relay_checkpoint,
+    CommitCursor, EventStore, RelayCheckpoint, RelayRow, save_relay_checkpoint,
 };
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
@@ -22,7 +22,7 @@ use quorum_event_store::Wake;
 use crate::holds::Holds;
 use crate::leader::still_leader;
 use crate::reconcile::resume_point;
-use crate::{RelayConfig, RelayError, publish};
+use crate::{RelayConfig, RelayError, park, publish};
 use quorum_runtime::metrics as names;
 
 pub(crate) struct Pump {
@@ -39,6 +39,8 @@ pub(crate) struct Pump {
     /// The checkpoint reached but not yet saved, and when one was last saved.
     unsaved: Option<RelayCheckpoint>,
     saved_at: Instant,
+    /// The NATS server's `max_payload`: a larger message is parked, never sent.
+    max_payload: usize,
 }
 
 /// How often, at most, the relay saves its checkpoint. Resuming never depends on it: a new leader
@@ -61,6 +63,7 @@ impl Pump {
             inflight: None,
             unsaved: None,
             saved_at: Instant::now(),
+            max_payload: 0,
         }
     }
 
@@ -72,6 +75,7 @@ impl Pump {
         lock: &mut PgConnection,
         shutdown: &CancellationToken,
     ) -> Result<(), RelayError> {
+        self.max_payload = self.js.client().server_info().max_payload;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("quorum_events").await?;
         let resume = resume_point(&self.pool, &self.js, &self.config.name).await?;
@@ -182,19 +186,35 @@ impl Pump {
         Ok(())
     }
 
-    /// Sends every event of `batch` that may go now, without waiting for acks.
+    /// Sends every event of `batch` that may go now, without waiting for acks. What cannot be
+    /// published is parked in its turn, and the rest goes on (`park`).
     async fn send(
         &mut self,
-        batch: Vec<(RecordedEvent, bool)>,
+        batch: Vec<(RelayRow, bool)>,
         full: bool,
     ) -> Result<InFlight, RelayError> {
         let mut acks = Vec::with_capacity(batch.len());
         let mut newest = None;
-        for (event, predecessor_later) in batch {
+        for (row, predecessor_later) in batch {
             let before = self.read;
             let safe_before = self.holds.safe_cursor(before);
-            self.read = event.cursor();
-            let ready = self.holds.admit(event, predecessor_later, before);
+            let ready = match row {
+                Ok(event) => {
+                    self.read = event.cursor();
+                    self.holds.admit(event, predecessor_later, before)
+                }
+                Err(unreadable) => {
+                    self.read = unreadable.cursor;
+                    park::unreadable(&self.pool, &unreadable).await?;
+                    match (unreadable.stream_id, unreadable.stream_version) {
+                        (Some(stream), Some(version)) => {
+                            self.holds
+                                .admit_parked(stream, version, predecessor_later, before)
+                        }
+                        _ => Vec::new(),
+                    }
+                }
+            };
             let safe_after = self.holds.safe_cursor(self.read);
             let count = ready.len();
             for (i, e) in ready.into_iter().enumerate() {
@@ -205,12 +225,13 @@ impl Pump {
                 } else {
                     safe_before
                 };
-                acks.push((
-                    publish::send(&self.js, &e, cursor).await?,
-                    e.cursor(),
-                    e.event.id.clone(),
-                ));
-                newest = Some(e.recorded_at);
+                match publish::send(&self.js, &e, cursor, self.max_payload).await? {
+                    Ok(ack) => {
+                        acks.push((ack, e.cursor(), e.event.id.clone()));
+                        newest = Some(e.recorded_at);
+                    }
+                    Err(why) => park::unpublishable(&self.pool, &e, &why.to_string()).await?,
+                }
             }
         }
         metrics::gauge!(names::RELAY_HELD_EVENTS).set(self.holds.len() as f64);

@@ -40,6 +40,7 @@ pub struct Inner {
     pub schemas: Arc<Schemas>,
     pub store: EventStore,
     pub limits: Limits,
+    pub bounds: crate::accept::Bounds,
 }
 
 impl App {

@@ -90,7 +90,7 @@ pub async fn post(
     let (traceparent, tracestate) = trace_context(&headers);
     event.traceparent = traceparent;
     event.tracestate = tracestate;
-    let prepared = accept::prepare(&tenant, vec![event], &app.0.schemas, limits.max_event_bytes)?;
+    let prepared = accept::prepare(&tenant, vec![event], &app.0.schemas, app.0.bounds)?;
     let _admitted = app.0.admission.admit(&tenant, 1)?;
     let accepted = accept::store(&app.0.committer, prepared)
         .await?

@@ -12,7 +12,10 @@ mod structured;
 
 pub use binary::{decode_http_header_value, encode_http_header_value, parse_binary};
 pub use render::to_structured;
-pub use rules::{is_json_content_type, validate};
+pub use rules::{
+    MAX_ATTRIBUTE_BYTES, MAX_EXTENSIONS, MAX_ID_BYTES, MAX_SOURCE_BYTES, MAX_SUBJECT_BYTES,
+    MAX_TYPE_BYTES, is_json_content_type, validate,
+};
 pub use structured::{parse_batch, parse_structured};
 
 /// Why a CloudEvent was refused: which attribute (empty for the document as a whole), why, and in

@@ -45,6 +45,7 @@ impl Required {
 /// Checks an event built by some other path (a NATS message, the CLI) against the rules parsing
 /// enforces.
 pub fn validate(event: &Event) -> Result<(), CeError> {
+    bounded(event)?;
     non_empty("id", &event.id)?;
     source(&event.source)?;
     non_empty("type", &event.ty)?;
@@ -60,6 +61,86 @@ pub fn validate(event: &Event) -> Result<(), CeError> {
     for (name, value) in &event.extensions {
         extension_name(name)?;
         extension_value(name, value)?;
+    }
+    Ok(())
+}
+
+/// The longest value each attribute may have, in bytes: every attribute becomes a NATS header and
+/// a column, and none may cost downstream more than an identifier should.
+pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_SOURCE_BYTES: usize = 1024;
+pub const MAX_TYPE_BYTES: usize = 256;
+pub const MAX_SUBJECT_BYTES: usize = 1024;
+/// `dataschema`, `datacontenttype`, the trace headers, the derived ids and each extension.
+pub const MAX_ATTRIBUTE_BYTES: usize = 2048;
+/// Extension attributes an event may carry.
+pub const MAX_EXTENSIONS: usize = 32;
+
+/// Every attribute is at most its length and holds no control character (CR, LF, NUL, …): each
+/// travels as a NATS header line, where a line break would end the header and a NUL is refused,
+/// and a value that cannot be published must be refused where it enters, not parked later.
+fn bounded(event: &Event) -> Result<(), CeError> {
+    let derived = [
+        ("correlationid", event.correlationid.as_deref()),
+        ("causationid", event.causationid.as_deref()),
+        ("replayof", event.replayof.as_deref()),
+        ("traceparent", event.traceparent.as_deref()),
+        ("tracestate", event.tracestate.as_deref()),
+        ("dataschema", event.dataschema.as_deref()),
+        ("datacontenttype", event.datacontenttype.as_deref()),
+    ];
+    let fixed = [
+        ("id", Some(event.id.as_str()), MAX_ID_BYTES),
+        ("source", Some(event.source.as_str()), MAX_SOURCE_BYTES),
+        ("type", Some(event.ty.as_str()), MAX_TYPE_BYTES),
+        ("subject", event.subject.as_deref(), MAX_SUBJECT_BYTES),
+    ];
+    let all = fixed.into_iter().chain(
+        derived
+            .into_iter()
+            .map(|(n, v)| (n, v, MAX_ATTRIBUTE_BYTES)),
+    );
+    for (name, value, max) in all {
+        if let Some(v) = value {
+            header_safe(name, v, max)?;
+        }
+    }
+    if event.extensions.len() > MAX_EXTENSIONS {
+        return Err(CeError::new(
+            "",
+            format!("at most {MAX_EXTENSIONS} extension attributes"),
+        ));
+    }
+    for (name, value) in &event.extensions {
+        if name.len() > 20 {
+            return Err(CeError::new(
+                name,
+                "attribute names are at most 20 characters",
+            ));
+        }
+        if let serde_json::Value::String(v) = value {
+            header_safe(name, v, MAX_ATTRIBUTE_BYTES)?;
+        }
+    }
+    Ok(())
+}
+
+/// At most `max` bytes, and no control character.
+pub(crate) fn header_safe(name: &str, value: &str, max: usize) -> Result<(), CeError> {
+    if value.len() > max {
+        return Err(CeError::new(
+            name,
+            format!("{} bytes; at most {max}", value.len()),
+        ));
+    }
+    if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(CeError::new(
+            name,
+            format!(
+                "contains a control character (U+{:04X}) at byte {at}; attributes travel as header lines",
+                c as u32
+            ),
+        ));
     }
     Ok(())
 }
@@ -192,6 +273,62 @@ pub(crate) fn extension_value(name: &str, value: &serde_json::Value) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event() -> Event {
+        let s = crate::StreamId::parse("sub-t/x").unwrap();
+        Event::new(
+            "/shop",
+            "com.example.x",
+            s,
+            crate::TenantId::new("t").unwrap(),
+            Default::default(),
+        )
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_attribute() {
+        type Set = fn(&mut Event, String);
+        let set: [(&str, Set); 6] = [
+            ("id", |e, v| e.id = v),
+            ("source", |e, v| e.source = v),
+            ("type", |e, v| e.ty = v),
+            ("subject", |e, v| e.subject = Some(v)),
+            ("correlationid", |e, v| e.correlationid = Some(v)),
+            ("traceparent", |e, v| e.traceparent = Some(v)),
+        ];
+        for (name, put) in set {
+            for bad in ["poison\n1", "a\r\nb: c", "nul\0", "tab\tx", "del\u{7f}"] {
+                let mut e = event();
+                put(&mut e, bad.into());
+                let err = validate(&e).expect_err(bad);
+                assert_eq!(err.attribute, name, "{bad:?}");
+                assert!(err.reason.contains("control character"), "{err}");
+            }
+        }
+        let mut e = event();
+        e.extensions.insert("ext".into(), "x\ny".into());
+        assert_eq!(validate(&e).unwrap_err().attribute, "ext");
+    }
+
+    #[test]
+    fn attributes_have_lengths() {
+        let mut e = event();
+        e.ty = "t".repeat(MAX_TYPE_BYTES + 1);
+        assert_eq!(validate(&e).unwrap_err().attribute, "type");
+        e.ty = "t".repeat(MAX_TYPE_BYTES);
+        assert!(validate(&e).is_ok());
+        e.id = "i".repeat(MAX_ID_BYTES + 1);
+        assert_eq!(validate(&e).unwrap_err().attribute, "id");
+        let mut e = event();
+        e.extensions
+            .insert("ext".into(), "v".repeat(MAX_ATTRIBUTE_BYTES + 1).into());
+        assert_eq!(validate(&e).unwrap_err().attribute, "ext");
+        let mut e = event();
+        for i in 0..=MAX_EXTENSIONS {
+            e.extensions.insert(format!("x{i}"), true.into());
+        }
+        assert!(validate(&e).is_err());
+    }
 
     #[test]
     fn media_types_follow_rfc_2046() {
