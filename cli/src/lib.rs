@@ -2,9 +2,12 @@
 //! and benchmarks it. Everything lives here so that tests can drive it; `main.rs` only parses and exits.
 
 pub mod api;
+pub mod args;
 pub mod bench;
 pub mod commands;
+pub mod exit;
 pub mod local;
+pub mod output;
 pub mod progress;
 pub mod selection;
 pub mod stack;
@@ -19,9 +22,12 @@ use stack::Target;
 pub struct Cli {
     #[command(flatten)]
     pub target: Target,
-    /// Print machine-readable JSON.
+    /// Print machine-readable JSON; an error is then one JSON object on standard error.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log what the libraries and services do, on standard error (`RUST_LOG` for finer control).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,12 +69,23 @@ pub enum Command {
     Bench(commands::bench::Bench),
 }
 
+impl Cli {
+    /// Whether this run writes log lines. Only `up` does by default: it runs services, whose logs
+    /// an operator watches. Any other command's standard error is for its own messages; library
+    /// notices (sqlx's on every migration check) would bury them, so they show only when asked.
+    pub fn logs(&self) -> bool {
+        matches!(self.command, Command::Up(_))
+            || self.verbose
+            || std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty())
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Up(args) => commands::up::run(&cli.target, args).await,
         Command::Status => commands::status::run(&cli.target, cli.json).await,
-        Command::Migrate => commands::migrate::run(&cli.target).await,
+        Command::Migrate => commands::migrate::run(&cli.target, cli.json).await,
         Command::Keys(k) => commands::keys::run(&cli.target, k, cli.json).await,
         Command::Ask(a) => commands::ask::run(&cli.target, a, cli.json).await,
         Command::Publish(a) => commands::publish::run(&cli.target, a, cli.json).await,

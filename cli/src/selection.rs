@@ -13,15 +13,26 @@ pub struct SelectionArgs {
     pub stream: Option<String>,
     #[arg(long = "type")]
     pub ty: Option<String>,
-    /// Recorded at or after (RFC 3339).
-    #[arg(long)]
+    /// Recorded at or after: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
+    #[arg(long, value_parser = crate::args::time)]
     pub since: Option<DateTime<Utc>>,
-    /// Recorded before (RFC 3339).
-    #[arg(long)]
+    /// Recorded before: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
+    #[arg(long, value_parser = crate::args::time)]
     pub until: Option<DateTime<Utc>>,
 }
 
 impl SelectionArgs {
+    /// The specific items asked for (a stream or a correlation), if any, as a phrase for an error
+    /// saying that nothing matched; a selection of kinds (a tenant, a type, a time range) may
+    /// rightly match nothing.
+    pub fn specific(&self) -> Option<String> {
+        match (&self.stream, &self.correlation_id) {
+            (Some(s), _) => Some(format!("stream {s}")),
+            (None, Some(c)) => Some(format!("correlation id {c}")),
+            (None, None) => None,
+        }
+    }
+
     pub fn selection(&self) -> Selection {
         Selection {
             tenant: self.tenant.clone(),

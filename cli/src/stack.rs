@@ -3,9 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::exit::CliError;
 
 /// Where the stack's servers and services listen; `quorum up` writes it to `<data dir>/stack.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,13 +76,18 @@ impl Target {
         }
     }
 
+    /// The Postgres URL alone (for commands that need no NATS): the given one, else the recorded
+    /// stack's.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => Ok(self.urls()?.1),
+        }
+    }
+
     /// Postgres only (for commands that need no NATS).
     pub async fn connect_postgres(&self) -> anyhow::Result<PgPool> {
-        let database_url = match &self.database_url {
-            Some(url) => url.clone(),
-            None => self.urls()?.1,
-        };
-        pool(&database_url, 4).await
+        pool(&self.database_url()?, 4).await
     }
 
     pub async fn connect(&self) -> anyhow::Result<Connected> {
@@ -104,16 +113,43 @@ pub struct Connected {
     pub database_url: String,
 }
 
-async fn pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
-    quorum_event_store::pool_options(connections)
-        .connect(database_url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to postgres at {}: {e}",
-                redact(database_url)
-            )
-        })
+/// How long a command waits for Postgres to take its first connection. sqlx's pool retries a
+/// refused connection for 30 s, which suits a service waiting out a database restart, not an
+/// operator who mistyped `--database-url`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pool of up to `connections` to `database_url`, with one connection made before it is
+/// returned, so a wrong URL fails here, within [`CONNECT_TIMEOUT`], naming the host but never the
+/// password.
+pub async fn pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = database_url.parse().map_err(|e| {
+        // The URL is not repeated: it may hold a password.
+        CliError::usage(format!(
+            "the database URL is not a Postgres URL like postgres://user:password@host:5432/quorum ({e}); \
+             check --database-url or QUORUM_DATABASE_URL"
+        ))
+    })?;
+    let place = format!(
+        "{}:{}{}",
+        options.get_host(),
+        options.get_port(),
+        options
+            .get_database()
+            .map(|d| format!(" (database {d})"))
+            .unwrap_or_default()
+    );
+    let hint = "check --database-url or QUORUM_DATABASE_URL, or start a stack with `quorum up`";
+    // Lazy, then one connection under our own deadline: the pool keeps its usual acquire timeout
+    // for the command's work, where waiting for a busy connection is normal.
+    let pool = quorum_event_store::pool_options(connections).connect_lazy_with(options);
+    match tokio::time::timeout(CONNECT_TIMEOUT, pool.acquire()).await {
+        Ok(Ok(_first)) => Ok(pool),
+        Ok(Err(e)) => anyhow::bail!("cannot connect to postgres at {place}: {e}; {hint}"),
+        Err(_) => anyhow::bail!(
+            "postgres at {place} did not accept a connection within {} s; {hint}",
+            CONNECT_TIMEOUT.as_secs()
+        ),
+    }
 }
 
 pub fn read_stack_file(path: &Path) -> Option<StackFile> {

@@ -144,6 +144,16 @@ async fn a_replay_to_a_consumer_reaches_only_its_redeliver_subject() -> anyhow::
     let nats = quorum_testkit::nats().await?;
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
     quorum_bus::ensure_streams(&js).await?;
+    // The consumer as the consensus service creates it; a replay refuses a consumer that does
+    // not exist.
+    js.get_stream(quorum_bus::EVENTS_STREAM)
+        .await?
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("consensus".into()),
+            filter_subject: quorum_bus::subjects::redeliver_filter("consensus"),
+            ..Default::default()
+        })
+        .await?;
     let store = EventStore::new(db.pool.clone());
     seed(&store, 50).await?;
     let out = quorum(&db.url, &nats.url())

@@ -287,9 +287,10 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
         .arg(&plan)
         .output();
     let run = tokio::time::timeout(DEADLINE, run).await??;
-    assert!(
-        run.status.success(),
-        "{}",
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "a failed saga exits 1: {}",
         String::from_utf8_lossy(&run.stderr)
     );
     let saga: serde_json::Value = serde_json::from_slice(&run.stdout)?;

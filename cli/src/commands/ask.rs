@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::api::{Api, answer};
+use crate::exit::CliError;
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -17,8 +19,9 @@ pub struct AskArgs {
     /// Answers that must agree (k of n); a simple majority when not given.
     #[arg(long)]
     pub quorum: Option<u32>,
-    /// majority, similarity or judge.
-    #[arg(long)]
+    /// How answers are grouped: `majority` (the canonical rules alone), `similarity` (an
+    /// embeddings endpoint for what the rules leave open) or `judge` (a judge model).
+    #[arg(long, value_parser = ["majority", "similarity", "judge"])]
     pub strategy: Option<String>,
     /// How long the experts have, in milliseconds.
     #[arg(long)]
@@ -82,7 +85,7 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
     .await?;
     let url = format!("{base}{}", submitted["url"].as_str().unwrap_or_default());
     if !json_out {
-        println!("query {}", submitted["query_id"].as_str().unwrap_or(""));
+        outln!("query {}", submitted["query_id"].as_str().unwrap_or(""))?;
     }
     let deadline =
         Duration::from_millis(args.deadline_ms.unwrap_or(30_000)) + Duration::from_secs(30);
@@ -91,7 +94,7 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
     let mut results = Vec::new();
     let waiting = crate::progress::spinner(json_out);
     // Lines go out through the spinner, so it redraws below them instead of through them.
-    let say = |line: String| waiting.suspend(|| println!("{line}"));
+    let say = |line: String| waiting.suspend(|| outln!("{line}"));
     loop {
         waiting.set_message(format!(
             "{} expert result{} in, waiting for the consensus",
@@ -116,7 +119,7 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
                             data["provider"].as_str().unwrap_or(""),
                             data["latency_ms"],
                             shown_answer(data)
-                        ));
+                        ))?;
                     }
                     results.push(data.clone());
                 }
@@ -128,7 +131,7 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
                             data["provider"].as_str().unwrap_or(""),
                             data["error_class"].as_str().unwrap_or(""),
                             data["message"].as_str().unwrap_or("")
-                        ));
+                        ))?;
                     }
                     results.push(data.clone());
                 }
@@ -160,15 +163,28 @@ fn finish(
     results: Vec<Value>,
     json_out: bool,
 ) -> anyhow::Result<()> {
+    let reached = ty == "quorum.consensus.reached";
+    // Shown in full either way; a failed consensus then exits 1 so that scripts can tell.
+    let outcome = || {
+        if reached {
+            Ok(())
+        } else {
+            Err(CliError::failed(format!(
+                "no consensus: {}",
+                data["reason"].as_str().unwrap_or("unknown")
+            ))
+            .into())
+        }
+    };
     if json_out {
-        println!(
+        outln!(
             "{}",
             json!({"query_id": submitted["query_id"], "outcome": ty, "consensus": data, "results": results})
-        );
-        return Ok(());
+        )?;
+        return outcome();
     }
-    if ty == "quorum.consensus.reached" {
-        println!(
+    if reached {
+        outln!(
             "consensus: {}  (agreement {:.2}, {} strategy, majority {})",
             data["answer"].as_str().unwrap_or(""),
             data["agreement"].as_f64().unwrap_or(0.0),
@@ -181,22 +197,22 @@ fn finish(
                     .collect::<Vec<_>>()
                     .join(", "))
                 .unwrap_or_default()
-        );
+        )?;
     } else {
-        println!("no consensus: {}", data["reason"].as_str().unwrap_or(""));
+        outln!("no consensus: {}", data["reason"].as_str().unwrap_or(""))?;
     }
     for d in data["dissent"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  dissent {}: {}",
             d["expert"].as_str().unwrap_or(""),
             d["answer"].as_str().or(d["error"].as_str()).unwrap_or("")
-        );
+        )?;
     }
     for p in data["pending"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  pending {}: the quorum agreed first; a late answer is recorded, the consensus stands",
             p.as_str().unwrap_or("")
-        );
+        )?;
     }
     let grouping = &data["grouping"];
     if let Some(method) = grouping["method"].as_str() {
@@ -205,27 +221,25 @@ fn finish(
             .map(|m| format!(" ({m})"))
             .unwrap_or_default();
         match grouping["error"].as_str() {
-            Some(e) => {
-                println!("  grouped by {method}{model} failed, canonical rules decided: {e}")
-            }
-            None => println!("  grouped by {method}{model}"),
+            Some(e) => outln!("  grouped by {method}{model} failed, canonical rules decided: {e}")?,
+            None => outln!("  grouped by {method}{model}")?,
         }
     }
     let judge = &data["judge"];
     if judge.is_object() {
         match judge["error"].as_str() {
-            Some(e) => println!("  judge {}: {e}", judge["expert"].as_str().unwrap_or("")),
-            None => println!(
+            Some(e) => outln!("  judge {}: {e}", judge["expert"].as_str().unwrap_or(""))?,
+            None => outln!(
                 "  merged by judge {} ({}, {} ms)",
                 judge["expert"].as_str().unwrap_or(""),
                 judge["model"].as_str().unwrap_or(""),
                 judge["latency_ms"]
-            ),
+            )?,
         }
     }
     if let Some(saga) = data["saga"].as_str() {
         let id = saga.trim_start_matches("saga/");
-        println!("  plan started as {saga} (quorum saga show {id})");
+        outln!("  plan started as {saga} (quorum saga show {id})")?;
     }
-    Ok(())
+    outcome()
 }

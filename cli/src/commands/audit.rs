@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use quorum_audit::export::{self, Format};
 use quorum_audit::verify::{self, Range};
 
+use crate::exit::CliError;
+use crate::outln;
+use crate::output;
 use crate::progress;
 use crate::selection::SelectionArgs;
 use crate::stack::Target;
@@ -42,55 +45,97 @@ pub struct ExportArgs {
 const PAGE: i64 = 2000;
 
 pub async fn run(target: &Target, audit: &Audit, json: bool) -> anyhow::Result<()> {
+    if let Audit::Verify {
+        from: Some(from),
+        to: Some(to),
+    } = audit
+        && from > to
+    {
+        // Checked before connecting: an empty range would verify nothing and look like success.
+        return Err(CliError::usage(format!(
+            "--from {from} is after --to {to}: give the lower event position first"
+        ))
+        .into());
+    }
     let pool = target.connect_postgres().await?;
     match audit {
-        Audit::Verify { from, to } => {
-            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_chain")
-                .fetch_one(&pool)
-                .await?;
-            let bar = progress::bar(total as u64, "verifying");
-            let range = Range {
-                from_position: *from,
-                to_position: *to,
-            };
-            let report = verify::verify(&pool, range, |n| bar.set_position(n)).await?;
-            bar.finish_and_clear();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else if let Some(b) = &report.broken {
-                println!(
-                    "chain BROKEN at link {} (event position {}, id {})",
-                    b.seq, b.position, b.event_id
-                );
-                println!("  {}", b.reason);
-                println!("  expected {}", b.expected);
-                println!("  found    {}", b.found);
-            } else if let Some(n) = report.missing.filter(|n| *n > 0) {
-                println!("chain BROKEN: {n} events committed before its head are not in it");
-            } else {
-                println!(
-                    "chain ok: {} links checked ({}..{})",
-                    report.checked,
-                    report.first_seq.unwrap_or(0),
-                    report.last_seq.unwrap_or(0)
-                );
-            }
-            if !report.ok() {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
-        Audit::Export(args) => export_to(&pool, args).await,
+        Audit::Verify { from, to } => verify_chain(&pool, *from, *to, json).await,
+        Audit::Export(args) => export_to(&pool, args, json).await,
     }
 }
 
-async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs) -> anyhow::Result<()> {
+async fn verify_chain(
+    pool: &sqlx::PgPool,
+    from: Option<i64>,
+    to: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_chain")
+        .fetch_one(pool)
+        .await?;
+    let bar = progress::bar(total as u64, "verifying");
+    let range = Range {
+        from_position: from,
+        to_position: to,
+    };
+    let report = verify::verify(pool, range, |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    // A range asked for and nothing in it has verified nothing: a failure, never "chain ok".
+    let empty = (report.checked == 0 && (from.is_some() || to.is_some())).then(|| {
+        format!(
+            "no chained events between positions {} and {}; the chain may not have reached them yet",
+            from.map_or("the start".to_owned(), |p| p.to_string()),
+            to.map_or("the head".to_owned(), |p| p.to_string()),
+        )
+    });
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    } else if let Some(b) = &report.broken {
+        outln!(
+            "chain BROKEN at link {} (event position {}, id {})",
+            b.seq,
+            b.position,
+            b.event_id
+        )?;
+        outln!("  {}", b.reason)?;
+        outln!("  expected {}", b.expected)?;
+        outln!("  found    {}", b.found)?;
+    } else if let Some(n) = report.missing.filter(|n| *n > 0) {
+        outln!("chain BROKEN: {n} events committed before its head are not in it")?;
+    } else if empty.is_none() {
+        outln!(
+            "chain ok: {} links checked ({}..{})",
+            report.checked,
+            report.first_seq.unwrap_or(0),
+            report.last_seq.unwrap_or(0)
+        )?;
+    }
+    if !report.ok() {
+        return Err(CliError::failed("the audit chain is broken").into());
+    }
+    match empty {
+        Some(message) => Err(CliError::failed(message).into()),
+        None => Ok(()),
+    }
+}
+
+async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs, json: bool) -> anyhow::Result<()> {
     let selection = args.select.selection();
+    let total = export::count(pool, &selection).await?;
+    if total == 0
+        && let Some(asked) = args.select.specific()
+    {
+        return Err(CliError::failed(format!("no chained events with {asked}")).into());
+    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let total = export::count(pool, &selection).await?;
+    // A reader of standard output that goes away ends the export quietly (`crate::output`).
+    let failed_write = |e: std::io::Error| match args.output {
+        Some(_) => anyhow::Error::new(e),
+        None => output::stdout_error(e),
+    };
     let bar = match args.output {
         Some(_) => progress::bar(total as u64, "exporting"),
         None => indicatif::ProgressBar::hidden(),
@@ -101,7 +146,7 @@ async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs) -> anyhow::Result<()>
         let records = export::page(pool, &selection, after, PAGE).await?;
         buf.clear();
         export::write(args.format, &records, first, &mut buf);
-        out.write_all(&buf)?;
+        out.write_all(&buf).map_err(failed_write)?;
         first = false;
         written += records.len() as u64;
         bar.set_position(written);
@@ -110,9 +155,9 @@ async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs) -> anyhow::Result<()>
             _ => break,
         }
     }
-    out.flush()?;
+    out.flush().map_err(failed_write)?;
     bar.finish_and_clear();
-    if args.output.is_some() {
+    if args.output.is_some() && !json {
         eprintln!("exported {written} events");
     }
     Ok(())

@@ -6,6 +6,7 @@ use crate::bench::ingest::{self, IngestBenchArgs};
 use crate::bench::pipeline::{self, PipelineBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
 use crate::bench::tools::{self, ToolsBenchArgs};
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, clap::Subcommand)]
@@ -36,7 +37,9 @@ pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     if target.urls().is_ok() {
         return measure(target, bench, json).await;
     }
-    eprintln!("no stack given: starting a throwaway one");
+    if !json {
+        eprintln!("no stack given: starting a throwaway one");
+    }
     let local = crate::local::LocalStack::start_temporary().await?;
     // Ctrl-C ends the run through here, so the throwaway stack is stopped and its directory
     // removed instead of left in the temp dir.
@@ -94,9 +97,9 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
 
 fn print<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(report)?);
+        outln!("{}", serde_json::to_string(report)?)?;
     } else {
-        println!("{report}");
+        outln!("{report}")?;
     }
     Ok(())
 }

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{Api, answer, service_url};
+use crate::exit::CliError;
+use crate::outln;
 use crate::progress;
 use crate::stack::Target;
 
@@ -29,23 +32,25 @@ pub struct Filter {
     /// Letters whose errors contain this text.
     #[arg(long)]
     pub error: Option<String>,
-    /// Parked at or after (RFC 3339).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Parked before (RFC 3339).
-    #[arg(long)]
-    pub until: Option<String>,
+    /// Parked at or after: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
+    #[arg(long, value_parser = crate::args::time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Parked before: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
+    #[arg(long, value_parser = crate::args::time)]
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Filter {
     fn json(&self) -> Value {
         let mut m = serde_json::Map::new();
+        let time =
+            |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
         let fields = [
             ("consumer", &self.consumer),
             ("type", &self.ty),
             ("error", &self.error),
-            ("since", &self.since),
-            ("until", &self.until),
+            ("since", &time(&self.since)),
+            ("until", &time(&self.until)),
         ];
         for (k, v) in fields {
             if let Some(v) = v {
@@ -63,7 +68,7 @@ pub enum DlqCommand {
         #[command(flatten)]
         filter: Filter,
         /// parked (default), replaying, replayed, discarded or any.
-        #[arg(long)]
+        #[arg(long, value_parser = ["parked", "replaying", "replayed", "discarded", "any"])]
         status: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
@@ -79,8 +84,8 @@ pub enum DlqCommand {
         /// Why (recorded with the replay).
         #[arg(long)]
         reason: Option<String>,
-        /// Letters per second.
-        #[arg(long)]
+        /// Letters per second (above 0; as fast as the replayer goes when not given).
+        #[arg(long, value_parser = crate::args::rate)]
         rate: Option<f64>,
         /// Only count what would be replayed.
         #[arg(long)]
@@ -98,6 +103,17 @@ pub enum DlqCommand {
 }
 
 pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Result<()> {
+    if let DlqCommand::Replay {
+        reason: None,
+        dry_run: false,
+        ..
+    } = &args.command
+    {
+        return Err(CliError::usage(
+            "a replay needs --reason \"why\" (it is recorded with the replay)",
+        )
+        .into());
+    }
     let base = service_url(target, "dlq-replayer", args.dlq_url.as_deref(), "--dlq-url")?;
     let key = args.api.key(target)?;
     let http = reqwest::Client::new();
@@ -115,11 +131,11 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             q["limit"] = (*limit).into();
             let body = answer(get("/v1/dead-letters".into()).query(&q).send().await?).await?;
             if json_out {
-                println!("{}", serde_json::to_string_pretty(&body)?);
+                outln!("{}", serde_json::to_string_pretty(&body)?)?;
                 return Ok(());
             }
             for l in body["letters"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "{}  {:<14} {:<9} {:<28} {} attempts  {}",
                     l["id"].as_str().unwrap_or(""),
                     l["consumer"].as_str().unwrap_or(""),
@@ -127,17 +143,17 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
                     l["event_type"].as_str().unwrap_or("-"),
                     l["attempts"],
                     l["error"].as_str().unwrap_or("")
-                );
+                )?;
             }
             let counts = body["counts"].as_object().cloned().unwrap_or_default();
             let total: i64 = counts.values().filter_map(Value::as_i64).sum();
             let per: Vec<String> = counts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-            println!("{total} dead letters ({})", per.join(", "));
+            outln!("{total} dead letters ({})", per.join(", "))?;
             Ok(())
         }
         DlqCommand::Show { id } => {
             let body = answer(get(format!("/v1/dead-letters/{id}")).send().await?).await?;
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            outln!("{}", serde_json::to_string_pretty(&body)?)?;
             Ok(())
         }
         DlqCommand::Discard { id, reason } => {
@@ -149,9 +165,9 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
                 .await?;
             let body = answer(response).await?;
             if json_out {
-                println!("{body}");
+                outln!("{body}")?;
             } else {
-                println!("discarded {id}");
+                outln!("discarded {id}")?;
             }
             Ok(())
         }
@@ -173,9 +189,6 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             if let Some(rate) = rate {
                 req["rate"] = json!(rate);
             }
-            if reason.is_none() && !dry_run {
-                anyhow::bail!("a replay needs --reason");
-            }
             let response = http
                 .post(format!("{base}/v1/dead-letters/replay"))
                 .bearer_auth(&key)
@@ -186,23 +199,23 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             let count = plan["count"].as_u64().unwrap_or(0);
             let Some(job) = plan["job"].as_str().map(str::to_owned) else {
                 if json_out {
-                    println!("{plan}");
+                    outln!("{plan}")?;
                 } else if *dry_run {
-                    println!("{count} dead letters would be replayed");
+                    outln!("{count} dead letters would be replayed")?;
                 } else {
-                    println!("nothing to replay");
+                    outln!("nothing to replay")?;
                 }
                 return Ok(());
             };
             if *no_wait {
-                println!(
+                outln!(
                     "{}",
                     if json_out {
                         plan.to_string()
                     } else {
                         format!("replay {job}: {count} letters")
                     }
-                );
+                )?;
                 return Ok(());
             }
             let bar = progress::bar(count, "replaying");
@@ -216,12 +229,12 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             };
             bar.finish_and_clear();
             if json_out {
-                println!("{status}");
+                outln!("{status}")?;
             } else {
-                println!(
+                outln!(
                     "replayed {} of {count} dead letters (job {job})",
                     status["done"]
-                );
+                )?;
             }
             Ok(())
         }

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::api::{Api, answer};
+use crate::exit::CliError;
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -14,11 +16,11 @@ pub struct EventsArgs {
     /// Every event of one correlation (a query's id), in position order.
     #[arg(long)]
     pub correlation_id: Option<String>,
-    /// Recorded at or after (RFC 3339).
-    #[arg(long)]
+    /// Recorded at or after: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
+    #[arg(long, value_parser = crate::args::time)]
     pub since: Option<DateTime<Utc>>,
-    /// Recorded before (RFC 3339).
-    #[arg(long)]
+    /// Recorded before: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
+    #[arg(long, value_parser = crate::args::time)]
     pub until: Option<DateTime<Utc>>,
     /// At most this many events.
     #[arg(long, default_value_t = 100)]
@@ -67,10 +69,10 @@ pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Resu
         for stored in page["events"].as_array().into_iter().flatten() {
             shown += 1;
             if json {
-                println!("{stored}");
+                outln!("{stored}")?;
             } else {
                 let e = &stored["event"];
-                println!(
+                outln!(
                     "{:>8}  {}  {}  {} v{}  {}",
                     stored["position"],
                     stored["recorded_at"].as_str().unwrap_or(""),
@@ -78,12 +80,27 @@ pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Resu
                     stored["stream"].as_str().unwrap_or(""),
                     stored["version"],
                     e["id"].as_str().unwrap_or("")
-                );
+                )?;
             }
         }
         match page["next"].as_i64() {
             Some(next) => cursor = Some(next),
             None => break,
+        }
+    }
+    if shown == 0 && args.limit > 0 {
+        // Asked for one stream or correlation: finding nothing is worth an exit code (a typo, or
+        // another tenant's key). A time range alone may rightly hold nothing.
+        let asked = match (&args.stream, &args.correlation_id) {
+            (Some(s), _) => Some(format!("in stream {s}")),
+            (None, Some(c)) => Some(format!("with correlation id {c}")),
+            (None, None) => None,
+        };
+        if let Some(asked) = asked {
+            return Err(CliError::failed(format!(
+                "no events {asked} that this key's tenant can see"
+            ))
+            .into());
         }
     }
     Ok(())

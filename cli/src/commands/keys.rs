@@ -4,6 +4,7 @@
 use quorum_auth::Role;
 use quorum_domain::TenantId;
 
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -45,9 +46,9 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
             )
             .await?;
             if json {
-                println!("{}", serde_json::to_string(&made)?);
+                outln!("{}", serde_json::to_string(&made)?)?;
             } else {
-                println!("{}", made.key);
+                outln!("{}", made.key)?;
                 let roles: Vec<String> = made.roles.iter().map(ToString::to_string).collect();
                 eprintln!(
                     "key {} (prefix {}) for tenant {} with {}; shown only now",
@@ -62,10 +63,10 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
             let tenant = tenant.clone().map(TenantId::new).transpose()?;
             let keys = quorum_auth::list(&pool, tenant.as_ref()).await?;
             if json {
-                println!("{}", serde_json::to_string(&keys)?);
+                outln!("{}", serde_json::to_string(&keys)?)?;
             } else {
                 for k in keys {
-                    println!(
+                    outln!(
                         "{}  {}  {:<16} {:<28} {}{}",
                         k.id,
                         k.prefix,
@@ -75,7 +76,7 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
                         k.revoked_at
                             .map(|t| format!("  revoked {}", t.to_rfc3339()))
                             .unwrap_or_default()
-                    );
+                    )?;
                 }
             }
         }
@@ -85,9 +86,9 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
                 "no live key with id or prefix {key}"
             );
             if json {
-                println!("{}", serde_json::json!({"revoked": key}));
+                outln!("{}", serde_json::json!({"revoked": key}))?;
             } else {
-                println!("revoked {key}");
+                outln!("revoked {key}")?;
             }
         }
     }

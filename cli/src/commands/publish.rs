@@ -8,6 +8,7 @@ use bytes::Bytes;
 use quorum_domain::{Event, TenantId, cloudevent};
 
 use crate::api::{Api, answer};
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -159,7 +160,7 @@ async fn http(
         .with_context(|| format!("POST {url}"))?;
     let body = answer(response).await?;
     if json {
-        println!("{body}");
+        outln!("{body}")?;
     } else {
         for e in body["events"].as_array().into_iter().flatten() {
             let what = if e["duplicate"] == true {
@@ -167,13 +168,13 @@ async fn http(
             } else {
                 "stored"
             };
-            println!(
+            outln!(
                 "{what}  {}  stream {} v{}  position {}",
                 e["id"].as_str().unwrap_or(""),
                 e["stream"].as_str().unwrap_or(""),
                 e["version"],
                 e["position"]
-            );
+            )?;
         }
     }
     Ok(())
@@ -201,16 +202,17 @@ async fn nats(
             .await
             .with_context(|| format!("publish to {subject}"))?;
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"id": event.id, "subject": subject, "stream_sequence": ack.sequence, "duplicate": ack.duplicate})
-            );
+            )?;
         } else {
             let what = if ack.duplicate { "duplicate" } else { "queued" };
-            println!(
+            outln!(
                 "{what}  {}  on {subject} (sequence {})",
-                event.id, ack.sequence
-            );
+                event.id,
+                ack.sequence
+            )?;
         }
     }
     Ok(())

@@ -21,9 +21,11 @@ use serde_json::json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use crate::exit::CliError;
+use crate::outln;
 use crate::progress;
 use crate::selection::SelectionArgs;
-use crate::stack::Target;
+use crate::stack::{Connected, Target};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
@@ -38,14 +40,14 @@ pub struct ReplayArgs {
     /// Write JSON lines to this file.
     #[arg(long, group = "to")]
     pub to_file: Option<PathBuf>,
-    /// Drop a read model and build it again from the first event (`queries`).
-    #[arg(long, group = "to")]
+    /// Drop a read model and build it again from the first event.
+    #[arg(long, group = "to", value_parser = PROJECTIONS)]
     pub rebuild: Option<String>,
     /// Why (required; recorded as an event).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Events per second.
-    #[arg(long)]
+    /// Events per second (1 or more; as fast as possible when not given).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
     /// Only count what would be replayed.
     #[arg(long)]
@@ -64,64 +66,88 @@ enum Destination {
     File { path: PathBuf },
 }
 
+mod asked;
+mod rebuild;
+
+use asked::{Asked, asked, known_consumer};
+use rebuild::PROJECTIONS;
+
 const PAGE: i64 = 200;
 const SOURCE: &str = "/quorum/cli";
 
 pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::Result<()> {
-    if let Some(projection) = &args.rebuild {
-        let pool = target.connect_postgres().await?;
-        return rebuild(&pool, projection, args).await;
-    }
-    let connected = target.connect().await?;
-    let store = EventStore::new(connected.pool.clone());
-    let (job, selection, destination, upto, mut cursor, mut done, total) = match args.resume {
-        Some(job) => load(&connected.pool, job).await?,
-        None => {
-            let selection = args.select.selection();
-            let destination = match (&args.to_subject, &args.to_consumer, &args.to_file) {
-                (Some(s), _, _) => Destination::Subject { subject: s.clone() },
-                (_, Some(c), _) => Destination::Consumer {
-                    consumer: c.clone(),
-                },
-                (_, _, Some(p)) => Destination::File { path: p.clone() },
-                _ => anyhow::bail!(
-                    "say where to: --to-subject, --to-consumer, --to-file or --rebuild"
-                ),
-            };
-            let upto = store.watermark().await?;
-            let total = store.count_selected(&selection, upto).await?;
-            if args.dry_run {
-                if json_out {
-                    println!("{}", json!({ "dry_run": true, "count": total }));
-                } else {
-                    println!("{total} events would be replayed");
-                }
-                return Ok(());
-            }
-            let reason = required_reason(args)?;
-            let job = start(
-                &connected.pool,
-                &selection,
-                &destination,
-                upto,
-                total,
-                &reason,
-                args.rate,
-            )
-            .await?;
-            eprintln!("replay {job}: {total} events");
-            (
-                job,
-                selection,
-                destination,
-                upto,
-                CommitCursor::START,
-                0,
-                total,
-            )
+    let (destination, reason) = match asked(args)? {
+        Asked::Rebuild { projection, reason } => {
+            let pool = target.connect_postgres().await?;
+            return rebuild::run(&pool, &projection, reason.as_deref(), json_out).await;
         }
+        Asked::Resume(job) => {
+            let connected = target.connect().await?;
+            let loaded = load(&connected.pool, job).await?;
+            return send_all(&connected, loaded, args.rate, json_out).await;
+        }
+        Asked::Replay {
+            destination,
+            reason,
+        } => (destination, reason),
     };
-    let rate = match args.rate {
+    let connected = target.connect().await?;
+    if let Destination::Consumer { consumer } = &destination {
+        known_consumer(&connected.js, consumer).await?;
+    }
+    let store = EventStore::new(connected.pool.clone());
+    let selection = args.select.selection();
+    let upto = store.watermark().await?;
+    let total = store.count_selected(&selection, upto).await?;
+    let Some(reason) = reason else {
+        if json_out {
+            outln!("{}", json!({ "dry_run": true, "count": total }))?;
+        } else {
+            outln!("{total} events would be replayed")?;
+        }
+        return Ok(());
+    };
+    if total == 0
+        && let Some(asked) = args.select.specific()
+    {
+        return Err(CliError::failed(format!("no stored events with {asked}")).into());
+    }
+    let job = start(
+        &connected.pool,
+        &selection,
+        &destination,
+        upto,
+        total,
+        &reason,
+        args.rate,
+    )
+    .await?;
+    // Under --json standard error is kept for the one error object a failure writes.
+    if !json_out {
+        eprintln!("replay {job}: {total} events");
+    }
+    let loaded = (
+        job,
+        selection,
+        destination,
+        upto,
+        CommitCursor::START,
+        0,
+        total,
+    );
+    send_all(&connected, loaded, args.rate, json_out).await
+}
+
+/// Sends a job's events from its cursor on, saving the cursor after each acknowledged page.
+async fn send_all(
+    connected: &Connected,
+    loaded: Loaded,
+    rate: Option<u32>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let (job, selection, destination, upto, mut cursor, mut done, total) = loaded;
+    let store = EventStore::new(connected.pool.clone());
+    let rate = match rate {
         Some(r) => Some(r),
         None => sqlx::query_scalar::<_, Option<f64>>("SELECT rate FROM replay_jobs WHERE id = $1")
             .bind(job)
@@ -201,8 +227,10 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
     bar.finish_and_clear();
     if stopped {
         save(&connected.pool, job, cursor, done, "interrupted").await?;
-        eprintln!("interrupted after {done} of {total}; go on with `quorum replay --resume {job}`");
-        std::process::exit(130);
+        return Err(CliError::interrupted(format!(
+            "interrupted after {done} of {total}; go on with `quorum replay --resume {job}`"
+        ))
+        .into());
     }
     save(&connected.pool, job, cursor, done, "completed").await?;
     record(
@@ -213,18 +241,11 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
     )
     .await?;
     if json_out {
-        println!("{}", json!({ "job": job, "replayed": done }));
+        outln!("{}", json!({ "job": job, "replayed": done }))?;
     } else {
-        println!("replayed {done} events (job {job})");
+        outln!("replayed {done} events (job {job})")?;
     }
     Ok(())
-}
-
-fn required_reason(args: &ReplayArgs) -> anyhow::Result<String> {
-    match args.reason.as_deref().map(str::trim) {
-        Some(r) if !r.is_empty() => Ok(r.to_owned()),
-        _ => anyhow::bail!("a replay needs --reason (it is recorded with the replay)"),
-    }
 }
 
 /// The event republished with `replayof`, to `subject`.
@@ -366,39 +387,4 @@ fn operator() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// The projections `--rebuild` knows.
-const PROJECTIONS: [&str; 1] = ["queries"];
-
-async fn rebuild(pool: &PgPool, projection: &str, args: &ReplayArgs) -> anyhow::Result<()> {
-    if !PROJECTIONS.contains(&projection) {
-        anyhow::bail!(
-            "no projection {projection:?}; known: {}",
-            PROJECTIONS.join(", ")
-        );
-    }
-    if args.dry_run {
-        println!("{projection} would be rebuilt from every stored event");
-        return Ok(());
-    }
-    let reason = required_reason(args)?;
-    let store = EventStore::new(pool.clone());
-    let job = Uuid::now_v7();
-    let data =
-        json!({ "job": job, "rebuild": projection, "reason": reason, "operator": operator() });
-    record(&store, job, types::REPLAY_REQUESTED, data).await?;
-    let head = store.head().await?.map_or(0, |(c, _)| c.position);
-    let bar = progress::bar(head as u64, "rebuilding");
-    quorum_consensus::view::rebuild(pool, |at| bar.set_position(at as u64)).await?;
-    bar.finish_and_clear();
-    record(
-        &store,
-        job,
-        types::REPLAY_COMPLETED,
-        json!({ "job": job, "rebuild": projection }),
-    )
-    .await?;
-    println!("rebuilt {projection} (job {job})");
-    Ok(())
 }

@@ -5,11 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use quorum_domain::{Event, StreamId, TenantId, types};
 use quorum_event_store::{EventStore, ExpectedVersion};
 use serde_json::json;
 
+use crate::exit::CliError;
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, clap::Subcommand)]
@@ -46,7 +49,8 @@ pub async fn run(target: &Target, saga: &Saga, json_out: bool) -> anyhow::Result
             tenant,
             no_wait,
         } => {
-            let text = std::fs::read_to_string(plan)?;
+            let text = std::fs::read_to_string(plan)
+                .with_context(|| format!("cannot read the plan {}", plan.display()))?;
             let plan: quorum_saga::Plan = serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: not a plan: {e}", plan.display()))?;
             let id = uuid::Uuid::now_v7().to_string();
@@ -63,16 +67,19 @@ pub async fn run(target: &Target, saga: &Saga, json_out: bool) -> anyhow::Result
             store
                 .append(&stream, ExpectedVersion::NoStream, &[event])
                 .await?;
-            eprintln!("saga {id} submitted");
+            // Under --json standard error is kept for the one error object a failure writes.
+            if !json_out {
+                eprintln!("saga {id} submitted");
+            }
             if *no_wait {
-                println!(
+                outln!(
                     "{}",
                     if json_out {
                         json!({ "saga": id }).to_string()
                     } else {
                         id
                     }
-                );
+                )?;
                 return Ok(());
             }
             loop {
@@ -81,7 +88,21 @@ pub async fn run(target: &Target, saga: &Saga, json_out: bool) -> anyhow::Result
                     view.filter(|v| !matches!(v.status.as_str(), "running" | "compensating"))
                 {
                     print(&v, json_out)?;
-                    return Ok(());
+                    return match v.status.as_str() {
+                        "completed" => Ok(()),
+                        // Compensated is undone, not done: the plan did not happen either.
+                        status => {
+                            let attention = if v.needs_attention {
+                                format!(", and needs attention (quorum saga show {})", v.saga)
+                            } else {
+                                String::new()
+                            };
+                            Err(
+                                CliError::failed(format!("saga {} {status}{attention}", v.saga))
+                                    .into(),
+                            )
+                        }
+                    };
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -98,7 +119,7 @@ pub async fn run(target: &Target, saga: &Saga, json_out: bool) -> anyhow::Result
 
 fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result<()> {
     if json_out {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        outln!("{}", serde_json::to_string_pretty(v)?)?;
         return Ok(());
     }
     let attention = if v.needs_attention {
@@ -106,15 +127,15 @@ fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result
     } else {
         ""
     };
-    println!("saga {}: {}{attention}", v.saga, v.status);
+    outln!("saga {}: {}{attention}", v.saga, v.status)?;
     if let Some(r) = &v.reason {
-        println!("  reason: {r}");
+        outln!("  reason: {r}")?;
     }
     if let Some(d) = &v.dead_letter {
-        println!("  dead letter: {d}  (quorum dlq show {d})");
+        outln!("  dead letter: {d}  (quorum dlq show {d})")?;
     }
     for (i, s) in v.steps.iter().enumerate() {
-        println!(
+        outln!(
             "  {i}. {:<16} {:<6} {:<12} attempts {} (undo {}){}",
             s["name"].as_str().unwrap_or(""),
             s["tool"].as_str().unwrap_or(""),
@@ -125,9 +146,9 @@ fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result
                 .as_str()
                 .map(|e| format!("  {e}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
-    println!("  events: {}", v.events.join(" → "));
+    outln!("  events: {}", v.events.join(" → "))?;
     Ok(())
 }
 
@@ -156,41 +177,41 @@ pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
         "tenants": t.tenants,
     });
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&listing)?);
+        outln!("{}", serde_json::to_string_pretty(&listing)?)?;
         return Ok(());
     }
-    println!("http   hosts: {}", t.http.allowed_hosts.join(", "));
+    outln!("http   hosts: {}", t.http.allowed_hosts.join(", "))?;
     let programs: Vec<String> = t
         .exec
         .allowed_programs
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    println!("exec   programs: {}", programs.join(", "));
+    outln!("exec   programs: {}", programs.join(", "))?;
     for (name, tools) in &mcp {
         match tools.as_array() {
             Some(list) => {
-                println!("mcp    {name}:");
+                outln!("mcp    {name}:")?;
                 for tool in list {
-                    println!(
+                    outln!(
                         "         {:<40} {}",
                         tool["name"].as_str().unwrap_or(""),
                         tool["description"].as_str().unwrap_or("")
-                    );
+                    )?;
                 }
             }
-            None => println!(
+            None => outln!(
                 "mcp    {name}: unreachable: {}",
                 tools["error"].as_str().unwrap_or("")
-            ),
+            )?,
         }
     }
-    println!(
+    outln!(
         "policy default: {}",
         t.default_policy.allowed_tools.join(", ")
-    );
+    )?;
     for (tenant, p) in &t.tenants {
-        println!("policy {tenant}: {}", p.allowed_tools.join(", "));
+        outln!("policy {tenant}: {}", p.allowed_tools.join(", "))?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::outln;
 use crate::stack::{ServiceAddr, Target, redact};
 
 #[derive(Debug, Serialize)]
@@ -143,48 +144,59 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
 pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
     let status = gather(target).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
         return Ok(());
     }
-    println!("nats      {}", status.nats_url);
-    println!("postgres  {}", status.database_url);
+    outln!("nats      {}", status.nats_url)?;
+    outln!("postgres  {}", status.database_url)?;
     for s in &status.services {
         let show = |a: Option<std::net::SocketAddr>| a.map_or("-".to_owned(), |a| a.to_string());
-        println!(
+        outln!(
             "service   {:<14} http {:<22} admin {}",
             s.name,
             show(s.http),
             show(s.admin)
-        );
+        )?;
     }
     for s in &status.streams {
-        println!(
+        outln!(
             "stream    {:<14} {:>10} messages  last seq {}",
-            s.name, s.messages, s.last_sequence
-        );
+            s.name,
+            s.messages,
+            s.last_sequence
+        )?;
         for c in &s.consumers {
-            println!(
+            outln!(
                 "  consumer  {:<22} pending {:>8}  ack pending {:>6}  redelivered {}",
-                c.name, c.pending, c.ack_pending, c.redelivered
-            );
+                c.name,
+                c.pending,
+                c.ack_pending,
+                c.redelivered
+            )?;
         }
     }
     match &status.relay {
-        Some(r) => println!(
+        Some(r) => outln!(
             "relay     cursor {}  stream seq {}  lag {} events / {:.3} s",
-            r.cursor, r.stream_sequence, r.lag_events, r.lag_seconds
-        ),
-        None => println!("relay     has not published yet"),
+            r.cursor,
+            r.stream_sequence,
+            r.lag_events,
+            r.lag_seconds
+        )?,
+        None => outln!("relay     has not published yet")?,
     }
     for b in &status.breakers {
-        println!(
+        outln!(
             "breaker   {:<14} {:<10} failures in a row {}  ({})",
-            b.expert, b.state, b.failures, b.instance
-        );
+            b.expert,
+            b.state,
+            b.failures,
+            b.instance
+        )?;
     }
-    println!("dlq       {} parked", status.dead_letters.parked);
+    outln!("dlq       {} parked", status.dead_letters.parked)?;
     for (consumer, n) in &status.dead_letters.by_consumer {
-        println!("  {consumer:<22} {n}");
+        outln!("  {consumer:<22} {n}")?;
     }
     Ok(())
 }

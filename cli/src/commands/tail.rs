@@ -8,6 +8,7 @@ use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures::StreamExt;
 use quorum_bus::subjects;
 
+use crate::outln;
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -73,7 +74,7 @@ pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result
             continue;
         }
         if json {
-            println!("{}", quorum_domain::cloudevent::to_structured(&event));
+            outln!("{}", quorum_domain::cloudevent::to_structured(&event))?;
         } else {
             let stream = msg
                 .headers
@@ -81,14 +82,14 @@ pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result
                 .and_then(|h| h.get(quorum_bus::STREAM_HEADER))
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{}  {}  {}  {}  {}",
                 event.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 event.tenant.as_ref().map(|t| t.as_str()).unwrap_or("-"),
                 event.ty,
                 stream,
                 event.id
-            );
+            )?;
         }
         shown += 1;
         if args.count.is_some_and(|n| shown >= n) {

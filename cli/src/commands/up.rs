@@ -11,6 +11,7 @@ use quorum_runtime::{Readiness, Shutdown, admin, metrics};
 use tracing::info;
 
 use crate::local::LocalStack;
+use crate::outln;
 use crate::stack::{ServiceAddr, StackFile, Target, read_stack_file, redact};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -60,9 +61,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         None => target.urls()?,
     };
 
-    let pool = quorum_event_store::pool_options(32)
-        .connect(&database_url)
-        .await?;
+    let pool = crate::stack::pool(&database_url, 32).await?;
     quorum_event_store::migrate(&pool).await?;
     let client = async_nats::connect(&nats_url).await?;
     let js = async_nats::jetstream::new(client.clone());
@@ -169,28 +168,33 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&target.data_dir)?;
     std::fs::write(target.stack_file(), serde_json::to_vec_pretty(&stack)?)?;
-    println!("quorum is up");
-    println!("  nats      {nats_url}");
-    println!("  postgres  {}", redact(&database_url));
-    println!(
-        "  ingest    http://{}  (/v1/events /v1/queries /openapi.json)",
-        ingest.http_addr
+    let mut banner = format!(
+        "quorum is up\n  nats      {nats_url}\n  postgres  {}\n  \
+         ingest    http://{}  (/v1/events /v1/queries /openapi.json)\n  \
+         audit     http://{}  (/v1/audit/export)\n  \
+         dlq       http://{}  (/v1/dead-letters /v1/replays)\n  \
+         admin     http://{admin_addr}  (/livez /readyz /metrics)\n",
+        redact(&database_url),
+        ingest.http_addr,
+        audit.http_addr,
+        dlq.http_addr,
     );
-    println!("  audit     http://{}  (/v1/audit/export)", audit.http_addr);
-    println!(
-        "  dlq       http://{}  (/v1/dead-letters /v1/replays)",
-        dlq.http_addr
-    );
-    println!("  admin     http://{admin_addr}  (/livez /readyz /metrics)");
     if let Some(path) = &api_key {
-        println!(
-            "  api key   {}  (tenant {DEV_TENANT}, every role; quorum commands use it)",
+        banner.push_str(&format!(
+            "  api key   {}  (tenant {DEV_TENANT}, every role; quorum commands use it)\n",
             path.display()
-        );
+        ));
     }
-    println!("  stack     {}", target.stack_file().display());
-    println!("  experts   {}", names.join(", "));
-    println!("press Ctrl-C to stop");
+    banner.push_str(&format!(
+        "  stack     {}\n  experts   {}\npress Ctrl-C to stop",
+        target.stack_file().display(),
+        names.join(", ")
+    ));
+    // The stack serves whether or not anyone reads the banner: a closed standard output
+    // (`quorum up | head -3`) must not take the services down with it.
+    if let Err(error) = outln!("{banner}") {
+        tracing::warn!(%error, "cannot print where the stack listens");
+    }
     if let (Some(question), Some(key)) = (&args.ask, &api_key) {
         let api = crate::api::Api {
             ingest_url: Some(format!("http://{}", ingest.http_addr)),
