@@ -196,6 +196,61 @@ async fn no_hostile_event_stops_or_reaches_another_tenant() -> anyhow::Result<()
     assert_eq!(status, 400, "{problem}");
     assert!(problem.to_string().contains("data"), "{problem}");
 
+    // Quorum's own sources and the replay marker are not upstream's to claim.
+    let headers = binary_headers("own-1", &[("ce-source", "/quorum/consensus")]);
+    let (status, problem) = s.post(&other, json, &headers, "{}").await?;
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem.to_string().contains("source"), "{problem}");
+    let headers = binary_headers("replay-1", &[("ce-replayof", "x")]);
+    let (status, problem) = s.post(&other, json, &headers, "{}").await?;
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem.to_string().contains("replayof"), "{problem}");
+    // A query naming more experts than a panel has is refused before any work.
+    let crowd: Vec<String> = (0..10_000).map(|i| format!("e{i}")).collect();
+    let refused = s
+        .http
+        .post(format!("http://{}/v1/queries", s.ingest))
+        .bearer_auth(&other)
+        .json(&json!({"question": "q", "experts": crowd}))
+        .send()
+        .await?;
+    assert_eq!(refused.status().as_u16(), 400);
+    assert!(refused.text().await?.contains("experts"));
+
+    // Identity is per tenant: the same source and id from two tenants are two events, neither
+    // a duplicate of the other, and both reach JetStream.
+    let headers = binary_headers("shared-1", &[]);
+    let (status, first) = s.post(&other, json, &headers, "{\"n\":1}").await?;
+    assert_eq!(status, 202, "{first}");
+    let (status, second) = s.post(&default, json, &headers, "{\"n\":2}").await?;
+    assert_eq!(status, 202, "{second}");
+    assert_eq!(second["events"][0]["duplicate"], false, "{second}");
+    for tenant in ["other", "default"] {
+        let consumer = s
+            .env
+            .js
+            .get_stream(quorum_bus::EVENTS_STREAM)
+            .await?
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                filter_subject: format!("quorum.evt.{tenant}.com.example.order.created"),
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer.messages().await?;
+        let got = tokio::time::timeout(DEADLINE, messages.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("shared-1 of {tenant} never reached JetStream"))?
+            .expect("a message")?;
+        assert_eq!(
+            got.headers
+                .as_ref()
+                .and_then(|h| h.get("ce-id"))
+                .map(|v| v.as_str()),
+            Some("shared-1"),
+            "{tenant}"
+        );
+    }
+
     // Rows no writer of Quorum would make: undecodable attributes, and a header-breaking id.
     s.write_raw("raw-1", json!({"not": "an event"}), "sub-other/raw/1")
         .await?;
@@ -229,7 +284,7 @@ async fn no_hostile_event_stops_or_reaches_another_tenant() -> anyhow::Result<()
     assert_eq!(decided["consensus"]["answer"], "Paris", "{decided}");
 
     // An ordinary event sent afterwards reaches JetStream.
-    let headers = binary_headers("after-1", &[]);
+    let headers = binary_headers("after-1", &[("ce-type", "com.example.order.paid")]);
     let (status, answer) = s.post(&default, json, &headers, "{\"n\":1}").await?;
     assert_eq!(status, 202, "{answer}");
     let consumer = s
@@ -238,13 +293,14 @@ async fn no_hostile_event_stops_or_reaches_another_tenant() -> anyhow::Result<()
         .get_stream(quorum_bus::EVENTS_STREAM)
         .await?
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: "quorum.evt.default.com.example.order.created".into(),
+            filter_subject: "quorum.evt.default.com.example.order.paid".into(),
             ..Default::default()
         })
         .await?;
     let mut messages = consumer.messages().await?;
     let got = tokio::time::timeout(DEADLINE, messages.next())
-        .await?
+        .await
+        .map_err(|_| anyhow::anyhow!("after-1 never reached JetStream"))?
         .expect("a message")?;
     let headers = got.headers.clone().unwrap_or_default();
     assert_eq!(headers.get("ce-id").map(|v| v.as_str()), Some("after-1"));
@@ -268,7 +324,7 @@ async fn no_hostile_event_stops_or_reaches_another_tenant() -> anyhow::Result<()
     )
     .fetch_one(&s.env.db.pool)
     .await?;
-    assert_eq!(stored, 2);
+    assert_eq!(stored, 3, "the two raw rows and shared-1");
     s.shutdown.cancel();
     Ok(())
 }

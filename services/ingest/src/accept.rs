@@ -233,6 +233,35 @@ pub fn prepare(
     Ok(Prepared { parts, slots })
 }
 
+/// Checks what upstream publishers send (over HTTP or NATS) for what they may not claim: a source
+/// under `/quorum/` (Quorum's own services), or `replayof`, which marks a delivery Quorum
+/// replayed. Either would let a publisher pass its events off as Quorum's.
+pub fn from_upstream(events: &[Event]) -> Result<(), Rejection> {
+    let batch = events.len() > 1;
+    for (i, event) in events.iter().enumerate() {
+        upstream_only(event).map_err(|r| if batch { r.at(i) } else { r })?;
+    }
+    Ok(())
+}
+
+fn upstream_only(event: &Event) -> Result<(), Rejection> {
+    if event.source == "/quorum" || event.source.starts_with("/quorum/") {
+        return Err(Rejection::Forbidden {
+            index: None,
+            attribute: "source".into(),
+            reason: "sources under /quorum/ are Quorum's own".into(),
+        });
+    }
+    if event.replayof.is_some() {
+        return Err(Rejection::Forbidden {
+            index: None,
+            attribute: "replayof".into(),
+            reason: "set by Quorum on a replayed delivery, never by a publisher".into(),
+        });
+    }
+    Ok(())
+}
+
 fn check_schema(event: &Event, schemas: &Schemas) -> Result<(), Rejection> {
     if !cloudevent::is_json_content_type(event.datacontenttype.as_deref()) {
         return Err(Rejection::invalid(

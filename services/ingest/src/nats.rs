@@ -39,6 +39,9 @@ impl Handler for IngestHandler {
             Ok(t) => t,
             Err(e) => return Outcome::dead(e),
         };
+        if let Err(e) = accept::from_upstream(std::slice::from_ref(&delivery.event)) {
+            return Outcome::dead(format!("refused: {e}"));
+        }
         let prepared = match accept::prepare(
             &tenant,
             vec![delivery.event.clone()],

@@ -162,8 +162,8 @@ pub fn check_size(
     Ok(())
 }
 
-/// What the relay adds to an event's message at most, beyond the stream id and the event id it
-/// repeats (`Nats-Msg-Id`): its cursor and position headers, with room to spare. Ingest keeps an
+/// What the relay adds to an event's message at most, beyond the stream id: its cursor and
+/// position headers and `Nats-Msg-Id` (the position), with room to spare. Ingest keeps an
 /// event's message this far under `max_payload`, so the relay can always publish what was
 /// accepted.
 pub const RELAY_HEADROOM: usize = 256;
@@ -172,12 +172,7 @@ pub const RELAY_HEADROOM: usize = 256;
 /// `stream_len` bytes.
 pub fn relayed_len(event: &Event, stream_len: usize) -> usize {
     let (headers, payload) = encode(event);
-    message_len(&headers, payload.len())
-        + RELAY_HEADROOM
-        + "Quorum-Stream: \r\n".len()
-        + stream_len
-        + "Nats-Msg-Id: \r\n".len()
-        + event.id.len()
+    message_len(&headers, payload.len()) + RELAY_HEADROOM + "Quorum-Stream: \r\n".len() + stream_len
 }
 
 /// Decodes a message: binary mode when it has `ce-specversion`, else a structured JSON CloudEvent.

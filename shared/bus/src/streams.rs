@@ -19,7 +19,7 @@ pub struct StreamsError {
 }
 
 /// The stream configs. `duplicate_window` is what makes the relay's republish after a failover
-/// idempotent (`Nats-Msg-Id` = event id); the relay also resumes from the stream's own last message,
+/// idempotent (`Nats-Msg-Id` = the event's position in the store); the relay also resumes from the stream's own last message,
 /// so correctness does not rest on the window alone (docs/adr/0003).
 fn configs() -> [(&'static str, stream::Config); 3] {
     let events = stream::Config {

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_QUESTION_BYTES: usize = 32 * 1024;
 /// Longest expert name accepted, in bytes (names are ASCII).
 pub const MAX_EXPERT_NAME_BYTES: usize = 64;
+/// Most experts one query may name: a panel, not a crowd; every name is checked before any work.
+pub const MAX_EXPERTS: usize = 64;
 /// The deadline used when a query gives none.
 pub const DEFAULT_DEADLINE_MS: u64 = 30_000;
 /// The deadlines a query may ask for.
@@ -154,6 +156,10 @@ impl QuerySubmitted {
                     "name at least one expert, or leave it out for all",
                 );
             }
+            if experts.len() > MAX_EXPERTS {
+                return err("experts", format!("at most {MAX_EXPERTS} experts"));
+            }
+            let mut seen = std::collections::HashSet::with_capacity(experts.len());
             for (i, name) in experts.iter().enumerate() {
                 if !is_expert_name(name) {
                     return err(
@@ -161,7 +167,7 @@ impl QuerySubmitted {
                         "1-64 characters of a-z, 0-9, '_' or '-'",
                     );
                 }
-                if experts[..i].contains(name) {
+                if !seen.insert(name) {
                     return err(&format!("experts/{i}"), format!("{name} is named twice"));
                 }
             }
@@ -286,6 +292,8 @@ mod tests {
             "é".repeat(MAX_QUESTION_BYTES / 2 + 1)
         );
         let name65 = format!(r#"{{"question":"q","experts":["{}"]}}"#, "a".repeat(65));
+        let names: Vec<String> = (0..=MAX_EXPERTS).map(|i| format!("\"e{i}\"")).collect();
+        let many_experts = format!(r#"{{"question":"q","experts":[{}]}}"#, names.join(","));
         for (doc, field) in [
             (r#"{"question":" \n"}"#, "question"),
             (long.as_str(), "question"),
@@ -298,6 +306,7 @@ mod tests {
             (r#"{"question":"q","deadline_ms":99}"#, "deadline_ms"),
             (r#"{"question":"q","deadline_ms":600001}"#, "deadline_ms"),
             (r#"{"question":"q","tolerance":1.5}"#, "tolerance"),
+            (many_experts.as_str(), "experts"),
             (r#"{"question":"q","tolerance":-0.1}"#, "tolerance"),
         ] {
             assert_eq!(parse(doc).unwrap_err().field, field, "{doc}");

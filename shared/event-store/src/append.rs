@@ -183,8 +183,8 @@ async fn try_fast(
 ) -> Result<Option<Vec<Appended>>, StoreError> {
     // The expected version is checked in the same statement that inserts, so there is no window
     // between the check and the write; a concurrent writer of the same version hits the
-    // (stream_id, stream_version) unique constraint instead, and a stored (source, id) the
-    // (source, event_id) one. Either fails the whole statement: nothing is half-appended.
+    // (stream_id, stream_version) unique constraint instead, and a stored (tenant, source, id) the
+    // identity one. Either fails the whole statement: nothing is half-appended.
     const SQL: &str = "
         WITH cur AS (
             SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE stream_id = $1
@@ -268,10 +268,12 @@ async fn slow_path(
     let stored = sqlx::query(
         "SELECT e.source, e.event_id, e.position, e.stream_id, e.stream_version, e.tenant, e.type,
                 e.datacontenttype, e.data
-         FROM events e JOIN UNNEST($1::text[], $2::text[]) AS k(source, event_id) USING (source, event_id)",
+         FROM events e JOIN UNNEST($1::text[], $2::text[]) AS k(source, event_id) USING (source, event_id)
+         WHERE e.tenant = $3",
     )
     .bind(&rows.sources)
     .bind(&rows.ids)
+    .bind(&rows.tenant)
     .fetch_all(&mut *conn)
     .await?;
     let mut found: HashMap<(String, String), Appended> = HashMap::new();

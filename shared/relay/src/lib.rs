@@ -1,5 +1,5 @@
 //! The relay: publishes committed events from Postgres to JetStream in commit order (`Nats-Msg-Id` =
-//! event id), one leader at a time through a Postgres advisory lock, and refills JetStream from
+//! the event's position in the store), one leader at a time through a Postgres advisory lock, and refills JetStream from
 //! Postgres when the stream lost data. Any service process can run it. See docs/adr/0002 and 0003.
 
 mod config;

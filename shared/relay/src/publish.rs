@@ -22,18 +22,20 @@ pub(crate) async fn send(
     headers.insert(CURSOR_HEADER, cursor.to_string().as_str());
     headers.insert(POSITION_HEADER, event.position.to_string().as_str());
     headers.insert(quorum_bus::STREAM_HEADER, event.stream_id.as_str());
-    // JetStream drops a message whose id it saw within the duplicate window: a republish after a
-    // failover cannot double an event.
-    // The id goes as `Nats-Msg-Id` too: count it in the size.
+    // JetStream drops a message whose id it saw within the duplicate window, so a republish after a
+    // failover cannot double an event. The id is the event's position in the store: one per stored
+    // event, the same on every republish, and never shared by two tenants' events that happen to
+    // carry the same CloudEvents id (docs/adr/0019).
+    let msg_id = event.position.to_string();
     let mut sized = headers.clone();
-    sized.insert("Nats-Msg-Id", event.event.id.as_str());
+    sized.insert("Nats-Msg-Id", msg_id.as_str());
     if let Err(e) = check_size(&sized, payload.len(), max_payload) {
         return Ok(Err(e));
     }
     let message = PublishMessage::build()
         .headers(headers)
         .payload(payload)
-        .message_id(&event.event.id);
+        .message_id(&msg_id);
     let subject = subjects::event(&event.tenant, &event.event.ty);
     js.send_publish(subject, message)
         .await

@@ -69,6 +69,7 @@ pub async fn post(
         )));
     }
     inherit_trace(&headers, &mut events);
+    accept::from_upstream(&events)?;
     let prepared = accept::prepare(&principal.tenant, events, &app.0.schemas, app.0.bounds)?;
     let _admitted = app.0.admission.admit(&principal.tenant, prepared.len())?;
     let events = accept::store(&app.0.committer, prepared).await?;
