@@ -9,8 +9,8 @@ use crate::run::ExecOutput;
 /// Why a request was not run, or did not finish.
 ///
 /// Refusals (`ProgramNotAllowed`, `PathOutsideWorkdir`, `EnvNotAllowed`, `InvalidRequest`,
-/// `InvalidWorkdir`) are decided before anything is spawned: retrying the same request cannot
-/// succeed. The others happen while running and may go away on a retry.
+/// `InvalidWorkdir`, `Uncontained`) are decided before anything is spawned: retrying the same
+/// request cannot succeed. The others happen while running and may go away on a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("program not allowed: {program}: {reason}")]
@@ -31,6 +31,10 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
+
+    /// The sandbox is `strict` and this machine cannot contain the child.
+    #[error("sandbox cannot contain the program: {reason}")]
+    Uncontained { reason: String },
 
     #[error("sandbox setup failed: {0}")]
     Setup(#[source] io::Error),
@@ -59,6 +63,7 @@ impl ExecError {
                 | Self::EnvNotAllowed { .. }
                 | Self::InvalidRequest { .. }
                 | Self::InvalidWorkdir { .. }
+                | Self::Uncontained { .. }
         )
     }
 

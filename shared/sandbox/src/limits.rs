@@ -1,5 +1,5 @@
-//! What the child does to itself between fork and exec: new session, rlimits, Landlock,
-//! and dropping to the unprivileged uid.
+//! What the child does to itself between fork and exec: new session, rlimits, a network
+//! namespace of its own, no-new-privs, Landlock, and dropping to the unprivileged uid.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -19,10 +19,17 @@ pub(crate) struct ChildSetup {
     /// `(uid, gid)` to switch to, when the service is root.
     creds: Option<(u32, u32)>,
     landlock: Option<RawFd>,
+    /// `unshare` flags for a network namespace of its own; failing to make one fails the run.
+    netns: Option<libc::c_int>,
 }
 
 impl ChildSetup {
-    pub(crate) fn new(limits: &Limits, creds: Option<(u32, u32)>, landlock: Option<RawFd>) -> Self {
+    pub(crate) fn new(
+        limits: &Limits,
+        creds: Option<(u32, u32)>,
+        landlock: Option<RawFd>,
+        netns: Option<libc::c_int>,
+    ) -> Self {
         let cpu = limit(
             libc::RLIMIT_CPU,
             limits.cpu_secs,
@@ -52,21 +59,20 @@ impl ChildSetup {
             ],
             creds,
             landlock,
+            netns,
         }
-    }
-
-    pub(crate) fn has_landlock(&self) -> bool {
-        self.landlock.is_some()
     }
 
     /// Runs in the forked child before exec.
     ///
     /// Order matters: `setsid` first so the parent can kill the whole group by this pid;
-    /// limits and Landlock while still privileged; `setgroups`, `setgid`, `setuid` last, in
-    /// that order, because each later call removes the right to make the earlier ones.
+    /// limits, the network namespace and Landlock while still privileged; `setgroups`,
+    /// `setgid`, `setuid` last, in that order, because each later call removes the right to
+    /// make the earlier ones. No-new-privs always: a setuid program the child runs must not
+    /// regain what was dropped, and Landlock needs it.
     pub(crate) fn apply_in_child(&self) -> io::Result<()> {
-        // SAFETY: only async-signal-safe syscalls (setsid, setrlimit, setgroups, setgid,
-        // setuid) on data already in this Copy struct; no allocation, locks or unwinding.
+        // SAFETY: only async-signal-safe syscalls (setsid, setrlimit, unshare, prctl) on data
+        // already in this Copy struct; no allocation, locks or unwinding.
         #[allow(unsafe_code)]
         unsafe {
             if libc::setsid() == -1 {
@@ -76,6 +82,14 @@ impl ChildSetup {
                 if libc::setrlimit(*resource, lim) != 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if let Some(flags) = self.netns
+                && libc::unshare(flags) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
             }
         }
         if let Some(fd) = self.landlock {
@@ -141,7 +155,7 @@ mod tests {
             cpu_secs: 5,
             ..Limits::default()
         };
-        let setup = ChildSetup::new(&limits, None, None);
+        let setup = ChildSetup::new(&limits, None, None, None);
         let (_, cpu) = setup.rlimits[0];
         assert_eq!((cpu.rlim_cur, cpu.rlim_max), (5, 6));
         let (res, core) = setup.rlimits[5];

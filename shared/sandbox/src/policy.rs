@@ -34,9 +34,54 @@ pub struct Policy {
     /// kernel does not enforce `limits.processes` (root is exempt from RLIMIT_NPROC).
     pub drop_privileges: bool,
     pub run_as: RunAs,
-    /// Restrict the child's filesystem writes to its workdir when the kernel supports Landlock.
-    pub landlock: bool,
+    /// What happens where the kernel cannot contain the child: `strict` (the default) refuses
+    /// to run it, `best_effort` runs it with whatever containment there is.
+    pub mode: SandboxMode,
+    /// Directories (read and execute beneath) and files (read and execute) the child may open
+    /// besides its workdir and the program itself, under Landlock. The defaults hold the
+    /// system's programs and libraries; a program kept elsewhere (e.g. `/opt/tool`) needs its
+    /// directory here. Paths that do not exist are skipped.
+    pub read_paths: Vec<PathBuf>,
 }
+
+/// How a run is contained, chosen by the operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Reads and writes confined by Landlock and no network (a network namespace of its own),
+    /// or the program does not run.
+    #[default]
+    Strict,
+    /// Whatever the kernel allows; each run reports what applied. For machines without
+    /// Landlock or namespaces, chosen explicitly.
+    BestEffort,
+}
+
+impl SandboxMode {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::BestEffort => "best_effort",
+        }
+    }
+}
+
+/// The system's programs and libraries, and the few files the dynamic loader and libc read.
+/// Not `/etc` as a whole (it may hold the service's own configuration), nor `/proc` (another
+/// process's command line or environment), nor `/tmp`.
+pub const DEFAULT_READ_PATHS: [&str; 10] = [
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -50,7 +95,8 @@ impl Default for Policy {
             limits: Limits::default(),
             drop_privileges: true,
             run_as: RunAs::default(),
-            landlock: true,
+            mode: SandboxMode::Strict,
+            read_paths: DEFAULT_READ_PATHS.iter().map(PathBuf::from).collect(),
         }
     }
 }
@@ -129,6 +175,18 @@ mod tests {
         );
         assert!(p.drop_privileges);
         assert_eq!(p.run_as.uid, 65534);
+        assert_eq!(
+            p.mode,
+            SandboxMode::Strict,
+            "fail closed unless told otherwise"
+        );
+    }
+
+    #[test]
+    fn the_weaker_mode_is_named_explicitly() {
+        let p: Policy = toml::from_str(r#"mode = "best_effort""#).unwrap();
+        assert_eq!(p.mode, SandboxMode::BestEffort);
+        assert!(toml::from_str::<Policy>(r#"mode = "off""#).is_err());
     }
 
     #[test]

@@ -12,7 +12,9 @@ use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use crate::capture::{Capture, read_open};
 use crate::checks::{build_env, canonical_workdir, check_path_args, check_program};
+use crate::containment::{Support, decide, netns_flags, support};
 use crate::error::ExecError;
+use crate::landlock::Allowed;
 use crate::limits::{ChildSetup, is_root};
 use crate::policy::Policy;
 use crate::reap::{GroupGuard, kill_all};
@@ -58,16 +60,33 @@ pub struct ExecOutput {
     /// Set when the sandbox killed the program, e.g. in the partial output of a timeout.
     pub killed: Option<KillReason>,
     pub duration: Duration,
-    /// Whether Landlock confined the child's writes to the workdir.
+    /// Whether Landlock confined the child's reads and writes (workdir, program, read paths).
     pub landlock: bool,
+    /// Whether the child ran in a network namespace of its own.
+    pub network_namespace: bool,
+    /// Whether Landlock also refused the child every TCP connect and bind.
+    pub landlock_tcp: bool,
 }
 
 /// Runs `req` in `workdir` under `policy`.
 ///
-/// Every check is done before anything is spawned, so a refusal means nothing ran. On return
+/// Every check is done before anything is spawned, so a refusal means nothing ran; in `strict`
+/// mode a machine that cannot contain the child refuses every run. On return
 /// the child's process group and session have been killed, including anything it left in the
 /// background. A timeout is `Err(ExecError::TimedOut)` carrying the partial output.
 pub async fn run(
+    policy: &Policy,
+    workdir: &Path,
+    req: &ExecRequest,
+) -> Result<ExecOutput, ExecError> {
+    run_on(support().await, policy, workdir, req).await
+}
+
+/// [`run`] as on a machine offering `support`, which may claim less than this one has (never
+/// more: what the kernel lacks fails the run). Shows what a machine without Landlock or
+/// namespaces does under each mode.
+pub async fn run_on(
+    support: &Support,
     policy: &Policy,
     workdir: &Path,
     req: &ExecRequest,
@@ -83,17 +102,34 @@ pub async fn run(
 
     let creds =
         (policy.drop_privileges && is_root()).then_some((policy.run_as.uid, policy.run_as.gid));
-    // Best effort: an error here leaves the child unconfined, which the output reports.
-    let ruleset = if policy.landlock {
-        crate::landlock::prepare(&workdir).ok().flatten()
+    let contained = decide(policy.mode, support);
+    if let Some(reason) = contained.refused {
+        return Err(ExecError::Uncontained { reason });
+    }
+    let ruleset = if contained.filesystem {
+        let allowed = Allowed {
+            workdir: &workdir,
+            program: &program,
+            read_paths: &policy.read_paths,
+        };
+        match crate::landlock::prepare(&allowed) {
+            Ok(r) => r,
+            // Best effort is only about what the kernel lacks; a ruleset that fails to build
+            // on a kernel that has Landlock is a fault, and no run goes on unconfined for it.
+            Err(e) => return Err(ExecError::Setup(e)),
+        }
     } else {
         None
     };
+    let netns = contained.network_namespace.then(netns_flags);
     let setup = ChildSetup::new(
         &policy.limits,
         creds,
-        ruleset.as_ref().map(|fd| fd.as_raw_fd()),
+        ruleset.as_ref().map(|r| r.fd.as_raw_fd()),
+        netns,
     );
+    let landlock = ruleset.as_ref().is_some();
+    let landlock_tcp = ruleset.as_ref().is_some_and(|r| r.tcp_denied);
 
     let mut cmd = Command::new(&program);
     cmd.arg0(&req.program)
@@ -107,7 +143,7 @@ pub async fn run(
         .kill_on_drop(true);
     // SAFETY: the closure runs between fork and exec in the child, where only
     // async-signal-safe calls are sound. `apply_in_child` makes only raw syscalls (setsid,
-    // setrlimit, prctl, landlock_restrict_self, setgroups, setgid, setuid) on a Copy value
+    // setrlimit, unshare, prctl, landlock_restrict_self, setgroups, setgid, setuid) on a Copy value
     // moved in here, with no allocation, locking or panicking.
     #[allow(unsafe_code)]
     unsafe {
@@ -157,7 +193,9 @@ pub async fn run(
         stderr_truncated: stderr.truncated,
         killed: timed_out.then_some(KillReason::Timeout),
         duration: started.elapsed(),
-        landlock: setup.has_landlock(),
+        landlock,
+        network_namespace: netns.is_some(),
+        landlock_tcp,
     };
     if timed_out {
         return Err(ExecError::TimedOut {
