@@ -1,7 +1,10 @@
 //! A connection to one MCP server: connect, list tools (cached), validate and call.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, RequestParamsMeta};
@@ -68,13 +71,24 @@ impl McpServer {
         };
         let (service, pid) = match config {
             ServerConfig::Stdio {
-                command, args, env, ..
+                command,
+                args,
+                env,
+                env_set,
+                ..
             } => {
-                let mut cmd = tokio::process::Command::new(command);
+                // Found through the service's PATH, as configured; the server does not get it.
+                let program = resolve_program(command)
+                    .ok_or_else(|| connect_error(format!("{command} is not found on PATH")))?;
+                let mut cmd = tokio::process::Command::new(program);
                 // kill_on_drop: rmcp kills the child from a spawned task when its transport
                 // is dropped, which never runs if the runtime is already shutting down.
                 // tokio's own flag sends SIGKILL synchronously in that case too.
-                cmd.args(args).envs(env).kill_on_drop(true);
+                cmd.args(args)
+                    .env_clear()
+                    .envs(passed_through(env))
+                    .envs(env_set)
+                    .kill_on_drop(true);
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| connect_error(format!("spawn {command}: {e}")))?;
                 let pid = transport.id();
@@ -229,6 +243,30 @@ impl McpServer {
             reason: e.to_string(),
         }
     }
+}
+
+/// The named variables that are set in this process, for a server's otherwise empty environment.
+fn passed_through(names: &[String]) -> Vec<(OsString, OsString)> {
+    names
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|v| (OsString::from(name), v)))
+        .collect()
+}
+
+/// `command` itself when it names a path, else the first executable file of that name on this
+/// process's `PATH` (the server's own environment may have no `PATH` at all).
+fn resolve_program(command: &str) -> Option<PathBuf> {
+    if command.contains('/') {
+        return Some(PathBuf::from(command));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Runs `fut` under `timeout`. Dropping an rmcp request future on expiry also tells the

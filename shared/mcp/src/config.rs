@@ -29,9 +29,14 @@ pub enum ServerConfig {
         command: String,
         #[serde(default)]
         args: Vec<String>,
-        /// Added to (not replacing) the environment inherited from this process.
+        /// Names of variables passed through from this process's environment, when set there.
+        /// The server starts with an empty environment plus these and `env_set`: never the
+        /// service's own (database URL, provider keys) unless named here.
+        #[serde(default, deserialize_with = "env_names")]
+        env: Vec<String>,
+        /// Variables set for the server, by name and value.
         #[serde(default)]
-        env: BTreeMap<String, String>,
+        env_set: BTreeMap<String, String>,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
     },
@@ -52,9 +57,26 @@ impl ServerConfig {
         ServerConfig::Stdio {
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),
-            env: BTreeMap::new(),
+            env: Vec::new(),
+            env_set: BTreeMap::new(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
         }
+    }
+
+    /// Passes `names` through from this process's environment (stdio only; no effect on HTTP).
+    pub fn with_env(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        if let ServerConfig::Stdio { env, .. } = &mut self {
+            env.extend(names.into_iter().map(Into::into));
+        }
+        self
+    }
+
+    /// Sets `name` to `value` for the server (stdio only; no effect on HTTP).
+    pub fn with_env_set(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let ServerConfig::Stdio { env_set, .. } = &mut self {
+            env_set.insert(name.into(), value.into());
+        }
+        self
     }
 
     /// A streamable HTTP server with the default timeout.
@@ -85,6 +107,24 @@ impl ServerConfig {
     }
 }
 
+/// `env` is a list of names. It once was a table of values added to the inherited environment;
+/// such a table now says where its values go instead of a bare type error.
+fn env_names<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Names(Vec<String>),
+        Table(#[allow(dead_code)] BTreeMap<String, String>),
+    }
+    match Either::deserialize(de)? {
+        Either::Names(names) => Ok(names),
+        Either::Table(_) => Err(serde::de::Error::custom(
+            "env is a list of variable names passed through from the service's environment; \
+             set values with env_set = { NAME = \"value\" }",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,19 +136,35 @@ mod tests {
             "transport": "stdio",
             "command": "python3",
             "args": ["-m", "mcp_server_time"],
-            "env": {"TZ": "UTC"}
+            "env": ["PATH"],
+            "env_set": {"TZ": "UTC"}
         }))
         .unwrap();
         assert_eq!(cfg.timeout(), Duration::from_millis(DEFAULT_TIMEOUT_MS));
         let ServerConfig::Stdio {
-            command, args, env, ..
+            command,
+            args,
+            env,
+            env_set,
+            ..
         } = cfg
         else {
             panic!("expected stdio");
         };
         assert_eq!(command, "python3");
         assert_eq!(args, ["-m", "mcp_server_time"]);
-        assert_eq!(env.get("TZ").map(String::as_str), Some("UTC"));
+        assert_eq!(env, ["PATH"]);
+        assert_eq!(env_set.get("TZ").map(String::as_str), Some("UTC"));
+    }
+
+    #[test]
+    fn env_as_a_table_of_values_says_where_values_go() {
+        let err = serde_json::from_value::<ServerConfig>(json!({
+            "transport": "stdio", "command": "node", "env": {"TZ": "UTC"}
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("env_set"), "{err}");
     }
 
     #[test]

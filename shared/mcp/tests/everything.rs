@@ -49,39 +49,46 @@ async fn stdio_lists_tools_and_calls_echo_and_sum() {
     server.close().await;
 }
 
+/// The server's environment is exactly the allowlist: named variables passed through, plus the
+/// ones set in its config; nothing else of this process's environment (here a variable standing
+/// for a database URL) reaches it.
 #[tokio::test]
-async fn stdio_env_reaches_the_child() {
-    let ServerConfig::Stdio {
-        command,
-        args,
-        timeout_ms,
-        ..
-    } = everything_stdio()
-    else {
-        unreachable!()
-    };
-    let env = [(
-        "QUORUM_MCP_TEST_MARKER".to_owned(),
-        "marker-7f3a".to_owned(),
-    )]
-    .into();
-    let config = ServerConfig::Stdio {
-        command,
-        args,
-        env,
-        timeout_ms,
-    };
+async fn stdio_server_sees_only_its_allowlisted_environment() {
+    // SAFETY: set before anything else runs in this test process (nextest runs each test in a
+    // process of its own, and the runtime of a `#[tokio::test]` is single-threaded).
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(
+            "QUORUM_MCP_TEST_SECRET",
+            "postgres://service:password@db/quorum",
+        );
+    }
+    let config = everything_stdio()
+        .with_env(["PATH", "HOME", "QUORUM_MCP_TEST_UNSET"])
+        .with_env_set("QUORUM_MCP_TEST_MARKER", "marker-7f3a");
     let server = McpServer::connect("everything", &config).await.unwrap();
     let out = server
         .call("get-env", serde_json::Value::Null)
         .await
         .unwrap();
-    assert!(
-        text_of(&out.content).contains("marker-7f3a"),
-        "{}",
-        out.content
-    );
     server.close().await;
+    let text = text_of(&out.content);
+    assert!(
+        !text.contains("password"),
+        "the service's secret leaked: {text}"
+    );
+    let seen: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text.trim_start_matches(|c| c != '{'))
+            .unwrap_or_else(|e| panic!("get-env printed no JSON object ({e}): {text}"));
+    let mut names: Vec<&str> = seen.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["HOME", "PATH", "QUORUM_MCP_TEST_MARKER"],
+        "an unset name is not passed as empty: {text}"
+    );
+    assert_eq!(seen["QUORUM_MCP_TEST_MARKER"], "marker-7f3a");
+    assert_eq!(seen["PATH"].as_str(), std::env::var("PATH").ok().as_deref());
 }
 
 #[tokio::test]
