@@ -42,9 +42,15 @@ pub struct ToolExecConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpToolConfig {
-    /// Hosts a step may call (`host` or `host:port`); nothing else is ever contacted.
+    /// Hosts a step may call (`host:port`, or `host` for the scheme's default port); nothing
+    /// else is ever contacted. A hostname here reaches public addresses only: one resolving to
+    /// loopback, a private or link-local network or a metadata service is refused, on every
+    /// connection. An address literal (`10.0.0.5:8080`) is taken as written.
     pub allowed_hosts: Vec<String>,
-    /// Bytes of a response body recorded in the step's event.
+    /// Hosts (same form) a step may call at whatever address they resolve to, private ones
+    /// included: internal services the operator names explicitly.
+    pub private_hosts: Vec<String>,
+    /// Bytes of a response body read and recorded in the step's event; the rest is not read.
     pub max_response_bytes: usize,
     /// Calls at once.
     pub concurrency: usize,
@@ -54,6 +60,7 @@ impl Default for HttpToolConfig {
     fn default() -> Self {
         Self {
             allowed_hosts: Vec::new(),
+            private_hosts: Vec::new(),
             max_response_bytes: 64 * 1024,
             concurrency: 32,
         }
@@ -101,6 +108,15 @@ impl Validate for ToolExecConfig {
         }
         if self.ack_wait < Duration::from_secs(1) {
             return Err(ConfigError::invalid("ack_wait", "at least 1s"));
+        }
+        for (key, list) in [
+            ("http.allowed_hosts", &self.http.allowed_hosts),
+            ("http.private_hosts", &self.http.private_hosts),
+        ] {
+            for entry in list {
+                crate::tools::http_guard::HostPort::parse(entry)
+                    .map_err(|e| ConfigError::invalid(key, e))?;
+            }
         }
         if let Some(p) = self.exec.allowed_programs.iter().find(|p| !p.is_absolute()) {
             return Err(ConfigError::invalid(

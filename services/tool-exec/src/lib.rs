@@ -124,6 +124,17 @@ pub fn start(
     let bound = readiness.flag("tool-exec consumer");
     let token = shutdown.token();
     shutdown.spawn(async move {
+        let contained = handler.tools.exec_containment().await;
+        match &contained.refused {
+            // Every exec step will fail until the machine or the mode changes.
+            Some(reason) => tracing::error!(%reason, "exec tool cannot run anything"),
+            None => tracing::info!(
+                mode = contained.mode.as_str(),
+                landlock = contained.filesystem,
+                network_namespace = contained.network_namespace,
+                "exec sandbox"
+            ),
+        }
         if let Err(e) = consumer::run(js, pool, consumer_config, handler, token, move || {
             bound.set(true)
         })

@@ -1,6 +1,7 @@
 //! The `exec` tool: `{program, args?, path_args?, env?}` run in the sandbox (allowlisted absolute
-//! program, argv never through a shell, paths kept under the saga's directory, limits, process
-//! group killed at the timeout). Exit 0 succeeds; a refusal or another exit fails the step for
+//! program, argv never through a shell, paths kept under the saga's directory, limits, reads and
+//! writes confined, no network, process group killed at the timeout; nothing runs where the
+//! machine cannot contain it, unless the sandbox's mode is `best_effort`). Exit 0 succeeds; a refusal or another exit fails the step for
 //! good; a timeout or a spawn error may pass on another attempt.
 
 use std::collections::BTreeMap;
@@ -33,6 +34,10 @@ impl ExecTool {
         Self { policy }
     }
 
+    pub(super) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     pub(super) async fn call(&self, c: &Call<'_>) -> Result<Value, ToolError> {
         let args: Args = serde_json::from_value(c.call.args.clone())
             .map_err(|e| ToolError::refused(format!("exec arguments: {e}")))?;
@@ -52,6 +57,12 @@ impl ExecTool {
                     "stderr": String::from_utf8_lossy(&out.stderr),
                     "stdout_truncated": out.stdout_truncated,
                     "stderr_truncated": out.stderr_truncated,
+                    // What held the program in, on record with its output (it differs from
+                    // strict only under an explicit best_effort).
+                    "sandbox": {
+                        "landlock": out.landlock,
+                        "network_namespace": out.network_namespace,
+                    },
                 });
                 if out.status == Some(0) {
                     Ok(output)

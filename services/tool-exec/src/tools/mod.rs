@@ -4,6 +4,7 @@
 
 mod exec;
 mod http;
+pub(crate) mod http_guard;
 mod mcp;
 
 use std::path::Path;
@@ -75,6 +76,12 @@ impl Tools {
     /// The configured MCP servers' names.
     pub fn mcp_servers(&self) -> Vec<String> {
         self.mcp.servers().cloned().collect()
+    }
+
+    /// How `exec` runs are contained on this machine under the configured mode, and why none
+    /// will run if the mode is strict and the machine lacks what it needs.
+    pub async fn exec_containment(&self) -> quorum_sandbox::Containment {
+        quorum_sandbox::containment(self.exec.policy()).await
     }
 
     /// The tools of MCP server `name` (connecting to it if need be).
