@@ -19,15 +19,15 @@ fn vectors_dir() -> Option<PathBuf> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../../../shared/conformance/cloudevents")
         });
-    if dir.join("format-json").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: no CloudEvents conformance vectors at {} (set QUORUM_CONFORMANCE_DIR)",
+    let found = dir.join("format-json").is_dir();
+    quorum_testkit::require(
+        found,
+        &format!(
+            "no CloudEvents conformance vectors at {} (set QUORUM_CONFORMANCE_DIR)",
             dir.display()
-        );
-        None
-    }
+        ),
+    )
+    .then_some(dir)
 }
 
 /// The `tests` of one vector file: (test id, the event or batch).

@@ -12,8 +12,10 @@ use quorum_sandbox::{ExecError, KillReason, run};
 
 macro_rules! require_root {
     () => {
-        if !is_root() {
-            eprintln!("skipped: needs root to switch the child to a test uid");
+        if !quorum_testkit::require(
+            is_root(),
+            "the sandbox tests need root to switch the child to a test uid",
+        ) {
             return;
         }
     };

@@ -1,14 +1,17 @@
 //! The test harness: a real Postgres per test process with a fresh, migrated database per test, a real
 //! nats-server per test, and a helper that waits for a condition under a generous deadline. Tests never
-//! assert on timing: the machine is shared and slow.
+//! assert on timing: the machine is shared and slow. A prerequisite a test cannot provide itself goes
+//! through [`require`]: skipped with a reason on a developer's machine, a failure under `CI=true`.
 
 #![warn(missing_docs)]
 
 mod postgres;
+mod require;
 mod scratch;
 mod wait;
 
 pub use postgres::{TestDb, TestPostgres, postgres};
+pub use require::{Prerequisite, prerequisite, require};
 pub use wait::{Condition, DEADLINE, wait_until};
 
 use scratch::scratch_dir;
