@@ -29,9 +29,14 @@ impl Drop for Scratch {
 }
 
 impl LocalStack {
-    /// Starts both servers with data under `dir`. `durable` keeps Postgres's fsync on.
+    /// Starts both servers with data under `dir`, a directory closed to others (it holds the stack
+    /// file and the API key). `durable` keeps Postgres's fsync on.
     pub async fn start(dir: &Path, durable: bool) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::stack::prepare_data_dir(dir)?;
+        Self::start_in(dir, durable).await
+    }
+
+    async fn start_in(dir: &Path, durable: bool) -> anyhow::Result<Self> {
         let nats = NatsServer::start(NatsOptions {
             port: 0,
             store_dir: dir.join("nats"),
@@ -64,7 +69,8 @@ impl LocalStack {
         let scratch = Scratch(dir.clone());
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
-        let mut stack = Self::start(&dir, true).await?;
+        // Open (unlike `start`'s) so that, as root, the `postgres` user reaches its cluster in place.
+        let mut stack = Self::start_in(&dir, true).await?;
         stack._scratch = Some(scratch);
         Ok(stack)
     }

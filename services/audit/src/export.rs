@@ -158,10 +158,25 @@ pub fn write(format: Format, records: &[Record], first: bool, out: &mut Vec<u8>)
                 let _ = w.write_record(CSV_HEADER);
             }
             for r in records {
-                let _ = w.write_record(csv_row(r));
+                let mut row = csv_row(r);
+                row.iter_mut().for_each(neutralize);
+                let _ = w.write_record(&row);
             }
             let _ = w.flush();
         }
+    }
+}
+
+/// What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): `=`, `+`, `-`, `@`, and
+/// tab or carriage return, which some spreadsheets skip before looking for one of the others.
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Makes `cell` one a spreadsheet shows rather than runs: a cell starting with a formula trigger
+/// gets a leading `'`. Events hold whatever a publisher sent, and an auditor opens the export in a
+/// spreadsheet; the JSONL export keeps every value verbatim for tools.
+pub(crate) fn neutralize(cell: &mut String) {
+    if cell.starts_with(FORMULA_TRIGGERS) {
+        cell.insert(0, '\'');
     }
 }
 
@@ -198,4 +213,69 @@ fn csv_row(r: &Record) -> Vec<String> {
         encoding.to_owned(),
         data,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_get_a_leading_quote() {
+        for cell in [
+            "=HYPERLINK(\"http://x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+        ] {
+            let mut neutral = cell.to_owned();
+            neutralize(&mut neutral);
+            assert_eq!(neutral, format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["", "plain", "1.5", "a=b", "'quoted", " =1"] {
+            let mut kept = cell.to_owned();
+            neutralize(&mut kept);
+            assert_eq!(kept, cell, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_event_exports_as_text_in_csv() {
+        let subject = quorum_domain::StreamId::parse("order/1").unwrap();
+        let tenant = quorum_domain::TenantId::new("acme").unwrap();
+        let mut e = Event::new(
+            "=cmd|' /C calc'!A0",
+            "com.example.x",
+            subject,
+            tenant,
+            Bytes::from_static(b"@SUM(1+1)*cmd|' /C calc'!A0"),
+        );
+        e.id = "+1".into();
+        let record = Record {
+            seq: 1,
+            position: 1,
+            hash: "00".into(),
+            prev_hash: "00".into(),
+            stream: "order/1".into(),
+            version: 1,
+            recorded_at: Utc::now(),
+            event: cloudevent::to_structured(&e),
+            parsed: e,
+        };
+        let mut out = Vec::new();
+        write(Format::Csv, &[record], false, &mut out);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(out.as_slice());
+        let row = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| &row[CSV_HEADER.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(cell("source"), "'=cmd|' /C calc'!A0");
+        assert_eq!(cell("id"), "'+1");
+        assert_eq!(cell("data"), "'@SUM(1+1)*cmd|' /C calc'!A0");
+        assert!(
+            row.iter().all(|c| !c.starts_with(FORMULA_TRIGGERS)),
+            "{row:?}"
+        );
+    }
 }

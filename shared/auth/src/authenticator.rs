@@ -4,6 +4,7 @@
 //! cached, so a busy ingest does not ask Postgres on every request. A revocation is notified
 //! (LISTEN/NOTIFY) in the transaction that revokes, and the listener evicts the key; while the
 //! listener is not connected, notices could be missed, so nothing is served from the cache then.
+//! A refusal is recorded as a `quorum.auth.refused` event, rate-bounded (see the `audit` module).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::audit::{self, RefusalGate};
 use crate::{PresentedKey, Principal, REVOKED_CHANNEL, Role};
 
 /// How long a cached key is trusted without asking Postgres again (a backstop; revocations evict
@@ -40,6 +42,19 @@ pub enum AuthError {
     Database(#[from] sqlx::Error),
 }
 
+impl AuthError {
+    /// The reason a refusal is recorded under; `None` for a failure to check (not a refusal).
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            AuthError::Missing => Some("missing"),
+            AuthError::Malformed => Some("malformed"),
+            AuthError::Unknown => Some("unknown"),
+            AuthError::Revoked => Some("revoked"),
+            AuthError::Database(_) => None,
+        }
+    }
+}
+
 /// Checks keys; cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -54,6 +69,8 @@ struct Inner {
     generation: AtomicU64,
     /// The listener is connected: evictions are being heard.
     listening: AtomicBool,
+    /// Which refusals become events.
+    refusals: Mutex<RefusalGate>,
 }
 
 struct Cached {
@@ -78,6 +95,7 @@ impl Authenticator {
                 cache: Mutex::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
+                refusals: Mutex::new(RefusalGate::default()),
             }),
         };
         tokio::spawn(listen(auth.inner.clone(), shutdown));
@@ -89,8 +107,46 @@ impl Authenticator {
         self.inner.listening.load(Ordering::Acquire)
     }
 
-    /// The caller behind an `Authorization` header value.
+    /// The caller behind an `Authorization` header value. A refusal is recorded as a
+    /// `quorum.auth.refused` event when it is the first of its reason this minute in this process.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let result = self.check(authorization).await;
+        if let Err(e) = &result
+            && let Some(reason) = e.refusal_reason()
+        {
+            self.record_refusal(reason, authorization).await;
+        }
+        result
+    }
+
+    async fn record_refusal(&self, reason: &'static str, authorization: Option<&str>) {
+        let minute = chrono::Utc::now().timestamp().div_euclid(60);
+        let admitted = self
+            .inner
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(reason, minute);
+        let Some(refusals) = admitted else {
+            return;
+        };
+        // Only the prefix, which is not secret, and only of a well-formed key.
+        let prefix = authorization
+            .and_then(|v| v.trim().split_once(' '))
+            .and_then(|(_, token)| PresentedKey::parse(token.trim()))
+            .map(|k| k.prefix);
+        let event = audit::refused(reason, refusals, prefix);
+        let stream = audit::refusals_stream();
+        let store = quorum_event_store::EventStore::new(self.inner.pool.clone());
+        let appended = store
+            .append(&stream, quorum_event_store::ExpectedVersion::Any, &[event])
+            .await;
+        if let Err(error) = appended {
+            warn!(%error, reason, refusals, "cannot record refused authentications");
+        }
+    }
+
+    async fn check(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
         let value = authorization.ok_or(AuthError::Missing)?;
         let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Malformed)?;
         if !scheme.eq_ignore_ascii_case("bearer") {

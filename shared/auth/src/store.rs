@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::{REVOKED_CHANNEL, Role, key};
+use crate::{REVOKED_CHANNEL, Role, audit, key};
 
 /// A key just made: `key` is shown once and never again.
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +30,8 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Makes a key for `tenant` with `roles` (at least one).
+/// Makes a key for `tenant` with `roles` (at least one), recording `quorum.auth.key.created` in the
+/// same transaction.
 pub async fn create(
     pool: &PgPool,
     tenant: &TenantId,
@@ -48,6 +49,7 @@ pub async fn create(
     let (prefix, whole) =
         key::generate().map_err(|e| sqlx::Error::Io(std::io::Error::other(e.to_string())))?;
     let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO api_keys (id, prefix, tenant, roles, hash, label) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -57,8 +59,10 @@ pub async fn create(
     .bind(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
     .bind(key::hash(&whole))
     .bind(label)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    audit::key_created(&mut tx, id, &prefix, tenant, &roles, label).await?;
+    tx.commit().await?;
     Ok(NewKey {
         id,
         prefix,
@@ -93,21 +97,24 @@ pub async fn list(pool: &PgPool, tenant: Option<&TenantId>) -> Result<Vec<KeyInf
 }
 
 /// Revokes the key with this id or prefix; false when no live key matched. Every process caching
-/// it is told in the same transaction, so the notice goes out only if the revocation commits.
+/// it is told in the same transaction, so the notice goes out only if the revocation commits, and
+/// `quorum.auth.key.revoked` is recorded with it.
 pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Error> {
     let id = Uuid::parse_str(id_or_prefix).ok();
     let mut tx = pool.begin().await?;
-    let prefix: Option<String> = sqlx::query_scalar(
+    let row = sqlx::query(
         "UPDATE api_keys SET revoked_at = now()
-         WHERE (id = $1 OR prefix = $2) AND revoked_at IS NULL RETURNING prefix",
+         WHERE (id = $1 OR prefix = $2) AND revoked_at IS NULL RETURNING id, prefix, tenant",
     )
     .bind(id)
     .bind(id_or_prefix)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(prefix) = prefix else {
+    let Some(row) = row else {
         return Ok(false);
     };
+    let prefix: String = row.try_get("prefix")?;
+    audit::key_revoked(&mut tx, row.try_get("id")?, &prefix, row.try_get("tenant")?).await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(REVOKED_CHANNEL)
         .bind(&prefix)

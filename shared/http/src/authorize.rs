@@ -10,7 +10,8 @@ use quorum_auth::{AuthError, Authenticator, Principal, Role};
 use crate::Problem;
 
 /// The caller, if its key is valid and has one of `roles`. A database outage is a 503, so a client
-/// retries instead of concluding its key is bad.
+/// retries instead of concluding its key is bad; any other database failure is a 500. Either way the
+/// database's error is logged under an id and only the id is answered ([`Problem::database`]).
 pub async fn authorize(
     auth: &Authenticator,
     headers: &HeaderMap,
@@ -21,7 +22,7 @@ pub async fn authorize(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let principal = auth.authenticate(value).await.map_err(|e| match e {
-        AuthError::Database(_) => Problem::unavailable(e.to_string()),
+        AuthError::Database(db) => Problem::database(&db),
         _ => Problem::unauthorized(e.to_string()),
     })?;
     if !roles.iter().any(|r| principal.has(*r)) {

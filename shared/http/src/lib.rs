@@ -1,6 +1,7 @@
 //! What every Quorum HTTP API shares: errors as `application/problem+json` and who may call a route.
 
 mod authorize;
+mod internal;
 mod problem;
 mod serve;
 

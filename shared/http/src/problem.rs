@@ -20,6 +20,10 @@ pub struct Problem {
     /// The event's position in a batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    /// The id a failure was logged under ([`Problem::database`], [`Problem::internal`]): what a
+    /// caller quotes, in place of the error itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<String>,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
 }
@@ -38,6 +42,7 @@ impl Problem {
             detail: detail.into(),
             attribute: None,
             index: None,
+            error_id: None,
             retry_after: None,
         }
     }

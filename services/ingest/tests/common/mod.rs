@@ -51,13 +51,14 @@ impl Ingest {
         Ok(created.key)
     }
 
-    /// Events stored, not counting the `quorum.dlq.parked` record of a refused NATS message.
+    /// Events stored, not counting the `quorum.dlq.parked` record of a refused NATS message nor
+    /// the bookkeeping of tenant `_system` (keys made, authentications refused).
     pub async fn events_stored(&self) -> anyhow::Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE type <> 'quorum.dlq.parked'")
-                .fetch_one(&self.db.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE type <> 'quorum.dlq.parked' AND tenant <> '_system'",
         )
+        .fetch_one(&self.db.pool)
+        .await?)
     }
 
     /// POSTs `body` to /v1/events as `content_type`, with extra headers.
