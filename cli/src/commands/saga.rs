@@ -169,9 +169,13 @@ pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
         };
         mcp.insert(name, listed);
     }
+    // What confines exec steps on this machine: a weaker mode than strict is shown, as is a
+    // strict mode that will refuse every run for want of kernel support.
+    let sandbox = live.exec_containment().await;
     let listing = json!({
         "http": { "allowed_hosts": t.http.allowed_hosts, "concurrency": t.http.concurrency },
-        "exec": { "allowed_programs": t.exec.allowed_programs, "limits": t.exec.limits },
+        "exec": { "allowed_programs": t.exec.allowed_programs, "limits": t.exec.limits,
+                  "sandbox": sandbox },
         "mcp": mcp,
         "default_policy": t.default_policy,
         "tenants": t.tenants,
@@ -188,6 +192,17 @@ pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .collect();
     outln!("exec   programs: {}", programs.join(", "))?;
+    outln!(
+        "       sandbox: {:?}, filesystem confined {}, network namespace {}{}",
+        sandbox.mode,
+        sandbox.filesystem,
+        sandbox.network_namespace,
+        sandbox
+            .refused
+            .as_deref()
+            .map(|why| format!(": REFUSES EVERY RUN ({why})"))
+            .unwrap_or_default()
+    )?;
     for (name, tools) in &mcp {
         match tools.as_array() {
             Some(list) => {

@@ -166,8 +166,9 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
             },
         ],
     };
-    std::fs::create_dir_all(&target.data_dir)?;
-    std::fs::write(target.stack_file(), serde_json::to_vec_pretty(&stack)?)?;
+    // 0600: it names the servers and their URLs, which a local Postgres URL may carry a
+    // password in.
+    crate::stack::write_stack_file(&target.stack_file(), &stack)?;
     let mut banner = format!(
         "quorum is up\n  nats      {nats_url}\n  postgres  {}\n  \
          ingest    http://{}  (/v1/events /v1/queries /openapi.json)\n  \

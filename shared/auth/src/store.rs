@@ -43,6 +43,13 @@ pub async fn create(
             "a key needs at least one role".into(),
         ));
     }
+    // Names starting with `_` are Quorum's own (`_system` holds its audit records and the dead
+    // letters of no tenant): a key for one would read and act as Quorum.
+    if tenant.as_str().starts_with('_') {
+        return Err(sqlx::Error::Protocol(format!(
+            "tenant {tenant} is reserved: names starting with '_' are Quorum's own"
+        )));
+    }
     let mut roles = roles.to_vec();
     roles.sort_by_key(|r| r.as_str());
     roles.dedup();

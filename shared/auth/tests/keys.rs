@@ -119,3 +119,16 @@ async fn a_revoked_key_is_refused_even_when_cached() -> anyhow::Result<()> {
     assert!(revoke(&db.pool, &other.id.to_string()).await?);
     Ok(())
 }
+
+#[tokio::test]
+async fn reserved_tenants_get_no_keys() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let refused = create(&db.pool, &TenantId::system(), &[Role::Operator], None).await;
+    let error = refused.expect_err("a key for _system").to_string();
+    assert!(error.contains("reserved"), "{error}");
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        .fetch_one(&db.pool)
+        .await?;
+    assert_eq!(keys, 0);
+    Ok(())
+}

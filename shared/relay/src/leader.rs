@@ -22,11 +22,24 @@ pub async fn run(
 ) {
     let mut backoff = config.check_interval;
     while !shutdown.is_cancelled() {
-        match try_lead(&pool, &js, &config, &shutdown).await {
-            Ok(true) => backoff = config.check_interval,
-            Ok(false) => {}
-            Err(e) => {
+        // Each term in a task of its own: a panic ends the term, not the relay, which competes
+        // for the lock again as after any error (a dead relay in a live process would stop every
+        // tenant's events without a sign).
+        let term = tokio::spawn({
+            let (pool, js, config, shutdown) =
+                (pool.clone(), js.clone(), config.clone(), shutdown.clone());
+            async move { try_lead(&pool, &js, &config, &shutdown).await }
+        });
+        match term.await {
+            Ok(Ok(true)) => backoff = config.check_interval,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
                 warn!(relay = %config.name, error = %error_chain(&e), "relay stopped leading");
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                tracing::error!(relay = %config.name, error = %e, "relay term panicked; leading again");
+                metrics::counter!(quorum_runtime::metrics::RELAY_PANICS_TOTAL).increment(1);
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }

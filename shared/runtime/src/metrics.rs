@@ -33,6 +33,9 @@ pub const DEAD_LETTERS_TOTAL: &str = "quorum_dead_letters_total";
 /// Gauge, 0 or 1: whether this process holds the relay's advisory lock.
 pub const RELAY_LEADER: &str = "quorum_relay_leader";
 
+/// Counter: relay terms that ended in a panic (the relay then leads again).
+pub const RELAY_PANICS_TOTAL: &str = "quorum_relay_panics_total";
+
 /// Gauge: events the relay holds back until their stream predecessor is published (docs/adr/0003).
 pub const RELAY_HELD_EVENTS: &str = "quorum_relay_held_events";
 
@@ -138,6 +141,10 @@ fn describe() {
         RELAY_LEADER,
         "1 while this process is the relay leader, else 0."
     );
+    describe_counter!(
+        RELAY_PANICS_TOTAL,
+        "Relay terms that ended in a panic; the relay leads again after each."
+    );
 }
 
 #[cfg(test)]
@@ -179,6 +186,7 @@ mod tests {
             RELAY_REPUBLISHED_TOTAL,
             DEAD_LETTERS_TOTAL,
             RELAY_LEADER,
+            RELAY_PANICS_TOTAL,
         ];
         for name in names {
             assert!(name.starts_with("quorum_"), "{name}");
