@@ -45,7 +45,13 @@ pub async fn start(
         pool: pool.clone(),
         auth,
     });
-    shutdown.spawn(quorum_http::serve(listener, app, shutdown.token(), "audit"));
+    shutdown.spawn(quorum_http::serve(
+        listener,
+        app,
+        quorum_http::ServeLimits::default(),
+        shutdown.token(),
+        "audit",
+    ));
     let ready = readiness.flag("audit chainer");
     ready.set(true);
     shutdown.spawn(run(pool, config.chain.clone(), shutdown.token()));

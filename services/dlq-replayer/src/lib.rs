@@ -36,7 +36,13 @@ pub async fn start(
         pool: pool.clone(),
         auth,
     });
-    shutdown.spawn(quorum_http::serve(listener, app, shutdown.token(), "dlq"));
+    shutdown.spawn(quorum_http::serve(
+        listener,
+        app,
+        quorum_http::ServeLimits::default(),
+        shutdown.token(),
+        "dlq",
+    ));
     readiness.flag("dlq api").set(true);
     shutdown.spawn(pump::run(
         pool,

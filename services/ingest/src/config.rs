@@ -64,6 +64,9 @@ pub struct Flow {
     pub group_alone_from: usize,
     /// HTTP requests served at once; above it a request gets 503 before its body is read.
     pub max_concurrent_requests: usize,
+    /// The share of `max_in_flight_events` one tenant may hold (0 to 1): a tenant over it gets
+    /// 429, so one tenant's bursts or slow commits cannot make every other tenant see 503.
+    pub max_tenant_share: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -117,6 +120,7 @@ impl Default for Flow {
             group_concurrency: 1,
             group_alone_from: 50,
             max_concurrent_requests: 1024,
+            max_tenant_share: 0.5,
         }
     }
 }
@@ -163,6 +167,20 @@ impl Validate for IngestConfig {
             self.flow.max_concurrent_requests,
         )?;
         positive("nats.concurrency", self.nats.concurrency)?;
+        if !(self.flow.max_tenant_share > 0.0 && self.flow.max_tenant_share <= 1.0) {
+            return Err(ConfigError::invalid(
+                "flow.max_tenant_share",
+                "a share above 0 and at most 1",
+            ));
+        }
+        if ((self.flow.max_in_flight_events as f64 * self.flow.max_tenant_share) as usize)
+            < self.limits.max_batch_events
+        {
+            return Err(ConfigError::invalid(
+                "flow.max_tenant_share",
+                "a tenant's share of flow.max_in_flight_events must hold limits.max_batch_events",
+            ));
+        }
         if (self.rate.burst as usize) < self.limits.max_batch_events {
             return Err(ConfigError::invalid(
                 "rate.burst",

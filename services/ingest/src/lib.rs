@@ -89,11 +89,15 @@ pub async fn start(
         .await
         .with_context(|| format!("listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    shutdown.spawn(http::serve(
+    shutdown.spawn(quorum_http::serve(
         listener,
         http::router(app, config.flow.max_concurrent_requests),
-        config.limits.connection_buffer_bytes,
+        quorum_http::ServeLimits {
+            buffer_bytes: config.limits.connection_buffer_bytes,
+            ..quorum_http::ServeLimits::default()
+        },
         shutdown.token(),
+        "ingest",
     ));
     info!(%http_addr, "ingest listening");
 

@@ -7,4 +7,4 @@ mod serve;
 
 pub use authorize::authorize;
 pub use problem::Problem;
-pub use serve::serve;
+pub use serve::{ServeLimits, serve};

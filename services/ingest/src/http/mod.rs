@@ -9,16 +9,14 @@ mod history;
 mod openapi;
 pub mod problem;
 mod queries;
-mod serve;
 mod shed;
 
-pub use serve::serve;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use quorum_auth::{Authenticator, Principal, Role};
 use quorum_event_store::EventStore;
@@ -82,10 +80,31 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    // The only other error is a broken connection, and then nobody reads the answer.
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // A body that did not arrive within the server's body deadline is no size problem; a
+        // broken connection is neither, but then nobody reads the answer.
+        if timed_out(&e) {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body too slow",
+                "the request body did not arrive in time",
+            )
+        } else {
+            too_large()
+        }
+    })
+}
+
+fn timed_out(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The media type of a request, lowercased, without parameters.

@@ -58,6 +58,15 @@ impl From<Refusal> for Problem {
             Refusal::Saturated => Problem::unavailable(
                 "ingest has as many events in flight as it admits; retry after the delay given",
             ),
+            Refusal::TenantBusy => Problem {
+                retry_after: Some(std::time::Duration::from_secs(1)),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "tenant-busy",
+                    "Tenant at its share of events in flight",
+                    "the tenant has its whole share of ingest's events in flight; retry after the delay given",
+                )
+            },
         }
     }
 }
