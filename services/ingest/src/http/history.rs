@@ -16,6 +16,9 @@ use super::problem::Problem;
 
 const READERS: &[Role] = &[Role::Auditor, Role::Operator];
 const MAX_LIMIT: i64 = 1000;
+/// Most bytes of event data and attributes one page carries: a page of large events ends early,
+/// with `next`, rather than build an answer of a thousand megabyte events.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Serialize)]
 pub struct Page {
@@ -97,7 +100,7 @@ pub async fn by_stream(
         .store
         .read_stream(&id, from, params.limit + 1)
         .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
+        .map_err(|e| store_problem(&e))?;
     // A stream belongs to one tenant (docs/adr/0006); any event of another means not ours.
     if events.iter().any(|e| e.tenant != principal.tenant) {
         return Err(not_found());
@@ -120,7 +123,7 @@ async fn exists(
         .store
         .read_stream(id, 1, 1)
         .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
+        .map_err(|e| store_problem(&e))?;
     Ok(first.first().is_some_and(|e| &e.tenant == tenant))
 }
 
@@ -162,21 +165,79 @@ pub async fn by_filter(
         .store
         .find(&filter)
         .await
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
+        .map_err(|e| store_problem(&e))?;
     Ok(Json(page(events, params.limit, |e| e.position)))
 }
 
-/// One more than `limit` was read, to know whether a next page exists without counting.
+/// A store error as an answer: the database's own words go to the log under an id, never to the
+/// caller.
+fn store_problem(e: &quorum_event_store::StoreError) -> Problem {
+    match e {
+        quorum_event_store::StoreError::Database(db) => Problem::database(db),
+        other => Problem::internal(other),
+    }
+}
+
+/// One more than `limit` was read, to know whether a next page exists without counting. A page
+/// also ends once it holds [`MAX_PAGE_BYTES`] (always with at least one event).
 fn page(
     mut events: Vec<RecordedEvent>,
     limit: i64,
     cursor: impl Fn(&RecordedEvent) -> i64,
 ) -> Page {
-    let more = events.len() as i64 > limit;
-    events.truncate(limit as usize);
+    let mut bytes = 0;
+    let fit = events
+        .iter()
+        .take(limit as usize)
+        .position(|e| {
+            bytes += e.event.data.as_ref().map_or(0, |d| d.len())
+                + e.event.attributes_json().to_string().len();
+            bytes > MAX_PAGE_BYTES
+        })
+        .map_or(limit as usize, |i| i.max(1));
+    let more = events.len() > fit;
+    events.truncate(fit);
     let next = more.then(|| events.last().map(&cursor)).flatten();
     Page {
         events: events.into_iter().map(Stored::from).collect(),
         next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use quorum_domain::{Event, TenantId};
+
+    use super::*;
+
+    fn recorded(position: i64, data_bytes: usize) -> RecordedEvent {
+        let stream = StreamId::parse("sub-t/x").unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let data = Bytes::from(vec![b'x'; data_bytes]);
+        RecordedEvent {
+            position,
+            tx_id: position as u64,
+            stream_id: stream.clone(),
+            stream_version: position as u64,
+            tenant: tenant.clone(),
+            recorded_at: Utc::now(),
+            event: Event::new("/s", "t.x", stream, tenant, data),
+        }
+    }
+
+    #[test]
+    fn a_page_ends_at_its_byte_budget_and_says_where_to_go_on() {
+        let big: Vec<RecordedEvent> = (1..=10).map(|p| recorded(p, 1024 * 1024)).collect();
+        let p = page(big, 100, |e| e.position);
+        assert!(p.events.len() < 10 && !p.events.is_empty(), "{}", p.events.len());
+        assert_eq!(p.next, Some(p.events.len() as i64));
+        // One event over the whole budget still makes a page of one.
+        let p = page(vec![recorded(1, 5 * 1024 * 1024), recorded(2, 1)], 100, |e| e.position);
+        assert_eq!((p.events.len(), p.next), (1, Some(1)));
+        // Small events: the count decides, as before.
+        let small: Vec<RecordedEvent> = (1..=11).map(|p| recorded(p, 10)).collect();
+        let p = page(small, 10, |e| e.position);
+        assert_eq!((p.events.len(), p.next), (10, Some(10)));
     }
 }
