@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use quorum_domain::expert::{ErrorClass, ExpertFailed, ExpertResponded};
+use quorum_domain::expert::{
+    ErrorClass, ExpertFailed, ExpertResponded, MAX_REASONING_BYTES, MAX_REPLY_BYTES, bounded,
+};
 use quorum_domain::query::QuerySubmitted;
 use quorum_domain::{Event, StreamId, derived_event_id, types};
 use quorum_event_store::{Batcher, ExpectedVersion, StoreError};
@@ -154,10 +156,15 @@ impl Fanout {
                             expert: e.name.clone(),
                             provider: provider.into(),
                             model: model.into(),
-                            answer: reply.answer,
+                            // Bounded, and saying so: a model's reply of any size must not
+                            // make an event the bus cannot carry.
+                            answer: bounded(reply.answer, MAX_REPLY_BYTES),
                             final_answer: Some(reply.final_answer.text),
                             extraction: Some(reply.final_answer.extraction),
-                            reasoning: reply.final_answer.reasoning,
+                            reasoning: reply
+                                .final_answer
+                                .reasoning
+                                .map(|r| bounded(r, MAX_REASONING_BYTES)),
                             confidence: reply.final_answer.confidence,
                             weight: e.weight,
                             latency_ms,

@@ -174,7 +174,7 @@ pub async fn drive(
                         step,
                         attempt,
                         compensation,
-                        output,
+                        output: bounded_output(output),
                     }),
                     Err(e) => {
                         warn!(saga = %saga_id, step, attempt, compensation, error = %e, retryable = e.retryable, "step failed");
@@ -193,6 +193,28 @@ pub async fn drive(
             }
         }
     }
+}
+
+/// Most bytes of a step's output kept in its event: every tool (exec, http, MCP) can return more
+/// than the bus carries in one message, and what is stored must be publishable.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// A step's output as stored: whole when it fits, else its first part as text, saying how large
+/// it was.
+fn bounded_output(output: serde_json::Value) -> serde_json::Value {
+    let text = output.to_string();
+    if text.len() <= MAX_STEP_OUTPUT_BYTES {
+        return output;
+    }
+    let mut end = MAX_STEP_OUTPUT_BYTES / 2;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    serde_json::json!({
+        "truncated": true,
+        "bytes": text.len(),
+        "head": &text[..end],
+    })
 }
 
 /// Appends `event` at `version` and applies it to `state`; false when another driver appended
@@ -247,4 +269,20 @@ async fn append(
         .append(stream, ExpectedVersion::Exact(version), &[e])
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_large_output_is_stored_as_its_head_and_its_size() {
+        let small = serde_json::json!({"stdout": "ok"});
+        assert_eq!(bounded_output(small.clone()), small);
+        let big = serde_json::json!({"stdout": "x".repeat(2 * MAX_STEP_OUTPUT_BYTES)});
+        let kept = bounded_output(big);
+        assert_eq!(kept["truncated"], true);
+        assert!(kept["bytes"].as_u64().unwrap() > 2 * MAX_STEP_OUTPUT_BYTES as u64);
+        assert!(kept.to_string().len() <= MAX_STEP_OUTPUT_BYTES);
+    }
 }

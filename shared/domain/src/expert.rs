@@ -138,6 +138,29 @@ impl FinalAnswer {
     }
 }
 
+/// Longest whole reply kept in `quorum.expert.responded`, in bytes, and longest reasoning: an
+/// event must stay well within what the bus carries (NATS's `max_payload`, 1 MiB by default),
+/// whatever a model returns.
+pub const MAX_REPLY_BYTES: usize = 256 * 1024;
+pub const MAX_REASONING_BYTES: usize = 64 * 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying so and how much was cut:
+/// what is stored says it is not the whole.
+pub fn bounded(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… [truncated: {} more bytes]",
+        &text[..end],
+        text.len() - end
+    )
+}
+
 fn clip(text: &str) -> String {
     text.chars().take(MAX_FINAL_ANSWER_CHARS).collect()
 }
@@ -198,4 +221,37 @@ pub struct ExpertFailed {
     pub message: String,
     pub latency_ms: u64,
     pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_replies_are_cut_and_say_so() {
+        assert_eq!(bounded("short".into(), 10), "short");
+        let cut = bounded("é".repeat(10), 5);
+        assert!(cut.starts_with("éé…"), "{cut}");
+        assert!(cut.ends_with("[truncated: 16 more bytes]"), "{cut}");
+    }
+
+    #[test]
+    fn final_answers_are_read_from_the_reply() {
+        let f = FinalAnswer::from_text("Because reasons.\n**Final answer:** Paris");
+        assert_eq!(
+            (f.text.as_str(), f.extraction),
+            ("Paris", Extraction::FinalAnswerLine)
+        );
+        let f =
+            FinalAnswer::from_text(r#"{"final_answer": "8", "reasoning": "r", "confidence": 0.9}"#);
+        assert_eq!(
+            (f.text.as_str(), f.extraction, f.confidence),
+            ("8", Extraction::JsonSchema, Some(0.9))
+        );
+        let f = FinalAnswer::from_text("  It is Paris.  ");
+        assert_eq!(
+            (f.text.as_str(), f.extraction),
+            ("It is Paris.", Extraction::WholeText)
+        );
+    }
 }
