@@ -1,5 +1,6 @@
 //! `quorum dlq list|show|replay|discard`: dead letters through the dlq-replayer's API, as an
-//! operator key of one tenant sees them. A replay waits for its job and shows its progress.
+//! operator key of one tenant sees them, with `--system` the letters of no tenant too (ADR 21). A
+//! replay waits for its job and shows its progress.
 
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ pub struct DlqArgs {
     /// The dlq-replayer's base URL; defaults to the stack `quorum up` runs.
     #[arg(long, env = "QUORUM_DLQ_URL", global = true)]
     pub dlq_url: Option<String>,
+    /// Reach the letters of `_system` too: those no tenant can be named for (a message on an
+    /// ingest subject whose tenant token is invalid, one that did not decode). `quorum status`
+    /// counts them with the rest.
+    #[arg(long, global = true)]
+    pub system: bool,
     #[command(subcommand)]
     pub command: DlqCommand,
 }
@@ -117,7 +123,12 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
     let base = service_url(target, "dlq-replayer", args.dlq_url.as_deref(), "--dlq-url")?;
     let key = args.api.key(target)?;
     let http = reqwest::Client::new();
-    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(&key);
+    let scope = [("system", args.system)];
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .query(&scope)
+    };
     match &args.command {
         DlqCommand::List {
             filter,
@@ -160,6 +171,7 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             let response = http
                 .post(format!("{base}/v1/dead-letters/{id}/discard"))
                 .bearer_auth(&key)
+                .query(&scope)
                 .json(&json!({ "reason": reason }))
                 .send()
                 .await?;
@@ -192,6 +204,7 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             let response = http
                 .post(format!("{base}/v1/dead-letters/replay"))
                 .bearer_auth(&key)
+                .query(&scope)
                 .json(&req)
                 .send()
                 .await?;

@@ -131,8 +131,10 @@ fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result
     if let Some(r) = &v.reason {
         outln!("  reason: {r}")?;
     }
-    if let Some(d) = &v.dead_letter {
-        outln!("  dead letter: {d}  (quorum dlq show {d})")?;
+    match (&v.resolution, &v.dead_letter) {
+        (Some(r), _) => outln!("  resolved: {r}")?,
+        (None, Some(d)) => outln!("  dead letter: {d}  (quorum dlq show {d})")?,
+        (None, None) => {}
     }
     for (i, s) in v.steps.iter().enumerate() {
         outln!(

@@ -62,6 +62,9 @@ pub struct RelayStatus {
 pub struct DeadLetterStatus {
     pub parked: i64,
     pub by_consumer: Vec<(String, i64)>,
+    /// Parked letters per tenant: `quorum dlq` reaches a tenant's with an operator key of that
+    /// tenant, `_system`'s (those of no tenant, ADR 21) with `--system`.
+    pub by_tenant: Vec<(String, i64)>,
 }
 
 pub async fn gather(target: &Target) -> anyhow::Result<Status> {
@@ -120,6 +123,12 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
     )
     .fetch_all(&stack.pool)
     .await?;
+    let by_tenant: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT coalesce(tenant, '_system') AS t, count(*) FROM dead_letters WHERE status = 'parked'
+         GROUP BY t ORDER BY t",
+    )
+    .fetch_all(&stack.pool)
+    .await?;
     // A process reports every 2 s; one silent for 30 s has died without removing its rows.
     let breakers: Vec<BreakerStatus> = sqlx::query_as(
         "SELECT expert, state, failures, instance FROM expert_breakers
@@ -136,6 +145,7 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
         dead_letters: DeadLetterStatus {
             parked: by_consumer.iter().map(|c| c.1).sum(),
             by_consumer,
+            by_tenant,
         },
         services: target.recorded().map(|s| s.services).unwrap_or_default(),
     })
@@ -197,6 +207,14 @@ pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
     outln!("dlq       {} parked", status.dead_letters.parked)?;
     for (consumer, n) in &status.dead_letters.by_consumer {
         outln!("  {consumer:<22} {n}")?;
+    }
+    for (tenant, n) in &status.dead_letters.by_tenant {
+        let reach = if tenant == quorum_domain::SYSTEM_TENANT {
+            "quorum dlq list --system".to_owned()
+        } else {
+            format!("quorum dlq list, with an operator key of {tenant}")
+        };
+        outln!("  tenant {tenant:<15} {n}  ({reach})")?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! only marks the letters; the pump publishes them at the job's rate (see `pump`).
 
 use bytes::Bytes;
-use quorum_domain::{Event, TenantId, types};
+use quorum_domain::{Event, SYSTEM_TENANT, TenantId, types};
 use quorum_event_store::{EventStore, StoreError, dead_letter_stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,11 +15,25 @@ use crate::letters::{LetterFilter, WHERE, bind_filter};
 
 const SOURCE: &str = "/quorum/dlq-replayer";
 
-/// Who acts: the API key, and its tenant (the only tenant it can act on).
+/// Who acts: the API key, and its tenant (the only tenant it can act on, with `_system` when the
+/// operator asks for it: ADR 21).
 #[derive(Clone, Debug)]
 pub struct Operator {
     pub key_id: Uuid,
     pub tenant: TenantId,
+    /// Whether the letters of `_system` (those no tenant can be named for) are in reach too.
+    pub system: bool,
+}
+
+impl Operator {
+    /// The tenants whose letters this operator reaches.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut tenants = vec![self.tenant.to_string()];
+        if self.system {
+            tenants.push(SYSTEM_TENANT.to_owned());
+        }
+        tenants
+    }
 }
 
 /// Why an action was refused or failed.
@@ -89,14 +103,14 @@ pub async fn replay(
     filter.check().map_err(ActionError::Invalid)?;
     filter.status = Some("parked".into());
     let mut tx = pool.begin().await?;
-    let tenant = op.tenant.as_str();
+    let tenants = op.tenants();
     let rows = if req.ids.is_empty() {
         let sql = format!(
-            "SELECT id, event_id FROM dead_letters WHERE {WHERE} ORDER BY id LIMIT $8 FOR UPDATE"
+            "SELECT id, event_id, tenant FROM dead_letters WHERE {WHERE} ORDER BY id LIMIT $8 FOR UPDATE"
         );
         bind_filter!(
             sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
-            tenant,
+            &tenants,
             filter
         )
         .bind(MAX_REPLAY)
@@ -104,10 +118,12 @@ pub async fn replay(
         .await?
     } else {
         let rows = sqlx::query(
-            "SELECT id, event_id FROM dead_letters WHERE tenant = $1 AND status = 'parked' AND id = ANY($2)
+            "SELECT id, event_id, tenant FROM dead_letters
+             WHERE (tenant = ANY($1) OR (tenant IS NULL AND '_system' = ANY($1)))
+               AND status = 'parked' AND id = ANY($2)
              ORDER BY id FOR UPDATE",
         )
-        .bind(tenant)
+        .bind(&tenants)
         .bind(&req.ids)
         .fetch_all(&mut *tx)
         .await?;
@@ -135,7 +151,7 @@ pub async fn replay(
          VALUES ($1, 'dead-letters', $2, $3, $4, $5, $6)",
     )
     .bind(job)
-    .bind(tenant)
+    .bind(op.tenant.as_str())
     .bind(op.key_id.to_string())
     .bind(req.reason.trim())
     .bind(rate)
@@ -155,7 +171,7 @@ pub async fn replay(
                 "dead_letter_id": id, "job": job, "operator": op.key_id,
                 "reason": req.reason.trim(), "rate": rate,
             });
-            let mut e = action_event(types::DLQ_REPLAYED, id, &op.tenant, data);
+            let mut e = action_event(types::DLQ_REPLAYED, id, &letter_tenant(r), data);
             e.id = Uuid::new_v5(&job, id.as_bytes()).to_string();
             e.correlationid = r.get("event_id");
             (dead_letter_stream(id), e)
@@ -187,20 +203,23 @@ pub async fn discard(
         return Err(ActionError::Invalid("a discard needs a reason".into()));
     }
     let mut tx = pool.begin().await?;
-    let event_id: Option<Option<String>> = sqlx::query_scalar(
+    let row = sqlx::query(
         "UPDATE dead_letters SET status = 'discarded', discarded_at = now(), resolution = $3
-         WHERE id = $1 AND tenant = $2 AND status = 'parked' RETURNING event_id",
+         WHERE id = $1 AND (tenant = ANY($2) OR (tenant IS NULL AND '_system' = ANY($2)))
+           AND status = 'parked'
+         RETURNING event_id, tenant",
     )
     .bind(id)
-    .bind(op.tenant.as_str())
+    .bind(op.tenants())
     .bind(reason)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(event_id) = event_id else {
+    let Some(row) = row else {
         return Err(ActionError::NotFound(id));
     };
+    let event_id: Option<String> = row.get("event_id");
     let data = json!({ "dead_letter_id": id, "operator": op.key_id, "reason": reason });
-    let mut event = action_event(types::DLQ_DISCARDED, id, &op.tenant, data);
+    let mut event = action_event(types::DLQ_DISCARDED, id, &letter_tenant(&row), data);
     event.correlationid = event_id;
     let stream = dead_letter_stream(id);
     EventStore::append_in(
@@ -212,6 +231,13 @@ pub async fn discard(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The tenant of a letter's row: its events stay in its tenant, whoever acts on it.
+fn letter_tenant(row: &sqlx::postgres::PgRow) -> TenantId {
+    row.get::<Option<String>, _>("tenant")
+        .and_then(|t| TenantId::new(t).ok())
+        .unwrap_or_else(TenantId::system)
 }
 
 fn action_event(ty: &str, letter: Uuid, tenant: &TenantId, data: serde_json::Value) -> Event {

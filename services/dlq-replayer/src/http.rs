@@ -1,5 +1,6 @@
 //! The operators' API. Every route needs the `operator` role and sees only the key's tenant: another
-//! tenant's letter or job is "not found".
+//! tenant's letter or job is "not found". `?system=true` on a letter route widens that to the
+//! letters of `_system` too, those no tenant can be named for (ADR 21).
 //!
 //! - `GET  /v1/dead-letters?consumer=&type=&error=&since=&until=&status=&after=&limit=`
 //! - `GET  /v1/dead-letters/{id}`: headers, payload, every attempt's error
@@ -46,12 +47,27 @@ pub fn router(app: App) -> Router {
 
 type Answer = Result<Response, Problem>;
 
-async fn operator(app: &App, headers: &HeaderMap) -> Result<Operator, Problem> {
+async fn operator(app: &App, headers: &HeaderMap, scope: Scope) -> Result<Operator, Problem> {
     let p = quorum_http::authorize(&app.auth, headers, &[Role::Operator]).await?;
     Ok(Operator {
         key_id: p.key_id,
         tenant: p.tenant,
+        system: scope.system,
     })
+}
+
+/// Whose letters a request reaches besides the key's tenant's.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+struct Scope {
+    /// The letters of `_system` too.
+    #[serde(default)]
+    system: bool,
+}
+
+fn scope(query: Result<Query<Scope>, QueryRejection>) -> Result<Scope, Problem> {
+    query
+        .map(|Query(s)| s)
+        .map_err(|e| Problem::bad_request(e.body_text()))
 }
 
 fn db(e: sqlx::Error) -> Problem {
@@ -70,6 +86,8 @@ struct ListParams {
     filter: LetterFilter,
     after: Option<Uuid>,
     limit: Option<i64>,
+    #[serde(default)]
+    system: bool,
 }
 
 #[derive(Serialize)]
@@ -86,18 +104,18 @@ async fn list(
     headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Answer {
-    let op = operator(&app, &headers).await?;
     let Query(p) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let op = operator(&app, &headers, Scope { system: p.system }).await?;
     p.filter.check().map_err(Problem::bad_request)?;
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request("limit must be between 1 and 1000"));
     }
-    let tenant = op.tenant.as_str();
-    let page = letters::list(&app.pool, tenant, &p.filter, p.after, limit)
+    let tenants = op.tenants();
+    let page = letters::list(&app.pool, &tenants, &p.filter, p.after, limit)
         .await
         .map_err(db)?;
-    let counts = letters::counts(&app.pool, tenant, &p.filter)
+    let counts = letters::counts(&app.pool, &tenants, &p.filter)
         .await
         .map_err(db)?;
     let next = (page.len() as i64 == limit)
@@ -111,10 +129,15 @@ async fn list(
     .into_response())
 }
 
-async fn show(State(app): State<App>, headers: HeaderMap, Path(raw): Path<String>) -> Answer {
-    let op = operator(&app, &headers).await?;
+async fn show(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    query: Result<Query<Scope>, QueryRejection>,
+) -> Answer {
+    let op = operator(&app, &headers, scope(query)?).await?;
     let id = id(&raw)?;
-    let letter = letters::get(&app.pool, op.tenant.as_str(), id)
+    let letter = letters::get(&app.pool, &op.tenants(), id)
         .await
         .map_err(db)?
         .ok_or_else(|| Problem::not_found(format!("no dead letter {id}")))?;
@@ -146,9 +169,10 @@ fn action_problem(e: ActionError) -> Problem {
 async fn replay(
     State(app): State<App>,
     headers: HeaderMap,
+    query: Result<Query<Scope>, QueryRejection>,
     body: Result<Json<ReplayRequest>, JsonRejection>,
 ) -> Answer {
-    let op = operator(&app, &headers).await?;
+    let op = operator(&app, &headers, scope(query)?).await?;
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let plan = actions::replay(&app.pool, &op, &req)
         .await
@@ -172,9 +196,10 @@ async fn discard(
     State(app): State<App>,
     headers: HeaderMap,
     Path(raw): Path<String>,
+    query: Result<Query<Scope>, QueryRejection>,
     body: Result<Json<DiscardBody>, JsonRejection>,
 ) -> Answer {
-    let op = operator(&app, &headers).await?;
+    let op = operator(&app, &headers, scope(query)?).await?;
     let id = id(&raw)?;
     let Json(b) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     actions::discard(&app.pool, &op, id, &b.reason)
@@ -184,7 +209,7 @@ async fn discard(
 }
 
 async fn job(State(app): State<App>, headers: HeaderMap, Path(raw): Path<String>) -> Answer {
-    let op = operator(&app, &headers).await?;
+    let op = operator(&app, &headers, Scope::default()).await?;
     let id: Uuid = raw
         .parse()
         .map_err(|_| Problem::not_found(format!("no replay {raw:?}")))?;

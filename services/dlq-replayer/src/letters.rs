@@ -1,5 +1,7 @@
 //! Reading dead letters: a tenant's letters by filter with counts per consumer, and one letter whole.
-//! Every query is scoped to a tenant: another tenant's letter is not found.
+//! Every query is scoped to a set of tenants (the key's, and `_system` when asked, ADR 21): another
+//! tenant's letter is not found. Letters parked before every letter had a tenant (tenant NULL) are
+//! `_system`'s.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -77,7 +79,7 @@ pub struct Letter {
 
 /// Queries with these optional filters (`$n IS NULL OR …`) are planned for their parameters each
 /// time (`persistent(false)`): a cached generic plan of them scans the whole table on every page.
-pub(crate) const WHERE: &str = "tenant = $1
+pub(crate) const WHERE: &str = "(tenant = ANY($1) OR (tenant IS NULL AND '_system' = ANY($1)))
        AND ($2::text IS NULL OR consumer = $2)
        AND ($3::text IS NULL OR event_type = $3)
        AND ($4::text IS NULL OR errors::text ILIKE '%' || $4 || '%')
@@ -88,7 +90,7 @@ pub(crate) const WHERE: &str = "tenant = $1
 const SUMMARY: &str = "id, consumer, subject, event_id, event_type, status, attempts, errors -> -1 ->> 'error' AS error,
        first_failed_at, last_failed_at, replayed_from";
 
-/// Binds `tenant` and the filter to a query written with [`WHERE`].
+/// Binds the tenants (a `&[String]`) and the filter to a query written with [`WHERE`].
 macro_rules! bind_filter {
     ($q:expr, $tenant:expr, $f:expr) => {
         $q.bind($tenant)
@@ -105,7 +107,7 @@ pub(crate) use bind_filter;
 /// Up to `limit` letters after `after` (ids are time-ordered), oldest first.
 pub async fn list(
     db: impl PgExecutor<'_>,
-    tenant: &str,
+    tenants: &[String],
     filter: &LetterFilter,
     after: Option<Uuid>,
     limit: i64,
@@ -116,7 +118,7 @@ pub async fn list(
     );
     let rows = bind_filter!(
         sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
-        tenant,
+        tenants,
         filter
     )
     .bind(after)
@@ -129,7 +131,7 @@ pub async fn list(
 /// How many letters match, per consumer.
 pub async fn counts(
     db: impl PgExecutor<'_>,
-    tenant: &str,
+    tenants: &[String],
     filter: &LetterFilter,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let sql = format!(
@@ -137,27 +139,28 @@ pub async fn counts(
     );
     bind_filter!(
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(false),
-        tenant,
+        tenants,
         filter
     )
     .fetch_all(db)
     .await
 }
 
-/// One letter of `tenant`.
+/// One letter of one of `tenants`.
 pub async fn get(
     db: impl PgExecutor<'_>,
-    tenant: &str,
+    tenants: &[String],
     id: Uuid,
 ) -> Result<Option<Letter>, sqlx::Error> {
     let sql = format!(
         "SELECT {SUMMARY}, tenant, stream_seq, headers, payload, errors, resolution, replay_job
-         FROM dead_letters WHERE id = $1 AND tenant = $2"
+         FROM dead_letters WHERE id = $1
+           AND (tenant = ANY($2) OR (tenant IS NULL AND '_system' = ANY($2)))"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .persistent(false)
         .bind(id)
-        .bind(tenant)
+        .bind(tenants)
         .fetch_optional(db)
         .await?;
     row.map(|r| {

@@ -24,13 +24,16 @@ pub struct IngestHandler {
     pub bounds: accept::Bounds,
 }
 
-/// The tenant token of `quorum.ingest.<tenant>.<type…>`.
+/// The tenant token of `quorum.ingest.<tenant>.<type…>`, read by the same rule that files a refused
+/// message's dead letter under that tenant (ADR 21).
 fn tenant_of(subject: &str) -> Result<TenantId, String> {
-    let token = subject
-        .strip_prefix("quorum.ingest.")
-        .and_then(|rest| rest.split('.').next())
-        .ok_or_else(|| format!("subject {subject} is not quorum.ingest.<tenant>.<type>"))?;
-    TenantId::new(token).map_err(|e| e.to_string())
+    match quorum_bus::subjects::ingest_tenant(subject) {
+        Some(Ok(tenant)) => Ok(tenant),
+        Some(Err(token)) => Err(format!("subject {subject}: {token:?} is no valid tenant")),
+        None => Err(format!(
+            "subject {subject} is not quorum.ingest.<tenant>.<type>"
+        )),
+    }
 }
 
 impl Handler for IngestHandler {

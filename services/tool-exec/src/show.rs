@@ -1,5 +1,7 @@
 //! What `quorum saga show` prints: a saga's state rebuilt from its events, each step's status and
-//! attempts, the events in order, and the dead letter of a saga that needs attention.
+//! attempts, the events in order, and the dead letter of a saga that needs attention. An operator
+//! who discards that letter has taken the saga in hand: it no longer needs attention, and the view
+//! says who closed it and why (the discard's reason).
 
 use quorum_domain::StreamId;
 use quorum_event_store::EventStore;
@@ -18,8 +20,10 @@ pub struct SagaView {
     pub steps: Vec<Value>,
     /// Event types in order.
     pub events: Vec<String>,
-    /// The dead letter an operator looks at, when the saga needs attention.
+    /// The dead letter an operator looks at, when the saga needs (or needed) attention.
     pub dead_letter: Option<uuid::Uuid>,
+    /// How a call for attention was closed: the dead letter discarded, with the reason given.
+    pub resolution: Option<String>,
 }
 
 /// The saga `saga/<id>`, or `None` when it has no events.
@@ -50,9 +54,10 @@ pub async fn show(store: &EventStore, id: &str) -> Result<Option<SagaView>, Driv
         })
         .collect();
     let plan_event = recorded[0].event.id.clone();
-    let dead_letter = if needs_attention {
-        sqlx::query_scalar(
-            "SELECT id FROM dead_letters WHERE event_id = $1 ORDER BY created_at DESC LIMIT 1",
+    let letter: Option<(uuid::Uuid, String, Option<String>)> = if needs_attention {
+        sqlx::query_as(
+            "SELECT id, status, resolution FROM dead_letters WHERE event_id = $1
+             ORDER BY created_at DESC LIMIT 1",
         )
         .bind(&plan_event)
         .fetch_optional(store.pool())
@@ -61,6 +66,18 @@ pub async fn show(store: &EventStore, id: &str) -> Result<Option<SagaView>, Driv
     } else {
         None
     };
+    let dead_letter = letter.as_ref().map(|l| l.0);
+    // The discard is the operator's word that the saga's leftovers are dealt with.
+    let resolution =
+        letter
+            .filter(|(_, status, _)| status == "discarded")
+            .map(|(id, _, reason)| {
+                format!(
+                    "dead letter {id} discarded: {}",
+                    reason.as_deref().unwrap_or("no reason given")
+                )
+            });
+    let needs_attention = needs_attention && resolution.is_none();
     Ok(Some(SagaView {
         saga: id.to_owned(),
         status: status.to_owned(),
@@ -69,5 +86,6 @@ pub async fn show(store: &EventStore, id: &str) -> Result<Option<SagaView>, Driv
         steps,
         events: recorded.iter().map(|r| r.event.ty.clone()).collect(),
         dead_letter,
+        resolution,
     }))
 }

@@ -61,6 +61,29 @@ pub fn ingest(tenant: &TenantId, ty: &str) -> String {
     format!("quorum.ingest.{tenant}.{}", token_path(ty))
 }
 
+/// The subjects of the ingest work queue start with this.
+pub const INGEST_PREFIX: &str = "quorum.ingest.";
+
+/// The tenant token of an ingest subject, `quorum.ingest.<tenant>.<type…>`: `None` for a subject of
+/// another stream, `Some(Err(token))` when the token is no valid tenant name. On this queue the
+/// subject is the credential (the NATS account allowed to publish there), never the payload.
+pub fn ingest_tenant(subject: &str) -> Option<Result<TenantId, String>> {
+    let rest = subject.strip_prefix(INGEST_PREFIX)?;
+    let token = rest.split('.').next().unwrap_or_default();
+    Some(TenantId::new(token).map_err(|_| token.to_owned()))
+}
+
+/// The tenant a dead letter of a message on `subject` belongs to (ADR 21): on the ingest queue the
+/// subject's tenant, whatever the payload claims; elsewhere the decoded event's tenant; and
+/// `_system` when neither names a valid one.
+pub fn letter_tenant(subject: &str, event_tenant: Option<&TenantId>) -> TenantId {
+    match ingest_tenant(subject) {
+        Some(Ok(tenant)) => tenant,
+        Some(Err(_)) => TenantId::system(),
+        None => event_tenant.cloned().unwrap_or_else(TenantId::system),
+    }
+}
+
 /// A dead-letter notice: `quorum.dlq.<consumer>.<tenant>`.
 pub fn dlq(consumer: &str, tenant: Option<&TenantId>) -> String {
     format!(
@@ -88,5 +111,26 @@ mod tests {
             "quorum.redeliver.fan_out.acme.x"
         );
         assert_eq!(dlq("c", None), "quorum.dlq.c._");
+    }
+
+    #[test]
+    fn a_letter_of_the_ingest_queue_belongs_to_the_subjects_tenant() {
+        let acme = TenantId::new("acme").unwrap();
+        let globex = TenantId::new("globex").unwrap();
+        assert_eq!(
+            letter_tenant("quorum.ingest.acme.com.example.x", Some(&globex)),
+            acme
+        );
+        assert_eq!(
+            letter_tenant("quorum.ingest.ACME.x", Some(&globex)),
+            TenantId::system()
+        );
+        assert_eq!(letter_tenant("quorum.evt.globex.x", Some(&globex)), globex);
+        assert_eq!(letter_tenant("quorum.evt.x", None), TenantId::system());
+        assert_eq!(
+            ingest_tenant("quorum.ingest.ACME.x"),
+            Some(Err("ACME".to_owned()))
+        );
+        assert_eq!(ingest_tenant("quorum.evt.acme.x"), None);
     }
 }

@@ -118,9 +118,12 @@ impl Postgres {
 
     async fn start_server(&mut self, run_as: Option<RunAs>) -> Result<(), DevstackError> {
         let o = &self.options;
+        // The link's target, not the link: the `postgres` user may not pass through the directory
+        // holding the link (`quorum up` closes its data directory to others).
+        let data_dir = std::fs::canonicalize(&o.data_dir).unwrap_or_else(|_| o.data_dir.clone());
         let mut cmd = Command::new(self.bindir.join("postgres"));
         cmd.arg("-D")
-            .arg(&o.data_dir)
+            .arg(&data_dir)
             .args(["-p", &o.port.to_string()]);
         let mut settings = vec![
             "listen_addresses=127.0.0.1",

@@ -123,11 +123,12 @@ impl Settler {
                 error: reason.clone(),
             });
         }
-        let tenant = event.and_then(|e| e.tenant.clone());
+        // Every letter has a tenant whose operators can reach it (ADR 21).
+        let tenant = subjects::letter_tenant(&msg.subject, event.and_then(|e| e.tenant.as_ref()));
         let letter = DeadLetter {
             id: uuid::Uuid::now_v7(),
             consumer: self.consumer.clone(),
-            tenant: tenant.as_ref().map(ToString::to_string),
+            tenant: Some(tenant.to_string()),
             subject: msg.subject.to_string(),
             stream_seq: Some(stream_seq),
             event_id: event.map(|e| e.id.clone()),
@@ -169,7 +170,7 @@ impl Settler {
         let notice = self
             .js
             .publish_with_headers(
-                subjects::dlq(&self.consumer, tenant.as_ref()),
+                subjects::dlq(&self.consumer, Some(&tenant)),
                 headers,
                 msg.payload.clone(),
             )
