@@ -121,6 +121,8 @@ async fn verify_chain(
 
 async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs, json: bool) -> anyhow::Result<()> {
     let selection = args.select.selection();
+    // Never one tenant's records carried along with another's under a shared correlation id.
+    selection.check_one_tenant(pool).await?;
     let total = export::count(pool, &selection).await?;
     if total == 0
         && let Some(asked) = args.select.specific()

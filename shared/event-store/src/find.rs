@@ -61,6 +61,34 @@ pub struct Selection {
     pub until: Option<DateTime<Utc>>,
 }
 
+impl Selection {
+    /// Refuses a selection by correlation id, with no tenant named, whose events belong to more
+    /// than one tenant: correlation ids come from publishers, and two tenants may use the same,
+    /// so a replay or an export by one must never carry another tenant's events along. Names
+    /// the tenants, for the caller to choose one.
+    pub async fn check_one_tenant(&self, pool: &sqlx::PgPool) -> Result<(), StoreError> {
+        let (Some(cid), None) = (&self.correlation_id, &self.tenant) else {
+            return Ok(());
+        };
+        let tenants: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT tenant FROM events WHERE correlation_id = $1 ORDER BY tenant LIMIT 10",
+        )
+        .bind(cid)
+        .fetch_all(pool)
+        .await?;
+        if tenants.len() > 1 {
+            return Err(StoreError::Invalid {
+                id: cid.clone(),
+                reason: format!(
+                    "correlation id {cid} is used by tenants {}: name one with --tenant",
+                    tenants.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Queries with these optional filters (`$n IS NULL OR …`) are planned for their parameters each
 /// time (`persistent(false)`): a cached generic plan of them scans the whole table on every page.
 const SELECTED: &str = "($1::text IS NULL OR e.tenant = $1)

@@ -115,6 +115,7 @@ impl EventStore {
         selection: &crate::Selection,
         upto_xmin: u64,
     ) -> Result<i64, StoreError> {
+        selection.check_one_tenant(&self.pool).await?;
         crate::find::count_selected(&mut *self.pool.acquire().await?, selection, upto_xmin).await
     }
 
