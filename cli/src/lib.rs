@@ -5,6 +5,7 @@ pub mod api;
 pub mod args;
 pub mod bench;
 pub mod commands;
+pub mod confirm;
 pub mod exit;
 pub mod local;
 pub mod output;

@@ -33,6 +33,23 @@ impl SelectionArgs {
         }
     }
 
+    /// Whether no flag narrows the selection: every stored event is selected.
+    pub fn is_everything(&self) -> bool {
+        let Self {
+            tenant,
+            correlation_id,
+            stream,
+            ty,
+            since,
+            until,
+        } = self;
+        [tenant, correlation_id, stream, ty]
+            .iter()
+            .all(|f| f.is_none())
+            && since.is_none()
+            && until.is_none()
+    }
+
     pub fn selection(&self) -> Selection {
         Selection {
             tenant: self.tenant.clone(),

@@ -99,6 +99,10 @@ pub enum DlqCommand {
         /// Return once the replay is accepted, without waiting for it.
         #[arg(long)]
         no_wait: bool,
+        /// Replay letters selected by filter (not by id) without asking; without a terminal to
+        /// ask on, such a replay is refused unless given.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Give up on a letter for good.
     Discard {
@@ -190,6 +194,7 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             rate,
             dry_run,
             no_wait,
+            yes,
         } => {
             let mut req =
                 json!({ "dry_run": dry_run, "reason": reason.clone().unwrap_or_default() });
@@ -200,6 +205,27 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             }
             if let Some(rate) = rate {
                 req["rate"] = json!(rate);
+            }
+            // Letters chosen by a filter are as many as it matches: counted first, then confirmed.
+            if ids.is_empty() && !dry_run && !yes {
+                let mut counting = req.clone();
+                counting["dry_run"] = true.into();
+                let plan = answer(
+                    http.post(format!("{base}/v1/dead-letters/replay"))
+                        .bearer_auth(&key)
+                        .query(&scope)
+                        .json(&counting)
+                        .send()
+                        .await?,
+                )
+                .await?;
+                let count = plan["count"].as_u64().unwrap_or(0);
+                if count > 0 {
+                    crate::confirm::confirm(
+                        &format!("This replays every parked letter the filter selects ({count})."),
+                        false,
+                    )?;
+                }
             }
             let response = http
                 .post(format!("{base}/v1/dead-letters/replay"))

@@ -1,5 +1,6 @@
 //! `quorum events`: history through ingest's API, scoped to the key's tenant. One stream, or by
-//! correlation id and time range; pages are followed until `--limit` events are shown.
+//! correlation id and time range; pages are followed until `--limit` events are shown (every one
+//! with `--all`). When more are left, standard error says so with the cursor `--after` takes.
 
 use chrono::{DateTime, Utc};
 
@@ -22,19 +23,28 @@ pub struct EventsArgs {
     /// Recorded before: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.
     #[arg(long, value_parser = crate::args::time)]
     pub until: Option<DateTime<Utc>>,
-    /// At most this many events.
+    /// At most this many events; when more are left, the cursor to go on from is shown.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Every matching event, page after page (no --limit).
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+    /// Go on from this cursor: the `next` a previous run showed (a position, or in a stream the
+    /// version to start at).
+    #[arg(long)]
+    pub after: Option<i64>,
     #[command(flatten)]
     pub api: Api,
 }
 
 pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Result<()> {
     let (client, base, key) = args.api.connect(target)?;
+    let limit = if args.all { usize::MAX } else { args.limit };
     let mut shown = 0;
-    let mut cursor: Option<i64> = None;
-    while shown < args.limit {
-        let page_size = (args.limit - shown).min(1000).to_string();
+    let mut cursor: Option<i64> = args.after;
+    let mut more = None;
+    while shown < limit {
+        let page_size = (limit - shown).min(1000).to_string();
         let request = match &args.stream {
             Some(stream) => {
                 let from = cursor.unwrap_or(1).to_string();
@@ -83,12 +93,24 @@ pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Resu
                 )?;
             }
         }
-        match page["next"].as_i64() {
+        more = page["next"].as_i64();
+        match more {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    if shown == 0 && args.limit > 0 {
+    if let Some(next) = more {
+        // Standard error, so that standard output stays the events alone (lines of JSON under
+        // --json); the notice is JSON too there.
+        if json {
+            eprintln!("{}", serde_json::json!({ "more": true, "next": next }));
+        } else {
+            eprintln!(
+                "more events: go on with --after {next}, or --all for every one (showing {shown})"
+            );
+        }
+    }
+    if shown == 0 && limit > 0 && args.after.is_none() {
         // Asked for one stream or correlation: finding nothing is worth an exit code (a typo, or
         // another tenant's key). A time range alone may rightly hold nothing.
         let asked = match (&args.stream, &args.correlation_id) {

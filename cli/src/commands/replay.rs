@@ -52,6 +52,10 @@ pub struct ReplayArgs {
     /// Only count what would be replayed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Replay without asking when no flag selects events (every stored event); without a
+    /// terminal to ask on, such a replay is refused unless given.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Go on with an interrupted replay.
     #[arg(long, conflicts_with_all = ["to_subject", "to_consumer", "to_file", "rebuild"])]
     pub resume: Option<Uuid>,
@@ -111,6 +115,14 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
         && let Some(asked) = args.select.specific()
     {
         return Err(CliError::failed(format!("no stored events with {asked}")).into());
+    }
+    if args.select.is_everything() {
+        crate::confirm::confirm(
+            &format!(
+                "No --stream, --correlation-id, --tenant, --type, --since or --until: this replays every stored event ({total})."
+            ),
+            args.yes,
+        )?;
     }
     let job = start(
         &connected.pool,
