@@ -11,7 +11,9 @@ pub mod local;
 pub mod output;
 pub mod progress;
 pub mod selection;
+pub mod shape;
 pub mod stack;
+pub mod times;
 
 use clap::{Parser, Subcommand};
 

@@ -89,7 +89,7 @@ async fn verify_chain(
         )
     });
     if json {
-        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        outln!("{}", serde_json::to_string_pretty(&verify_json(&report))?)?;
     } else if let Some(b) = &report.broken {
         outln!(
             "chain BROKEN at link {} (event position {}, id {})",
@@ -117,6 +117,21 @@ async fn verify_chain(
         Some(message) => Err(CliError::failed(message).into()),
         None => Ok(()),
     }
+}
+
+/// `audit verify --json`: the same keys and types on every run. `missing` is a count (0 when none
+/// were found or, for a range, none were looked for); `missing_checked` says whether they were
+/// (over the whole chain only).
+fn verify_json(report: &verify::Report) -> serde_json::Value {
+    serde_json::json!({
+        "ok": report.ok(),
+        "checked": report.checked,
+        "first_seq": report.first_seq,
+        "last_seq": report.last_seq,
+        "broken": report.broken,
+        "missing": report.missing.unwrap_or(0),
+        "missing_checked": report.missing.is_some(),
+    })
 }
 
 async fn export_to(pool: &sqlx::PgPool, args: &ExportArgs, json: bool) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{Api, answer, service_url};
@@ -12,6 +12,8 @@ use crate::exit::CliError;
 use crate::outln;
 use crate::progress;
 use crate::stack::Target;
+
+mod show;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DlqArgs {
@@ -49,8 +51,7 @@ pub struct Filter {
 impl Filter {
     fn json(&self) -> Value {
         let mut m = serde_json::Map::new();
-        let time =
-            |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let time = |t: &Option<DateTime<Utc>>| t.map(crate::times::rfc3339);
         let fields = [
             ("consumer", &self.consumer),
             ("type", &self.ty),
@@ -79,7 +80,7 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    /// One letter: headers, payload and every attempt's error.
+    /// One letter: headers, payload and every attempt's error (as text; the API's JSON with --json).
     Show { id: String },
     /// Publish letters again to the consumer that parked them.
     Replay {
@@ -144,7 +145,9 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
                 q["status"] = s.clone().into();
             }
             q["limit"] = (*limit).into();
-            let body = answer(get("/v1/dead-letters".into()).query(&q).send().await?).await?;
+            let body = crate::times::normalized_json(
+                answer(get("/v1/dead-letters".into()).query(&q).send().await?).await?,
+            );
             if json_out {
                 outln!("{}", serde_json::to_string_pretty(&body)?)?;
                 return Ok(());
@@ -167,8 +170,14 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             Ok(())
         }
         DlqCommand::Show { id } => {
-            let body = answer(get(format!("/v1/dead-letters/{id}")).send().await?).await?;
-            outln!("{}", serde_json::to_string_pretty(&body)?)?;
+            let body = crate::times::normalized_json(
+                answer(get(format!("/v1/dead-letters/{id}")).send().await?).await?,
+            );
+            if json_out {
+                outln!("{}", serde_json::to_string_pretty(&body)?)?;
+            } else {
+                show::print(&body)?;
+            }
             Ok(())
         }
         DlqCommand::Discard { id, reason } => {

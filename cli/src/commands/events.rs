@@ -67,10 +67,10 @@ pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Resu
                     query.push(("correlation_id", c.clone()));
                 }
                 if let Some(t) = args.since {
-                    query.push(("since", t.to_rfc3339()));
+                    query.push(("since", crate::times::rfc3339(t)));
                 }
                 if let Some(t) = args.until {
-                    query.push(("until", t.to_rfc3339()));
+                    query.push(("until", crate::times::rfc3339(t)));
                 }
                 client.get(format!("{base}/v1/events")).query(&query)
             }
@@ -78,14 +78,15 @@ pub async fn run(target: &Target, args: &EventsArgs, json: bool) -> anyhow::Resu
         let page = answer(request.bearer_auth(&key).send().await?).await?;
         for stored in page["events"].as_array().into_iter().flatten() {
             shown += 1;
+            let shown_event = crate::shape::from_history(stored);
             if json {
-                outln!("{stored}")?;
+                outln!("{shown_event}")?;
             } else {
                 let e = &stored["event"];
                 outln!(
                     "{:>8}  {}  {}  {} v{}  {}",
                     stored["position"],
-                    stored["recorded_at"].as_str().unwrap_or(""),
+                    shown_event["recorded_at"].as_str().unwrap_or(""),
                     e["type"].as_str().unwrap_or(""),
                     stored["stream"].as_str().unwrap_or(""),
                     stored["version"],

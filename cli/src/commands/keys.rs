@@ -63,7 +63,8 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
             let tenant = tenant.clone().map(TenantId::new).transpose()?;
             let keys = quorum_auth::list(&pool, tenant.as_ref()).await?;
             if json {
-                outln!("{}", serde_json::to_string(&keys)?)?;
+                let keys = crate::times::normalized_json(serde_json::to_value(&keys)?);
+                outln!("{keys}")?;
             } else {
                 for k in keys {
                     outln!(
@@ -74,7 +75,7 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
                         k.roles.join(","),
                         k.label.as_deref().unwrap_or("-"),
                         k.revoked_at
-                            .map(|t| format!("  revoked {}", t.to_rfc3339()))
+                            .map(|t| format!("  revoked {}", crate::times::rfc3339(t)))
                             .unwrap_or_default()
                     )?;
                 }

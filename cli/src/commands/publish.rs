@@ -1,5 +1,6 @@
 //! `quorum publish`: send a CloudEvent the way an upstream system would, over HTTP (binary or
-//! structured mode) or NATS (`QUORUM_INGEST`), from flags or from a file.
+//! structured mode) or NATS (`QUORUM_INGEST`), from flags or from a file. Under `--json` one line
+//! per event in the one event shape (see `shape`), over either path.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use quorum_domain::{Event, TenantId, cloudevent};
 
 use crate::api::{Api, answer};
 use crate::outln;
+use crate::shape::{self, Status, Stored};
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -16,8 +18,9 @@ pub struct PublishArgs {
     /// The event's type (with flags; ignored with --file).
     #[arg(long = "type", required_unless_present = "file")]
     pub ty: Option<String>,
-    /// The event's source.
-    #[arg(long, default_value = "/quorum/cli")]
+    /// The event's source (a URI reference). Sources under `/quorum/` are Quorum's own services'
+    /// and refused by ingest.
+    #[arg(long, default_value = "/operator/quorum-cli")]
     pub source: String,
     /// The event's id; a new UUID when not given.
     #[arg(long)]
@@ -104,7 +107,7 @@ fn events(args: &PublishArgs) -> anyhow::Result<Vec<Event>> {
         ),
         ("source".to_owned(), args.source.clone()),
         ("type".to_owned(), args.ty.clone().unwrap_or_default()),
-        ("time".to_owned(), chrono::Utc::now().to_rfc3339()),
+        ("time".to_owned(), crate::times::rfc3339(chrono::Utc::now())),
     ];
     if let Some(s) = &args.subject {
         attributes.push(("subject".to_owned(), s.clone()));
@@ -159,15 +162,29 @@ async fn http(
         .await
         .with_context(|| format!("POST {url}"))?;
     let body = answer(response).await?;
-    if json {
-        outln!("{body}")?;
-    } else {
-        for e in body["events"].as_array().into_iter().flatten() {
-            let what = if e["duplicate"] == true {
-                "duplicate"
-            } else {
-                "stored"
+    // Ingest answers each event in the order sent.
+    for (sent, e) in events
+        .iter()
+        .zip(body["events"].as_array().into_iter().flatten())
+    {
+        let status = if e["duplicate"] == true {
+            Status::Duplicate
+        } else {
+            Status::Stored
+        };
+        if json {
+            let stored = Stored {
+                stream: e["stream"].as_str().map(str::to_owned),
+                version: e["version"].as_i64(),
+                position: e["position"].as_i64(),
+                recorded_at: e["recorded_at"].as_str().map(str::to_owned),
             };
+            outln!(
+                "{}",
+                shape::event(cloudevent::to_structured(sent), status, stored)
+            )?;
+        } else {
+            let what = status.as_str();
             outln!(
                 "{what}  {}  stream {} v{}  position {}",
                 e["id"].as_str().unwrap_or(""),
@@ -202,9 +219,16 @@ async fn nats(
             .await
             .with_context(|| format!("publish to {subject}"))?;
         if json {
+            // Queued, not stored yet: ingest stores it from the queue. A duplicate is one the
+            // queue saw within its window.
+            let status = if ack.duplicate {
+                Status::Duplicate
+            } else {
+                Status::Queued
+            };
             outln!(
                 "{}",
-                serde_json::json!({"id": event.id, "subject": subject, "stream_sequence": ack.sequence, "duplicate": ack.duplicate})
+                shape::event(cloudevent::to_structured(event), status, Stored::default())
             )?;
         } else {
             let what = if ack.duplicate { "duplicate" } else { "queued" };

@@ -154,6 +154,7 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
 pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
     let status = gather(target).await?;
     if json {
+        let status = crate::times::normalized_json(serde_json::to_value(&status)?);
         outln!("{}", serde_json::to_string_pretty(&status)?)?;
         return Ok(());
     }

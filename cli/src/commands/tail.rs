@@ -1,6 +1,7 @@
 //! `quorum tail`: committed events live from JetStream as the relay publishes them, filtered by
 //! tenant, type and correlation id. Reads through an ephemeral consumer that acks nothing, so it
-//! never disturbs the services' own consumers.
+//! never disturbs the services' own consumers. Under `--json` each event in the one event shape
+//! (see `shape`).
 
 use std::time::Duration;
 
@@ -8,7 +9,10 @@ use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures::StreamExt;
 use quorum_bus::subjects;
 
+use quorum_domain::cloudevent;
+
 use crate::outln;
+use crate::shape::{self, Status, Stored};
 use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -73,18 +77,27 @@ pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result
         {
             continue;
         }
-        if json {
-            outln!("{}", quorum_domain::cloudevent::to_structured(&event))?;
-        } else {
-            let stream = msg
-                .headers
+        let header = |name: &str| {
+            msg.headers
                 .as_ref()
-                .and_then(|h| h.get(quorum_bus::STREAM_HEADER))
+                .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
+        };
+        if json {
+            // The relay's headers say where the event is stored; a message carries no version
+            // or record time.
+            let stored = Stored {
+                stream: header(quorum_bus::STREAM_HEADER),
+                position: header(quorum_relay::POSITION_HEADER).and_then(|p| p.parse().ok()),
+                ..Stored::default()
+            };
+            let shown = shape::event(cloudevent::to_structured(&event), Status::Stored, stored);
+            outln!("{shown}")?;
+        } else {
+            let stream = header(quorum_bus::STREAM_HEADER).unwrap_or_default();
             outln!(
                 "{}  {}  {}  {}  {}",
-                event.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                event.time.map(crate::times::rfc3339).unwrap_or_default(),
                 event.tenant.as_ref().map(|t| t.as_str()).unwrap_or("-"),
                 event.ty,
                 stream,
