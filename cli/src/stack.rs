@@ -179,9 +179,10 @@ pub fn write_stack_file(path: &Path, stack: &StackFile) -> std::io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
-/// Creates the data directory closed to others (0700), or closes an existing one. As root, a
-/// Postgres cluster made in place by an older version runs as the `postgres` user, which must still
-/// pass through: such a directory is left searchable (0711) but not listable.
+/// Creates the data directory closed to others (0700), or closes an existing one. Owned by root,
+/// it is left searchable (0711) but not listable: as root the local Postgres runs as the `postgres`
+/// user, which must pass through to its cluster (made here, or linked from here), and every file
+/// in it that matters is closed by its own mode (the stack file 0600).
 pub fn prepare_data_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new()
@@ -192,7 +193,11 @@ pub fn prepare_data_dir(dir: &Path) -> std::io::Result<()> {
     // symlink_metadata: a cluster living elsewhere behind a link needs no passage through here.
     let foreign_cluster = std::fs::symlink_metadata(dir.join("postgres"))
         .is_ok_and(|m| m.is_dir() && m.uid() != owner);
-    let mode = if foreign_cluster { 0o711 } else { 0o700 };
+    let mode = if owner == 0 || foreign_cluster {
+        0o711
+    } else {
+        0o700
+    };
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }
 
@@ -411,7 +416,8 @@ mod tests {
         write_stack_file(&path, &stack).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(&dir), 0o700);
+        // Nobody else lists or reads it (as root it stays searchable, for the postgres user).
+        assert_eq!(mode(&dir) & 0o066, 0, "{:o}", mode(&dir));
         assert_eq!(
             read_stack_file(&path).unwrap().database_url,
             stack.database_url
@@ -420,7 +426,7 @@ mod tests {
         // A fresh one is made closed.
         write_stack_file(&path, &stack).unwrap();
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir) & 0o066, 0, "{:o}", mode(&dir));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
