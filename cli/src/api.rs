@@ -8,10 +8,21 @@ use crate::stack::Target;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Api {
     /// Ingest's base URL; defaults to the stack `quorum up` runs.
-    #[arg(long, env = "QUORUM_INGEST_URL", global = true)]
+    #[arg(
+        long,
+        env = "QUORUM_INGEST_URL",
+        global = true,
+        help_heading = crate::help::CONNECTION
+    )]
     pub ingest_url: Option<String>,
     /// An API key; defaults to the local stack's key (`<data dir>/api-key`).
-    #[arg(long, env = "QUORUM_API_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "QUORUM_API_KEY",
+        hide_env_values = true,
+        global = true,
+        help_heading = crate::help::CONNECTION
+    )]
     pub api_key: Option<String>,
 }
 

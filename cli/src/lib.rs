@@ -7,6 +7,7 @@ pub mod bench;
 pub mod commands;
 pub mod confirm;
 pub mod exit;
+pub mod help;
 pub mod local;
 pub mod output;
 pub mod progress;
@@ -26,10 +27,10 @@ pub struct Cli {
     #[command(flatten)]
     pub target: Target,
     /// Print machine-readable JSON; an error is then one JSON object on standard error.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = help::GLOBAL)]
     pub json: bool,
     /// Log what the libraries and services do, on standard error (`RUST_LOG` for finer control).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = help::GLOBAL)]
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -38,38 +39,50 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole stack on this machine; without URLs, start nats-server and Postgres too.
+    #[command(after_help = help::UP)]
     Up(commands::up::UpArgs),
     /// Streams, consumers, relay, dead letters, and where every service listens.
+    #[command(after_help = help::STATUS)]
     Status,
     /// Apply the database migrations.
+    #[command(after_help = help::MIGRATE)]
     Migrate,
     /// API keys: create, list, revoke.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::KEYS)]
     Keys(commands::keys::Keys),
     /// Ask the experts a question and show their answers and the consensus.
+    #[command(after_help = help::ASK)]
     Ask(commands::ask::AskArgs),
     /// Send a CloudEvent to ingest, over HTTP or NATS.
+    #[command(after_help = help::PUBLISH)]
     Publish(commands::publish::PublishArgs),
-    /// Stored events: one stream, or by correlation id and time range.
+    /// Stored events: one stream, or by correlation id and time range, page by page.
+    #[command(after_help = help::EVENTS)]
     Events(commands::events::EventsArgs),
     /// Committed events, live from JetStream.
+    #[command(after_help = help::TAIL)]
     Tail(commands::tail::TailArgs),
     /// The audit chain: verify it, export chained history.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::AUDIT)]
     Audit(commands::audit::Audit),
     /// Dead letters: list, show, replay, discard.
+    #[command(after_help = help::DLQ)]
     Dlq(commands::dlq::DlqArgs),
     /// Send stored events again (to a subject, a consumer or a file), or rebuild a read model.
+    #[command(after_help = help::REPLAY)]
     Replay(commands::replay::ReplayArgs),
     /// Tool plans as sagas: run one, show one.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::SAGA)]
     Saga(commands::saga::Saga),
     /// The tools a plan may call.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::TOOLS)]
     Tools(commands::saga::Tools),
     /// Measure throughput and latency beside raw baselines.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::BENCH)]
     Bench(commands::bench::Bench),
+    /// Shell completions for bash, zsh or fish, on standard output.
+    #[command(after_help = help::COMPLETION)]
+    Completion(commands::completion::CompletionArgs),
 }
 
 impl Cli {
@@ -98,7 +111,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(a) => commands::dlq::run(&cli.target, a, cli.json).await,
         Command::Replay(a) => commands::replay::run(&cli.target, a, cli.json).await,
         Command::Saga(a) => commands::saga::run(&cli.target, a, cli.json).await,
-        Command::Tools(t) => commands::saga::tools(t, cli.json).await,
+        Command::Tools(t) => commands::saga::tools(&cli.target, t, cli.json).await,
         Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
+        Command::Completion(a) => commands::completion::run(a),
     }
 }

@@ -5,12 +5,16 @@ use quorum_event_store::Selection;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SelectionArgs {
+    /// Only this tenant's events.
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Every event of one correlation (a query's id); with --tenant when two tenants share it.
     #[arg(long)]
     pub correlation_id: Option<String>,
+    /// One stream (`query/<id>`, `sub-acme/order/42`).
     #[arg(long)]
     pub stream: Option<String>,
+    /// Only events of this type (`quorum.query.submitted`).
     #[arg(long = "type")]
     pub ty: Option<String>,
     /// Recorded at or after: a duration ago (`1h`, `30m`, `2d`) or an RFC 3339 date.

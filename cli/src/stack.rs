@@ -18,6 +18,10 @@ pub struct StackFile {
     pub database_url: String,
     pub pid: u32,
     pub services: Vec<ServiceAddr>,
+    /// The config file `up` runs with (absolute), so commands that read settings (`tools list`)
+    /// see what the running stack sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
 }
 
 /// One service of the stack and its addresses.
@@ -32,17 +36,18 @@ pub struct ServiceAddr {
 #[derive(Clone, Debug, clap::Args)]
 pub struct Target {
     /// NATS server URL; defaults to the stack `quorum up` runs.
-    #[arg(long, env = "QUORUM_NATS_URL", global = true)]
+    #[arg(long, env = "QUORUM_NATS_URL", global = true, help_heading = crate::help::GLOBAL)]
     pub nats_url: Option<String>,
     /// Postgres URL; defaults to the stack `quorum up` runs.
-    #[arg(long, env = "QUORUM_DATABASE_URL", global = true)]
+    #[arg(long, env = "QUORUM_DATABASE_URL", global = true, help_heading = crate::help::GLOBAL)]
     pub database_url: Option<String>,
     /// Where `quorum up` keeps its servers' data and its stack file.
     #[arg(
         long,
         env = "QUORUM_DATA_DIR",
         default_value = ".quorum",
-        global = true
+        global = true,
+        help_heading = crate::help::GLOBAL
     )]
     pub data_dir: PathBuf,
 }
@@ -50,6 +55,15 @@ pub struct Target {
 impl Target {
     pub fn stack_file(&self) -> PathBuf {
         self.data_dir.join("stack.json")
+    }
+
+    /// The config file a command reads settings from: the one given (`--config` or
+    /// `QUORUM_CONFIG`), else the one the running stack was started with, else none (defaults and
+    /// `QUORUM__…` variables).
+    pub fn config_file(&self, given: Option<&Path>) -> Option<PathBuf> {
+        given
+            .map(Path::to_path_buf)
+            .or_else(|| self.recorded().and_then(|s| s.config))
     }
 
     /// The running stack's record, if `quorum up` is running with this data directory.
@@ -412,6 +426,7 @@ mod tests {
             database_url: "postgres://q:hunter2@127.0.0.1/quorum".into(),
             pid: 1,
             services: Vec::new(),
+            config: None,
         };
         write_stack_file(&path, &stack).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

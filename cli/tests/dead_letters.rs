@@ -119,6 +119,22 @@ max_steps = 4
     let nats = async_nats::connect(stack["nats_url"].as_str().unwrap()).await?;
     let js = async_nats::jetstream::new(nats);
 
+    // Without --config, `tools list` shows the running stack's settings, from the file `up` used.
+    let out = run(dir, &["--json", "tools", "list"]).await?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let tools: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        tools["http"]["allowed_hosts"],
+        json!([service.to_string()]),
+        "{tools}"
+    );
+    assert!(
+        tools["config"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("quorum.toml")),
+        "{tools}"
+    );
+
     // Two messages NATS ingest cannot accept: one that does not decode, on the stack key's tenant's
     // subject, and one on a subject whose tenant token is no valid tenant.
     for (subject, payload) in [

@@ -12,6 +12,7 @@ use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AskArgs {
+    /// The question, as the experts will read it (quote it for the shell).
     pub question: String,
     /// The experts to ask (comma-separated); all configured ones when not given.
     #[arg(long, value_delimiter = ',')]

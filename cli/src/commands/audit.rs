@@ -18,6 +18,7 @@ use crate::stack::Target;
 #[derive(Debug, clap::Subcommand)]
 pub enum Audit {
     /// Recompute the chain and report the first broken link; exits 1 when it is broken.
+    #[command(after_help = crate::help::AUDIT_VERIFY)]
     Verify {
         /// The first event position to check (default: the chain's start).
         #[arg(long)]
@@ -27,6 +28,7 @@ pub enum Audit {
         to: Option<i64>,
     },
     /// Chained events in commit order, each with its link's hash, as JSON lines or CSV.
+    #[command(after_help = crate::help::AUDIT_EXPORT)]
     Export(ExportArgs),
 }
 

@@ -12,21 +12,27 @@ use crate::stack::Target;
 #[derive(Debug, clap::Subcommand)]
 pub enum Bench {
     /// Event store + relay throughput and lag, beside raw Postgres and raw JetStream.
+    #[command(after_help = crate::help::BENCH_ONE)]
     Store(StoreBenchArgs),
     /// Ingest over HTTP (single events and batches) through the store and relay, beside raw
     /// Postgres single and batched inserts.
+    #[command(after_help = crate::help::BENCH_ONE)]
     Ingest(IngestBenchArgs),
     /// Queries through ingest, fan-out, consensus and the read model at rising rates.
+    #[command(after_help = crate::help::BENCH_ONE)]
     Pipeline(PipelineBenchArgs),
     /// The audit chain keeping up with store appends, export and verify speed, beside raw
     /// Postgres batched inserts.
+    #[command(after_help = crate::help::BENCH_ONE)]
     Audit(AuditBenchArgs),
     /// Three-step sagas of http and exec steps through tool-exec, beside the same calls made
     /// directly.
+    #[command(after_help = crate::help::BENCH_ONE)]
     Tools(ToolsBenchArgs),
     /// How well each way of grouping answers decides the labelled sets of `eval/` (precision,
     /// recall, sets decided right), beside the methods of before. Needs no stack; embeddings and
     /// a judge are measured when their endpoints are given.
+    #[command(after_help = crate::help::BENCH_ONE)]
     Consensus(ConsensusBenchArgs),
 }
 

@@ -20,7 +20,12 @@ pub struct DlqArgs {
     #[command(flatten)]
     pub api: Api,
     /// The dlq-replayer's base URL; defaults to the stack `quorum up` runs.
-    #[arg(long, env = "QUORUM_DLQ_URL", global = true)]
+    #[arg(
+        long,
+        env = "QUORUM_DLQ_URL",
+        global = true,
+        help_heading = crate::help::CONNECTION
+    )]
     pub dlq_url: Option<String>,
     /// Reach the letters of `_system` too: those no tenant can be named for (a message on an
     /// ingest subject whose tenant token is invalid, one that did not decode). `quorum status`
@@ -33,8 +38,10 @@ pub struct DlqArgs {
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Filter {
+    /// Letters parked by this consumer (`ingest`, `consensus`, `expert-fanout`, `tool-exec`, …).
     #[arg(long)]
     pub consumer: Option<String>,
+    /// Letters of events of this type (`quorum.query.submitted`).
     #[arg(long = "type")]
     pub ty: Option<String>,
     /// Letters whose errors contain this text.
@@ -71,18 +78,25 @@ impl Filter {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum DlqCommand {
     /// Letters with counts per consumer.
+    #[command(after_help = crate::help::DLQ_LIST)]
     List {
         #[command(flatten)]
         filter: Filter,
         /// parked (default), replaying, replayed, discarded or any.
         #[arg(long, value_parser = ["parked", "replaying", "replayed", "discarded", "any"])]
         status: Option<String>,
+        /// At most this many letters (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
     /// One letter: headers, payload and every attempt's error (as text; the API's JSON with --json).
-    Show { id: String },
+    #[command(after_help = crate::help::DLQ_SHOW)]
+    Show {
+        /// The letter's id (from `quorum dlq list`, `saga show` or `status`).
+        id: String,
+    },
     /// Publish letters again to the consumer that parked them.
+    #[command(after_help = crate::help::DLQ_REPLAY)]
     Replay {
         /// Letters by id; or select them with the filter flags.
         ids: Vec<String>,
@@ -105,9 +119,12 @@ pub enum DlqCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Give up on a letter for good.
+    /// Give up on a letter for good; a saga that needed attention for it no longer does.
+    #[command(after_help = crate::help::DLQ_DISCARD)]
     Discard {
+        /// The letter's id.
         id: String,
+        /// Why (recorded with the discard).
         #[arg(long)]
         reason: String,
     },

@@ -10,7 +10,9 @@ use crate::stack::Target;
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Keys {
     /// Make a key; it is printed once and only its hash is kept.
+    #[command(after_help = crate::help::KEYS_CREATE)]
     Create {
+        /// The tenant the key acts for: 1 to 64 of `a-z 0-9 _ -`, not starting with `_`.
         #[arg(long)]
         tenant: String,
         /// publisher, operator or auditor (repeat for several).
@@ -21,12 +23,18 @@ pub enum Keys {
         label: Option<String>,
     },
     /// Keys (never their secrets), of one tenant or all.
+    #[command(after_help = crate::help::KEYS_LIST)]
     List {
+        /// Only this tenant's keys.
         #[arg(long)]
         tenant: Option<String>,
     },
     /// Revoke a key by id or prefix; every ingest refuses it at once.
-    Revoke { key: String },
+    #[command(after_help = crate::help::KEYS_REVOKE)]
+    Revoke {
+        /// The key's id or its prefix (`qk_…`), as `keys list` shows them.
+        key: String,
+    },
 }
 
 pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 pub mod ask;
 pub mod audit;
 pub mod bench;
+pub mod completion;
 pub mod dlq;
 pub mod events;
 pub mod keys;

@@ -25,6 +25,7 @@ pub struct PublishArgs {
     /// The event's id; a new UUID when not given.
     #[arg(long)]
     pub id: Option<String>,
+    /// The event's subject (what it is about): its stream is `sub-<tenant>/<subject>`.
     #[arg(long)]
     pub subject: Option<String>,
     /// The data, as text; `@path` reads it from a file.

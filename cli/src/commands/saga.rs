@@ -18,8 +18,11 @@ use crate::stack::Target;
 #[derive(Debug, clap::Subcommand)]
 pub enum Saga {
     /// Submit a plan (JSON: `{"steps": [...]}`) and wait for the saga to end.
+    #[command(after_help = crate::help::SAGA_RUN)]
     Run {
+        /// The plan file: `{"steps": [{"name", "tool": {"tool", "args"}, "compensate"?}], "max_attempts"?}`.
         plan: PathBuf,
+        /// The tenant the saga runs for (its tool policy applies).
         #[arg(long, default_value = "default")]
         tenant: String,
         /// Return once submitted.
@@ -27,15 +30,21 @@ pub enum Saga {
         no_wait: bool,
     },
     /// A saga's steps, state, compensations and, when it needs attention, its dead letter.
-    Show { id: String },
+    #[command(after_help = crate::help::SAGA_SHOW)]
+    Show {
+        /// The saga's id, bare or as its stream (`saga/<id>`).
+        id: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Tools {
-    /// The tools and policies `quorum up` runs with.
+    /// The tools and policies `quorum up` runs with: the config given, else the running stack's.
+    #[command(after_help = crate::help::TOOLS_LIST)]
     List {
-        /// `quorum up`'s config file.
-        #[arg(long)]
+        /// A config file (deploy/quorum.example.toml shows every setting); by default the one
+        /// the running stack was started with, else the defaults.
+        #[arg(long, env = "QUORUM_CONFIG")]
         config: Option<PathBuf>,
     },
 }
@@ -154,8 +163,9 @@ fn print(v: &quorum_tool_exec::show::SagaView, json_out: bool) -> anyhow::Result
     Ok(())
 }
 
-pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
+pub async fn tools(target: &Target, tools: &Tools, json_out: bool) -> anyhow::Result<()> {
     let Tools::List { config } = tools;
+    let config = target.config_file(config.as_deref());
     let up: super::up_config::UpConfig = quorum_runtime::config::load_validated(config.as_deref())?;
     let t = &up.tool_exec;
     // Each MCP server is asked for its tools, so the listing is what a plan can call right now.
@@ -179,6 +189,7 @@ pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
         "exec": { "allowed_programs": t.exec.allowed_programs, "limits": t.exec.limits,
                   "sandbox": sandbox },
         "mcp": mcp,
+        "config": config,
         "default_policy": t.default_policy,
         "tenants": t.tenants,
     });
@@ -186,6 +197,13 @@ pub async fn tools(tools: &Tools, json_out: bool) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&listing)?)?;
         return Ok(());
     }
+    outln!(
+        "config {}",
+        config.as_deref().map_or_else(
+            || "none: the defaults and QUORUM__… variables".to_owned(),
+            |c| c.display().to_string()
+        )
+    )?;
     outln!("http   hosts: {}", t.http.allowed_hosts.join(", "))?;
     let programs: Vec<String> = t
         .exec

@@ -16,8 +16,10 @@ use crate::stack::{ServiceAddr, StackFile, Target, read_stack_file, redact};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
-    /// A TOML config file (see `UpConfig`); `QUORUM__…` variables override it.
-    #[arg(long)]
+    /// A TOML config file: every setting, with its default and what it does, is in
+    /// deploy/quorum.example.toml. `QUORUM__<SECTION>__<KEY>` variables override it. Other
+    /// commands that read settings (`tools list`) find the file the running stack uses.
+    #[arg(long, env = "QUORUM_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the admin server (/livez, /readyz, /metrics) listens; overrides the config.
     #[arg(long)]
@@ -128,6 +130,11 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         nats_url: nats_url.clone(),
         database_url: database_url.clone(),
         pid: std::process::id(),
+        config: args
+            .config
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()?,
         services: vec![
             ServiceAddr {
                 name: "relay".into(),
