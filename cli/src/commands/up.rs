@@ -179,8 +179,8 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     let mut banner = format!(
         "quorum is up\n  nats      {nats_url}\n  postgres  {}\n  \
          ingest    http://{}  (/v1/events /v1/queries /openapi.json)\n  \
-         audit     http://{}  (/v1/audit/export)\n  \
-         dlq       http://{}  (/v1/dead-letters /v1/replays)\n  \
+         audit     http://{}  (/v1/audit/export /openapi.json)\n  \
+         dlq       http://{}  (/v1/dead-letters /v1/replays/{{job}} /openapi.json)\n  \
          admin     http://{admin_addr}  (/livez /readyz /metrics)\n",
         redact(&database_url),
         ingest.http_addr,

@@ -1,5 +1,6 @@
 //! The auditors' API: `GET /v1/audit/export`, the caller's tenant's chained history, streamed page by
-//! page so an export of any size holds one page in memory.
+//! page so an export of any size holds one page in memory. `GET /openapi.json` describes it
+//! (written by hand beside this code, checked against the live service by schemathesis).
 
 // A `Problem` is built once per refused request, on the way out; boxing it to shrink `Result`s
 // would buy nothing measurable.
@@ -30,7 +31,20 @@ pub struct App {
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/v1/audit/export", get(export_route))
+        .route("/openapi.json", get(openapi))
+        .fallback(no_route)
         .with_state(app)
+}
+
+static OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// A path no route serves: a problem like every other refusal, not an empty 404.
+async fn no_route(uri: axum::http::Uri) -> Problem {
+    Problem::not_found(format!("no route {}", uri.path()))
 }
 
 #[derive(Deserialize)]

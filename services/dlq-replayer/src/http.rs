@@ -7,6 +7,8 @@
 //! - `POST /v1/dead-letters/replay` `{ids | filter, reason, rate, dry_run}`
 //! - `POST /v1/dead-letters/{id}/discard` `{reason}`
 //! - `GET  /v1/replays/{job}`: how far a replay got
+//! - `GET  /openapi.json`: this API's description, written by hand beside this code and checked
+//!   against the live service by schemathesis
 
 // A `Problem` is built once per refused request, on the way out; boxing it to shrink `Result`s
 // would buy nothing measurable.
@@ -42,7 +44,24 @@ pub fn router(app: App) -> Router {
         .route("/v1/dead-letters/{id}", get(show))
         .route("/v1/dead-letters/{id}/discard", post(discard))
         .route("/v1/replays/{id}", get(job))
+        .route("/openapi.json", get(openapi))
+        .fallback(no_route)
         .with_state(app)
+}
+
+static OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+/// A path no route serves (`/v1/replays` without a job): a problem like every other refusal, not
+/// an empty 404.
+async fn no_route(uri: axum::http::Uri) -> Problem {
+    Problem::not_found(format!("no route {}", uri.path()))
 }
 
 type Answer = Result<Response, Problem>;
