@@ -127,6 +127,15 @@ async fn a_replay_to_a_file_survives_ctrl_c_and_resumes_without_loss_or_repeat()
     .fetch_all(&db.pool)
     .await?;
     assert_eq!(positions, committed, "every event once, in commit order");
+    // Each line in the event shape `events --json` prints, its time UTC with milliseconds.
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap())?;
+    assert_eq!(first["status"], "stored", "{first}");
+    assert_eq!(
+        first["event"]["type"], "com.example.thing.happened",
+        "{first}"
+    );
+    let at = first["recorded_at"].as_str().unwrap();
+    assert!(at.len() == 24 && at.ends_with('Z'), "{at}");
     // The reason is on record as an event.
     let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM events WHERE type = $1")
         .bind(types::REPLAY_REQUESTED)

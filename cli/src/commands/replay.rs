@@ -25,6 +25,7 @@ use crate::exit::CliError;
 use crate::outln;
 use crate::progress;
 use crate::selection::SelectionArgs;
+use crate::shape::{self, Status, Stored};
 use crate::stack::{Connected, Target};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -202,10 +203,15 @@ async fn send_all(
             }
             match &destination {
                 Destination::File { .. } => {
-                    let line = json!({
-                        "position": r.position, "stream": r.stream_id.as_str(), "version": r.stream_version,
-                        "recorded_at": r.recorded_at, "event": cloudevent::to_structured(&r.event),
-                    });
+                    // The one event shape, as `events --json` prints it.
+                    let stored = Stored {
+                        stream: Some(r.stream_id.as_str().to_owned()),
+                        version: i64::try_from(r.stream_version).ok(),
+                        position: Some(r.position),
+                        recorded_at: Some(crate::times::rfc3339(r.recorded_at)),
+                    };
+                    let line =
+                        shape::event(cloudevent::to_structured(&r.event), Status::Stored, stored);
                     let f = file.as_mut().expect("a file destination has its file");
                     serde_json::to_writer(&mut *f, &line)?;
                     f.write_all(b"\n")?;
