@@ -230,10 +230,18 @@ mod tests {
     fn a_page_ends_at_its_byte_budget_and_says_where_to_go_on() {
         let big: Vec<RecordedEvent> = (1..=10).map(|p| recorded(p, 1024 * 1024)).collect();
         let p = page(big, 100, |e| e.position);
-        assert!(p.events.len() < 10 && !p.events.is_empty(), "{}", p.events.len());
+        assert!(
+            p.events.len() < 10 && !p.events.is_empty(),
+            "{}",
+            p.events.len()
+        );
         assert_eq!(p.next, Some(p.events.len() as i64));
         // One event over the whole budget still makes a page of one.
-        let p = page(vec![recorded(1, 5 * 1024 * 1024), recorded(2, 1)], 100, |e| e.position);
+        let p = page(
+            vec![recorded(1, 5 * 1024 * 1024), recorded(2, 1)],
+            100,
+            |e| e.position,
+        );
         assert_eq!((p.events.len(), p.next), (1, Some(1)));
         // Small events: the count decides, as before.
         let small: Vec<RecordedEvent> = (1..=11).map(|p| recorded(p, 10)).collect();

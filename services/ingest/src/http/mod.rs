@@ -11,7 +11,6 @@ pub mod problem;
 mod queries;
 mod shed;
 
-
 use std::sync::Arc;
 
 use axum::Router;
