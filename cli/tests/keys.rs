@@ -66,3 +66,51 @@ async fn keys_are_created_listed_and_revoked() -> anyhow::Result<()> {
     assert!(listed[0]["revoked_at"].is_string());
     Ok(())
 }
+
+#[tokio::test]
+async fn revoking_the_stack_key_removes_the_file_that_offered_it() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let dir = std::env::temp_dir().join(format!("quorum-keys-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let data_dir = dir.to_str().unwrap().to_owned();
+    let create = [
+        "--data-dir",
+        data_dir.as_str(),
+        "keys",
+        "create",
+        "--tenant",
+        "default",
+    ];
+    let made = quorum(&db.url, &[&create[..], &["--role", "operator"]].concat()).await?;
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout)?;
+    let key = made["key"].as_str().unwrap();
+    std::fs::write(dir.join("api-key"), key)?;
+    // Another key revoked: the stack's stays.
+    let other = quorum(&db.url, &[&create[..], &["--role", "auditor"]].concat()).await?;
+    let other: serde_json::Value = serde_json::from_slice(&other.stdout)?;
+    let prefix = other["prefix"].as_str().unwrap();
+    let out = quorum(
+        &db.url,
+        &["--data-dir", &data_dir, "keys", "revoke", prefix],
+    )
+    .await?;
+    assert!(out.status.success());
+    assert!(dir.join("api-key").exists());
+    // The stack's own: its file goes, and the operator is told what to do.
+    let prefix = made["prefix"].as_str().unwrap();
+    let out = quorum(
+        &db.url,
+        &["--data-dir", &data_dir, "keys", "revoke", prefix],
+    )
+    .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(answer["stack_key_removed"], true);
+    assert!(!dir.join("api-key").exists());
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -71,6 +71,8 @@ async fn a_replay_to_a_file_survives_ctrl_c_and_resumes_without_loss_or_repeat()
     let dry: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(dry["count"], 1000);
 
+    // What a file held before a new replay is not kept: a new job writes it afresh.
+    std::fs::write(&file, "stale line from before\n")?;
     let mut child = quorum(&db.url, &nats.url())
         .args([
             "replay",
@@ -113,6 +115,10 @@ async fn a_replay_to_a_file_survives_ctrl_c_and_resumes_without_loss_or_repeat()
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&file)?;
+    assert!(
+        !text.contains("stale line"),
+        "a new replay writes its file afresh"
+    );
     let positions: Vec<i64> = text
         .lines()
         .map(|l| {
@@ -127,6 +133,7 @@ async fn a_replay_to_a_file_survives_ctrl_c_and_resumes_without_loss_or_repeat()
     .fetch_all(&db.pool)
     .await?;
     assert_eq!(positions, committed, "every event once, in commit order");
+
     // Each line in the event shape `events --json` prints, its time UTC with milliseconds.
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap())?;
     assert_eq!(first["status"], "stored", "{first}");

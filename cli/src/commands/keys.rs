@@ -94,12 +94,49 @@ pub async fn run(target: &Target, keys: &Keys, json: bool) -> anyhow::Result<()>
                 quorum_auth::revoke(&pool, key).await?,
                 "no live key with id or prefix {key}"
             );
+            let stack_key = forget_stack_key_if_revoked(target, &pool).await?;
             if json {
-                outln!("{}", serde_json::json!({"revoked": key}))?;
+                outln!(
+                    "{}",
+                    serde_json::json!({"revoked": key, "stack_key_removed": stack_key.is_some()})
+                )?;
             } else {
                 outln!("revoked {key}")?;
+            }
+            if let Some(path) = stack_key {
+                eprintln!(
+                    "that was the local stack's key: {} is removed so that nothing uses a dead key; \
+                     make another with `quorum keys create --tenant default --role publisher --role operator --role auditor` \
+                     and pass it with --api-key (or QUORUM_API_KEY)",
+                    path.display()
+                );
             }
         }
     }
     Ok(())
+}
+
+/// Removes the local stack's key file (`quorum up` keeps one for the other commands) when that key
+/// is revoked, so that no command goes on presenting a dead key; the path removed, if any.
+async fn forget_stack_key_if_revoked(
+    target: &Target,
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let path = target.data_dir.join(crate::api::API_KEY_FILE);
+    let Ok(kept) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    // A key reads `qk_<prefix>_<secret>`.
+    let Some(prefix) = kept.trim().split('_').nth(1) else {
+        return Ok(None);
+    };
+    let revoked = quorum_auth::list(pool, None)
+        .await?
+        .iter()
+        .any(|k| k.prefix == prefix && k.revoked_at.is_some());
+    if !revoked {
+        return Ok(None);
+    }
+    std::fs::remove_file(&path)?;
+    Ok(Some(path))
 }

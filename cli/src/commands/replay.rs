@@ -38,7 +38,8 @@ pub struct ReplayArgs {
     /// Redeliver to this consumer only.
     #[arg(long, group = "to")]
     pub to_consumer: Option<String>,
-    /// Write JSON lines to this file.
+    /// Write JSON lines to this file (a new replay writes it afresh, as `audit export -o` does;
+    /// `--resume` goes on after what it wrote).
     #[arg(long, group = "to")]
     pub to_file: Option<PathBuf>,
     /// Drop a read model and build it again from the first event.
@@ -171,11 +172,15 @@ async fn send_all(
     let limiter = rate
         .and_then(NonZeroU32::new)
         .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN)));
+    // A new job writes the file afresh, as `audit export -o` does; a resumed one goes on where
+    // it stopped, after what it wrote before.
     let mut file = match &destination {
         Destination::File { path } => Some(std::io::BufWriter::new(
             std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
+                .write(true)
+                .append(done > 0)
+                .truncate(done == 0)
                 .open(path)?,
         )),
         _ => None,

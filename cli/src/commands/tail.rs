@@ -21,7 +21,7 @@ pub struct TailArgs {
     #[arg(long)]
     pub tenant: Option<String>,
     /// Only events of this type (a NATS subject pattern of the type: `quorum.expert.>`).
-    #[arg(long = "type")]
+    #[arg(long = "type", value_parser = type_pattern)]
     pub ty: Option<String>,
     /// Only events of this correlation (a query's id).
     #[arg(long)]
@@ -32,6 +32,24 @@ pub struct TailArgs {
     /// Stop after this many events.
     #[arg(long)]
     pub count: Option<usize>,
+}
+
+/// A type pattern as a subject filter takes it, checked before anything is sent: dot-separated
+/// words with no space or control character, `*` for one word, `>` for the rest.
+fn type_pattern(s: &str) -> Result<String, String> {
+    let tokens: Vec<&str> = s.split('.').collect();
+    let bad = tokens.iter().enumerate().any(|(i, t)| {
+        t.is_empty()
+            || t.chars().any(|c| c.is_whitespace() || c.is_control())
+            || (t.contains('>') && (*t != ">" || i + 1 != tokens.len()))
+            || (t.contains('*') && *t != "*")
+    });
+    if bad {
+        return Err(format!(
+            "{s:?} is not a type pattern: dot-separated words without spaces, `*` for one word and `>` for the rest (quorum.expert.>)"
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result<()> {
@@ -110,4 +128,24 @@ pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_pattern;
+
+    #[test]
+    fn type_patterns_are_checked_before_sending() {
+        for ok in [
+            "quorum.expert.>",
+            "com.example.order.created",
+            "quorum.*.responded",
+            ">",
+        ] {
+            assert!(type_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in ["bad type", "a..b", "a.>.b", "a*.b", "x\ny", ""] {
+            assert!(type_pattern(bad).is_err(), "{bad:?}");
+        }
+    }
 }
