@@ -47,7 +47,9 @@ pub struct ToolCall {
 pub enum PlanError {
     #[error("plan has no steps")]
     Empty,
-    #[error("plan has {count} steps, the policy allows at most {max}")]
+    #[error(
+        "plan has {count} steps, the policy allows at most {max}; raise `max_steps` ([tool_exec.tenants.<tenant>] or [tool_exec.default_policy], and a query's `tool_policy.max_steps`)"
+    )]
     TooManySteps { count: usize, max: usize },
     #[error("plan max_attempts {value} is outside 1..={MAX_ATTEMPTS_CAP}")]
     PlanMaxAttempts { value: u32 },
@@ -59,13 +61,17 @@ pub enum PlanError {
         name: String,
         first: usize,
     },
-    #[error("step {index} ({name:?}): tool {tool:?} is not allowed by the policy")]
+    #[error(
+        "step {index} ({name:?}): tool {tool:?} is not allowed by the policy; allow it in the tenant's `allowed_tools` ([tool_exec.tenants.<tenant>], or [tool_exec.default_policy]) and, for a query's plan, in its `tool_policy.tools`"
+    )]
     ToolNotAllowed {
         index: usize,
         name: String,
         tool: String,
     },
-    #[error("step {index} ({name:?}): compensation tool {tool:?} is not allowed by the policy")]
+    #[error(
+        "step {index} ({name:?}): compensation tool {tool:?} is not allowed by the policy; allow it in the tenant's `allowed_tools` ([tool_exec.tenants.<tenant>], or [tool_exec.default_policy]) and, for a query's plan, in its `tool_policy.tools`"
+    )]
     CompensationNotAllowed {
         index: usize,
         name: String,
@@ -83,7 +89,9 @@ pub enum PlanError {
         name: String,
         value: u32,
     },
-    #[error("plans proposed by consensus are not allowed by the policy")]
+    #[error(
+        "plans proposed by consensus are not allowed by the policy; set `allow_from_consensus = true` for the tenant ([tool_exec.tenants.<tenant>]) and `tool_policy.allowed` on the query"
+    )]
     ConsensusNotAllowed,
 }
 

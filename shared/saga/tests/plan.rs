@@ -49,9 +49,15 @@ fn tools_and_compensations_must_be_allowed_including_prefixes() {
     let mut outside = plan(2, &[]);
     outside.steps[1].tool = call("mcp:timer/now", "x");
     let err = outside.validate(&p).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "step 1 (\"b\"): tool \"mcp:timer/now\" is not allowed by the policy"
+    let message = err.to_string();
+    assert!(
+        message.starts_with("step 1 (\"b\"): tool \"mcp:timer/now\" is not allowed by the policy"),
+        "{message}"
+    );
+    // The refusal names the settings that would allow it.
+    assert!(
+        message.contains("allowed_tools") && message.contains("tool_policy.tools"),
+        "{message}"
     );
 
     let mut undo = plan(2, &[]);
