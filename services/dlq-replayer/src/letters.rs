@@ -56,7 +56,9 @@ pub struct Summary {
     pub attempts: i32,
     /// The last error.
     pub error: Option<String>,
+    #[serde(serialize_with = "quorum_http::time::millis")]
     pub first_failed_at: DateTime<Utc>,
+    #[serde(serialize_with = "quorum_http::time::millis")]
     pub last_failed_at: DateTime<Utc>,
     pub replayed_from: Option<Uuid>,
 }

@@ -4,6 +4,7 @@ mod authorize;
 mod internal;
 mod problem;
 mod serve;
+pub mod time;
 
 pub use authorize::authorize;
 pub use problem::Problem;

@@ -35,6 +35,7 @@ pub struct Stored {
     pub position: i64,
     pub stream: String,
     pub version: u64,
+    #[serde(serialize_with = "quorum_http::time::millis")]
     pub recorded_at: DateTime<Utc>,
     pub event: serde_json::Value,
 }
