@@ -40,6 +40,7 @@ pub struct Record {
     pub prev_hash: String,
     pub stream: String,
     pub version: i64,
+    #[serde(serialize_with = "quorum_http::time::millis")]
     pub recorded_at: DateTime<Utc>,
     /// The CloudEvent, JSON format, as stored.
     pub event: serde_json::Value,
@@ -200,7 +201,8 @@ fn csv_row(r: &Record) -> Vec<String> {
         r.prev_hash.clone(),
         r.stream.clone(),
         r.version.to_string(),
-        r.recorded_at.to_rfc3339(),
+        r.recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         e.id.clone(),
         e.source.clone(),
         e.ty.clone(),
