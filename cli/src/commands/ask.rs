@@ -1,7 +1,7 @@
 //! `quorum ask`: submit a question through ingest, show each expert's result as it is recorded, then
-//! the consensus with its agreement and dissent.
+//! the consensus with its agreement and dissent, streamed from the query's watch (no polling).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -84,67 +84,160 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
             .await?,
     )
     .await?;
-    let url = format!("{base}{}", submitted["url"].as_str().unwrap_or_default());
+    let query_id = submitted["query_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if !json_out {
-        outln!("query {}", submitted["query_id"].as_str().unwrap_or(""))?;
+        outln!("query {query_id}")?;
     }
     let deadline =
         Duration::from_millis(args.deadline_ms.unwrap_or(30_000)) + Duration::from_secs(30);
-    let started = Instant::now();
-    let mut seen = 0;
-    let mut results = Vec::new();
+    let until = tokio::time::Instant::now() + deadline;
+    let url = format!("{base}/v1/queries/{query_id}/watch");
+    let mut results: Vec<Value> = Vec::new();
+    let mut shown = std::collections::BTreeSet::new();
     let waiting = crate::progress::spinner(json_out);
     // Lines go out through the spinner, so it redraws below them instead of through them.
     let say = |line: String| waiting.suspend(|| outln!("{line}"));
-    loop {
-        waiting.set_message(format!(
-            "{} expert result{} in, waiting for the consensus",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" }
-        ));
-        anyhow::ensure!(
-            started.elapsed() < deadline,
-            "no consensus after {deadline:?}"
-        );
-        let page = answer(client.get(&url).bearer_auth(&key).send().await?).await?;
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        for stored in events.iter().skip(seen) {
-            let event = &stored["event"];
-            let data = &event["data"];
-            match event["type"].as_str().unwrap_or("") {
-                "quorum.expert.responded" => {
+    let status = |n: usize| {
+        format!(
+            "{n} expert result{} in, waiting for the consensus",
+            if n == 1 { "" } else { "s" }
+        )
+    };
+    waiting.set_message(status(0));
+    // The watch streams each change of the query as it is stored (ADR 22); a watch that ends
+    // before the decision (the server's limit, a dropped connection) is opened again.
+    let decided = loop {
+        let watched = tokio::time::timeout_at(until, async {
+            let response = client.get(&url).bearer_auth(&key).send().await?;
+            if response.status().as_u16() == 429 {
+                // The tenant holds as many waits as it may: come back when told.
+                let after = retry_after(&response).unwrap_or(Duration::from_secs(1));
+                tokio::time::sleep(after).await;
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(answer(response).await.expect_err("not a success"));
+            }
+            let mut events = Events::new(response);
+            while let Some((kind, row)) = events.next().await? {
+                let experts = row["experts"].as_object().cloned().unwrap_or_default();
+                let mut new: Vec<&Value> = experts
+                    .iter()
+                    .filter(|(name, _)| !shown.contains(*name))
+                    .map(|(_, r)| r)
+                    .collect();
+                // Results stored together come in one change: shown fastest first.
+                new.sort_by_key(|r| r["latency_ms"].as_u64().unwrap_or(u64::MAX));
+                for result in new {
                     if !json_out {
-                        say(format!(
-                            "  {:<12} {:<10} {:>6} ms  {}",
-                            data["expert"].as_str().unwrap_or(""),
-                            data["provider"].as_str().unwrap_or(""),
-                            data["latency_ms"],
-                            shown_answer(data)
-                        ))?;
+                        say(result_line(result))?;
                     }
-                    results.push(data.clone());
+                    shown.insert(result["expert"].as_str().unwrap_or_default().to_owned());
+                    results.push(result.clone());
                 }
-                "quorum.expert.failed" => {
-                    if !json_out {
-                        say(format!(
-                            "  {:<12} {:<10} failed: {} {}",
-                            data["expert"].as_str().unwrap_or(""),
-                            data["provider"].as_str().unwrap_or(""),
-                            data["error_class"].as_str().unwrap_or(""),
-                            data["message"].as_str().unwrap_or("")
-                        ))?;
-                    }
-                    results.push(data.clone());
+                waiting.set_message(status(results.len()));
+                if kind == "decided" {
+                    return Ok(Some(row));
                 }
-                ty @ ("quorum.consensus.reached" | "quorum.consensus.failed") => {
-                    waiting.finish_and_clear();
-                    return finish(ty, data, &submitted, results, json_out);
+            }
+            // The stream ended undecided; a moment before opening it again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            anyhow::Ok(None)
+        })
+        .await;
+        match watched {
+            Err(_) => anyhow::bail!("no consensus after {deadline:?}"),
+            Ok(r) => {
+                if let Some(row) = r? {
+                    break row;
                 }
-                _ => {}
             }
         }
-        seen = events.len();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    waiting.finish_and_clear();
+    let ty = if decided["status"] == "reached" {
+        "quorum.consensus.reached"
+    } else {
+        "quorum.consensus.failed"
+    };
+    finish(ty, &decided["consensus"], &submitted, results, json_out)
+}
+
+/// How an expert's result is shown as it comes in.
+fn result_line(result: &Value) -> String {
+    if result["outcome"] == "failed" {
+        format!(
+            "  {:<12} {:<10} failed: {} {}",
+            result["expert"].as_str().unwrap_or(""),
+            result["provider"].as_str().unwrap_or(""),
+            result["error_class"].as_str().unwrap_or(""),
+            result["message"].as_str().unwrap_or("")
+        )
+    } else {
+        format!(
+            "  {:<12} {:<10} {:>6} ms  {}",
+            result["expert"].as_str().unwrap_or(""),
+            result["provider"].as_str().unwrap_or(""),
+            result["latency_ms"],
+            shown_answer(result)
+        )
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let secs = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+/// Server-sent events off a response, one (event, data) at a time.
+struct Events {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl Events {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next named event with its JSON data; None when the stream ends. Comments (the
+    /// keep-alives) and unnamed events are passed over.
+    async fn next(&mut self) -> anyhow::Result<Option<(String, Value)>> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let bytes: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&bytes);
+                let (mut kind, mut data) = (String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(k) = line.strip_prefix("event:") {
+                        k.trim().clone_into(&mut kind);
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                    }
+                }
+                if kind.is_empty() {
+                    continue;
+                }
+                return Ok(Some((kind, serde_json::from_str(&data)?)));
+            }
+            match self.response.chunk().await? {
+                // Bytes, not text: a chunk may end inside a character.
+                Some(c) => self.buffer.extend_from_slice(&c),
+                None => return Ok(None),
+            }
+        }
     }
 }
 

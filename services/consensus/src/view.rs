@@ -345,6 +345,12 @@ impl Changes {
     /// this batch is inserted with its results and decision from this batch, and the update
     /// touches only rows that were there before. The statement is planned for the batch at hand
     /// (`persistent(false)`): a plan cached while `queries` was new would scan it whole as it grows.
+    ///
+    /// The same statement notifies `quorum_queries` with the ids of the rows it changed, space
+    /// separated, in payloads under Postgres's 8000-byte limit (ids over 200 bytes are left out:
+    /// their waiters find the change by their slow re-check). A notification is delivered at
+    /// commit, so a waiter it wakes (ingest's `?wait=` and `/watch`, ADR 22) reads the row as
+    /// written; the notification cannot leave before the row, nor be sent for a write that lost.
     async fn write(
         self,
         conn: &mut PgConnection,
@@ -352,7 +358,7 @@ impl Changes {
         to: CommitCursor,
     ) -> Result<bool, StoreError> {
         let k = self.columns();
-        let written: i64 = sqlx::query_scalar(
+        let (written, _notified): (i64, i64) = sqlx::query_as(
             "WITH moved AS (
                  UPDATE consumer_checkpoints
                  SET tx_id = $2::text::xid8, position = $3, updated_at = now()
@@ -390,8 +396,16 @@ impl Changes {
                  FROM UNNEST($16::text[], $17::jsonb[], $18::text[], $19::jsonb[],
                              $20::timestamptz[]) AS u(q, e, st, c, da)
                  WHERE q.query_id = u.q AND EXISTS (SELECT 1 FROM won)
+             ), ids AS (
+                 SELECT q, sum(octet_length(q) + 1) OVER (ORDER BY n) AS upto
+                 FROM UNNEST($6::text[] || $16::text[]) WITH ORDINALITY AS x(q, n)
+                 WHERE octet_length(q) <= 200
+             ), notified AS (
+                 SELECT pg_notify('quorum_queries', string_agg(q, ' '))
+                 FROM ids WHERE EXISTS (SELECT 1 FROM won)
+                 GROUP BY upto / 7000
              )
-             SELECT count(*) FROM won",
+             SELECT (SELECT count(*) FROM won), (SELECT count(*) FROM notified)",
         )
         .persistent(false)
         .bind(NAME)

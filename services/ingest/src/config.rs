@@ -1,9 +1,11 @@
-//! Ingest's typed config: `[common]`, the HTTP listener, limits, flow control and group commit.
+//! Ingest's typed config: `[common]`, the HTTP listener, limits, flow control, group commit and
+//! waits on queries.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use quorum_relay::RelayConfig;
-use quorum_runtime::config::{CommonConfig, ConfigError, Validate};
+use quorum_runtime::config::{CommonConfig, ConfigError, Validate, duration};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -15,6 +17,7 @@ pub struct IngestConfig {
     pub limits: Limits,
     pub rate: RateLimit,
     pub flow: Flow,
+    pub waits: Waits,
     /// The `QUORUM_INGEST` consumer (upstream systems publishing over NATS).
     pub nats: NatsIngest,
     /// Run a relay task in this process (one leader among all of them is elected). `quorum up`
@@ -69,6 +72,20 @@ pub struct Flow {
     pub max_tenant_share: f64,
 }
 
+/// `GET /v1/queries/{id}?wait=` and `/v1/queries/{id}/watch` (ADR 22).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Waits {
+    /// Waits and watches a tenant may hold open at once in this process; above it, 429 with
+    /// `Retry-After`. A `?wait=` also holds one of `flow.max_concurrent_requests` while it waits,
+    /// so this stays below that, or one tenant's waits could take every slot.
+    pub max_per_tenant: usize,
+    /// How often a wait reads its query again when no notification came: only a safety net for
+    /// a lost notification, since the `queries` projection notifies every change.
+    #[serde(with = "duration")]
+    pub recheck: Duration,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatsIngest {
@@ -85,6 +102,7 @@ impl Default for IngestConfig {
             limits: Limits::default(),
             rate: RateLimit::default(),
             flow: Flow::default(),
+            waits: Waits::default(),
             nats: NatsIngest::default(),
             run_relay: true,
             relay: RelayConfig::default(),
@@ -121,6 +139,15 @@ impl Default for Flow {
             group_alone_from: 50,
             max_concurrent_requests: 1024,
             max_tenant_share: 0.5,
+        }
+    }
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Self {
+            max_per_tenant: 512,
+            recheck: Duration::from_secs(5),
         }
     }
 }
@@ -167,6 +194,10 @@ impl Validate for IngestConfig {
             self.flow.max_concurrent_requests,
         )?;
         positive("nats.concurrency", self.nats.concurrency)?;
+        positive("waits.max_per_tenant", self.waits.max_per_tenant)?;
+        if self.waits.recheck.is_zero() {
+            return Err(ConfigError::invalid("waits.recheck", "must be above zero"));
+        }
         if !(self.flow.max_tenant_share > 0.0 && self.flow.max_tenant_share <= 1.0) {
             return Err(ConfigError::invalid(
                 "flow.max_tenant_share",

@@ -75,6 +75,12 @@ pub async fn start(
         &shutdown.tracker(),
     );
     let schemas = Arc::new(Schemas::new());
+    let waiters = http::waiters::Waiters::new(
+        config.waits.max_per_tenant,
+        config.waits.recheck,
+        shutdown.token(),
+    );
+    shutdown.spawn(waiters.clone().listen(pool.clone(), shutdown.token()));
     let app = http::App::new(http::Inner {
         auth: Authenticator::start(pool.clone(), shutdown.token()),
         admission: admission::Admission::new(config),
@@ -83,6 +89,7 @@ pub async fn start(
         store,
         limits: config.limits.clone(),
         bounds,
+        waiters,
     });
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)

@@ -10,6 +10,7 @@ mod openapi;
 pub mod problem;
 mod queries;
 mod shed;
+pub mod waiters;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub struct Inner {
     pub store: EventStore,
     pub limits: Limits,
     pub bounds: crate::accept::Bounds,
+    pub waiters: waiters::Waiters,
 }
 
 impl App {

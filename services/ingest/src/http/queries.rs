@@ -1,5 +1,5 @@
-//! `POST /v1/queries`: submit a question to the experts. Appends `quorum.query.submitted` to the
-//! query's own stream and answers with where to follow it.
+//! `/v1/queries`: submit a question to the experts (appends `quorum.query.submitted` to the
+//! query's own stream and answers with where to follow it), read its view, wait for it, watch it.
 
 use axum::Json;
 use axum::body::Body;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::problem::Problem;
+use super::waiters::TooManyWaits;
 use super::{App, media_type, read_body, trace_context};
 use crate::accept::{self, Rejection};
 use crate::streams::query_stream;
@@ -131,6 +132,8 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `GET /v1/queries/{id}`: the query's status, each expert's result and the consensus, from the
 /// `queries` read model; with `?wait=30s`, answered once the query is decided or the wait is over.
+/// A wait is woken by the projection's notification of the row's change (ADR 22), and counts
+/// against the tenant's `waits.max_per_tenant`.
 pub async fn get(
     State(app): State<App>,
     headers: HeaderMap,
@@ -153,18 +156,40 @@ pub async fn get(
         )));
     }
     submitted(&app, &id, &principal.tenant).await?;
+    if wait.is_zero() {
+        return view(&app, &id, &principal.tenant)
+            .await?
+            .map(Json)
+            .ok_or_else(|| Problem::not_found(format!("no query {id} for this tenant")));
+    }
+    // Open before the first read: a change after that read wakes it.
+    let mut waiter = app.0.waiters.wait_for(&principal.tenant, &id)?;
     let until = tokio::time::Instant::now() + wait;
     loop {
         let row = view(&app, &id, &principal.tenant).await?;
         let done = row.as_ref().is_some_and(|r| r["status"] != "pending");
-        if done || tokio::time::Instant::now() >= until {
+        if done || tokio::time::Instant::now() >= until || waiter.stopping() {
             // A query just submitted may not be in the read model yet: with a wait it is waited
             // for; without, it is not found (yet).
             return row
                 .map(Json)
                 .ok_or_else(|| Problem::not_found(format!("no query {id} for this tenant")));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waiter.changed(until).await;
+    }
+}
+
+impl From<TooManyWaits> for Problem {
+    fn from(e: TooManyWaits) -> Self {
+        Problem {
+            retry_after: Some(std::time::Duration::from_secs(1)),
+            ..Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-waits",
+                "Tenant at its limit of open waits",
+                format!("{e}; retry after the delay given, or ask without waiting"),
+            )
+        }
     }
 }
 
@@ -206,8 +231,9 @@ async fn view(
 }
 
 /// `GET /v1/queries/{id}/watch`: server-sent events, one `progress` event each time the query's
-/// view changes (an expert's result, the consensus), ending with a `decided` event. Gives up after
-/// `MAX_WATCH`, and whenever the client goes away.
+/// view changes (an expert's result, the consensus), ending with a `decided` event. Each change is
+/// read when the projection notifies it (ADR 22). Gives up after `MAX_WATCH`, at shutdown, and
+/// whenever the client goes away; a watch counts against the tenant's `waits.max_per_tenant`.
 pub async fn watch(
     State(app): State<App>,
     headers: HeaderMap,
@@ -229,10 +255,12 @@ pub async fn watch(
     }
     submitted(&app, &id, &principal.tenant).await?;
     let tenant = principal.tenant;
+    // Open before the first read, and held by the stream: it closes when the client goes away.
+    let waiter = app.0.waiters.wait_for(&tenant, &id)?;
     let until = tokio::time::Instant::now() + MAX_WATCH;
     let stream = futures::stream::unfold(
-        (app, id, tenant, None::<serde_json::Value>, false),
-        move |(app, id, tenant, mut last, finished)| async move {
+        (app, id, tenant, waiter, None::<serde_json::Value>, false),
+        move |(app, id, tenant, mut waiter, mut last, finished)| async move {
             if finished {
                 return None;
             }
@@ -245,12 +273,12 @@ pub async fn watch(
                     let event = Sse::default()
                         .event(kind)
                         .data(row.unwrap_or_default().to_string());
-                    return Some((Ok(event), (app, id, tenant, last, decided)));
+                    return Some((Ok(event), (app, id, tenant, waiter, last, decided)));
                 }
-                if tokio::time::Instant::now() >= until {
+                if tokio::time::Instant::now() >= until || waiter.stopping() {
                     return None;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                waiter.changed(until).await;
             }
         },
     );

@@ -1,0 +1,278 @@
+//! Waits on a query's read-model row: `GET /v1/queries/{id}?wait=` and `/watch` learn of a change
+//! from one `LISTEN quorum_queries` per process, fanned out in memory to every waiter of that
+//! query, and each tenant may hold only so many waits at once (ADR 22).
+//!
+//! The `queries` projection notifies the ids of the rows it wrote, in the statement that writes
+//! them, so a woken waiter reads the row as written. A notification can still be missed (the
+//! listener's connection dropped, or the process was not yet listening), so a missed wake-up
+//! must only delay an answer, never lose it:
+//! - a waiter subscribes before it first reads the row, so a change after that read wakes it;
+//! - every waiter reads again whenever the listener (re)subscribes, since changes made while
+//!   nobody listened were notified to nobody;
+//! - and every waiter reads again after `recheck` without any notification, for whatever else
+//!   could go wrong (a notification Postgres could not deliver).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use quorum_domain::TenantId;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// The channel the `queries` projection notifies; the payload is the changed query ids, space
+/// separated.
+pub const CHANNEL: &str = "quorum_queries";
+
+/// Every open wait of this process, by query.
+#[derive(Clone)]
+pub struct Waiters(Arc<Shared>);
+
+struct Shared {
+    state: Mutex<State>,
+    max_per_tenant: usize,
+    recheck: Duration,
+    /// Cancelled at shutdown: waits end with what they have, so the server can stop.
+    shutdown: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    /// A counter per waited-for query, bumped at each of its notifications. The entry lives while
+    /// a waiter holds a receiver of it.
+    queries: HashMap<String, watch::Sender<u64>>,
+    /// Open waits per tenant.
+    tenants: HashMap<TenantId, usize>,
+}
+
+/// A tenant holds as many waits as it may.
+#[derive(Debug, thiserror::Error)]
+#[error("the tenant has {0} waits open, as many as it may")]
+pub struct TooManyWaits(pub usize);
+
+/// One open wait on one query. Dropping it (the request answered, the client gone) frees the
+/// tenant's room.
+pub struct Waiter {
+    waiters: Waiters,
+    query: String,
+    tenant: TenantId,
+    /// Taken only by `drop`.
+    changes: Option<watch::Receiver<u64>>,
+}
+
+impl Waiters {
+    pub fn new(max_per_tenant: usize, recheck: Duration, shutdown: CancellationToken) -> Self {
+        Self(Arc::new(Shared {
+            state: Mutex::default(),
+            max_per_tenant,
+            recheck,
+            shutdown,
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is consistent after every statement under the lock: a panic elsewhere
+        // leaves nothing half-done.
+        self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens a wait of `tenant` on `query`, unless the tenant holds as many as it may. Call it
+    /// before reading the row the first time, so no change after that read goes unnoticed.
+    pub fn wait_for(&self, tenant: &TenantId, query: &str) -> Result<Waiter, TooManyWaits> {
+        let mut state = self.state();
+        let open = state.tenants.entry(tenant.clone()).or_default();
+        if *open >= self.0.max_per_tenant {
+            return Err(TooManyWaits(*open));
+        }
+        *open += 1;
+        let changes = state
+            .queries
+            .entry(query.to_owned())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe();
+        Ok(Waiter {
+            waiters: self.clone(),
+            query: query.to_owned(),
+            tenant: tenant.clone(),
+            changes: Some(changes),
+        })
+    }
+
+    /// Waits open now, across tenants.
+    pub fn open(&self) -> usize {
+        self.state().tenants.values().sum()
+    }
+
+    /// Wakes the waiters of each id in a notification's payload.
+    fn wake(&self, payload: &str) {
+        let state = self.state();
+        for id in payload.split(' ') {
+            if let Some(changes) = state.queries.get(id) {
+                changes.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    /// Wakes every waiter: what changed while nobody listened was notified to nobody.
+    fn wake_all(&self) {
+        for changes in self.state().queries.values() {
+            changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Listens on [`CHANNEL`] until `shutdown`, and wakes the waiters of each notified query. A
+    /// lost connection is replaced (after a pause that grows while connecting fails), and every
+    /// waiter then reads again.
+    pub async fn listen(self, pool: PgPool, shutdown: CancellationToken) {
+        let mut pause = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let subscribed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                l = subscribe(&pool) => l,
+            };
+            let mut listener = match subscribed {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(error = %e, "query waits re-check slowly: cannot listen");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(self.0.recheck).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            pause = Duration::from_millis(100);
+            self.wake_all();
+            loop {
+                let received = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = listener.try_recv() => r,
+                };
+                match received {
+                    Ok(Some(n)) => self.wake(n.payload()),
+                    Ok(None) => {
+                        warn!("query waits listen again: the listener's connection was lost");
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "query waits listen again");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    debug!(channel = CHANNEL, "query waits listening");
+    Ok(listener)
+}
+
+impl Waiter {
+    /// Returns when the query may have changed since this was last called (or since the wait was
+    /// opened), when the re-check interval has passed, at `until`, or at shutdown. The caller
+    /// reads the row again in every case.
+    pub async fn changed(&mut self, until: Instant) {
+        let shared = &self.waiters.0;
+        let at = (Instant::now() + shared.recheck).min(until);
+        let changes = self.changes.as_mut().expect("taken only by drop");
+        tokio::select! {
+            // Err only if the sender is gone, which it is not while this receiver exists.
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(at) => {}
+            _ = shared.shutdown.cancelled() => {}
+        }
+    }
+
+    /// The server is stopping: end the wait with what there is.
+    pub fn stopping(&self) -> bool {
+        self.waiters.0.shutdown.is_cancelled()
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut state = self.waiters.state();
+        // Dropped under the lock, so no wait on the same query can subscribe in between.
+        drop(self.changes.take());
+        if state
+            .queries
+            .get(&self.query)
+            .is_some_and(|c| c.receiver_count() == 0)
+        {
+            state.queries.remove(&self.query);
+        }
+        if let Some(open) = state.tenants.get_mut(&self.tenant) {
+            *open -= 1;
+            if *open == 0 {
+                state.tenants.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(name: &str) -> TenantId {
+        TenantId::new(name).unwrap()
+    }
+
+    #[test]
+    fn a_tenant_holds_at_most_its_share_and_a_closed_wait_frees_it() {
+        let w = Waiters::new(2, Duration::from_secs(60), CancellationToken::new());
+        let a = w.wait_for(&tenant("acme"), "q1").unwrap();
+        let _b = w.wait_for(&tenant("acme"), "q2").unwrap();
+        assert!(w.wait_for(&tenant("acme"), "q3").is_err());
+        let _c = w.wait_for(&tenant("other"), "q3").expect("its own share");
+        drop(a);
+        let _d = w
+            .wait_for(&tenant("acme"), "q3")
+            .expect("the room a closed wait left");
+        assert_eq!(w.open(), 3);
+        assert_eq!(w.state().queries.len(), 2, "no waiter of q1 left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_notification_wakes_every_waiter_of_its_query_and_only_them() {
+        let w = Waiters::new(8, Duration::from_secs(3600), CancellationToken::new());
+        let mut a = w.wait_for(&tenant("acme"), "q1").unwrap();
+        let mut b = w.wait_for(&tenant("other"), "q1").unwrap();
+        let mut c = w.wait_for(&tenant("acme"), "q2").unwrap();
+        w.wake("q0 q1");
+        let until = Instant::now() + Duration::from_secs(600);
+        let started = Instant::now();
+        a.changed(until).await;
+        b.changed(until).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "woken at once");
+        c.changed(until).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(600),
+            "q2 was not woken"
+        );
+        // A wake-up that came before the wait looked is not lost.
+        w.wake_all();
+        let started = Instant::now();
+        c.changed(started + Duration::from_secs(600)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_notification_the_wait_rechecks_after_its_interval() {
+        let w = Waiters::new(8, Duration::from_secs(5), CancellationToken::new());
+        let mut a = w.wait_for(&tenant("acme"), "q1").unwrap();
+        let started = Instant::now();
+        a.changed(started + Duration::from_secs(600)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+}
