@@ -215,6 +215,15 @@ async fn against_a_stack_failures_exit_1_successes_are_quiet_and_a_closed_pipe_e
         assert!(!out.stdout.is_empty());
     }
 
+    // An expert the running stack does not have is refused before anything is sent.
+    let out = run(dir, &["ask", "Why?", "--experts", "alpha,zeta"]).await?;
+    assert_code(&out, 2, "unknown expert");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("zeta") && said.contains("alpha, beta, gamma"),
+        "{said}"
+    );
+
     // No consensus: three experts cannot make a quorum of five. The result is still shown.
     let out = run(
         dir,

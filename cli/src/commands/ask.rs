@@ -53,7 +53,33 @@ impl AskArgs {
     }
 }
 
+/// Refuses experts the running local stack does not have, before anything is sent: its config
+/// says which it asks. Against a stack this tool did not start, the names are left to the server.
+fn check_experts(target: &Target, named: &[String]) -> anyhow::Result<()> {
+    if named.is_empty() || target.recorded().is_none() {
+        return Ok(());
+    }
+    let config = target.config_file(None);
+    let up: super::up_config::UpConfig = quorum_runtime::config::load_validated(config.as_deref())?;
+    let known: Vec<&str> = up.experts.iter().map(|e| e.name.as_str()).collect();
+    let unknown: Vec<&str> = named
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !known.contains(n))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(crate::exit::CliError::usage(format!(
+        "no expert named {} in the running stack; it has {} (see `[[experts]]` in its config)",
+        unknown.join(", "),
+        known.join(", ")
+    ))
+    .into())
+}
+
 pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Result<()> {
+    check_experts(target, &args.experts)?;
     let (client, base, key) = args.api.connect(target)?;
     let mut body = json!({"question": args.question});
     if !args.experts.is_empty() {

@@ -36,6 +36,8 @@ async fn a_burst_is_refused_with_retry_after_and_memory_stays_bounded() -> anyho
         .env("QUORUM__RATE__EVENTS_PER_SECOND", "5")
         .env("QUORUM__RATE__BURST", "10")
         .env("QUORUM__FLOW__MAX_IN_FLIGHT_EVENTS", "10")
+        // One tenant here: it may hold the whole budget, or a full batch could never pass.
+        .env("QUORUM__FLOW__MAX_TENANT_SHARE", "1")
         .env("QUORUM__FLOW__MAX_CONCURRENT_REQUESTS", "16")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
