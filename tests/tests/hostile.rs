@@ -282,6 +282,9 @@ async fn no_hostile_event_stops_or_reaches_another_tenant() -> anyhow::Result<()
     })
     .await?;
     assert_eq!(decided["consensus"]["answer"], "Paris", "{decided}");
+    // Times as every API writes them: RFC 3339, UTC, milliseconds.
+    let at = decided["submitted_at"].as_str().unwrap_or_default();
+    assert!(at.len() == 24 && at.ends_with('Z'), "{at}");
 
     // An ordinary event sent afterwards reaches JetStream.
     let headers = binary_headers("after-1", &[("ce-type", "com.example.order.paid")]);

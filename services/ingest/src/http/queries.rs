@@ -220,14 +220,17 @@ async fn view(
     sqlx::query_scalar(
         "SELECT jsonb_build_object('query_id', query_id, 'stream', stream_id, 'status', status,
                 'question', question, 'experts', experts, 'consensus', consensus,
-                'submitted_at', submitted_at, 'decided_at', decided_at)
+                'submitted_at', to_char(submitted_at AT TIME ZONE 'UTC', $3),
+                'decided_at', to_char(decided_at AT TIME ZONE 'UTC', $3))
          FROM queries WHERE query_id = $1 AND tenant = $2",
     )
     .bind(id)
     .bind(tenant.as_str())
+    // RFC 3339 in UTC with milliseconds, as every API and the CLI write times.
+    .bind(r#"YYYY-MM-DD"T"HH24:MI:SS.MS"Z""#)
     .fetch_optional(app.0.store.pool())
     .await
-    .map_err(|e| Problem::unavailable(e.to_string()))
+    .map_err(|e| Problem::database(&e))
 }
 
 /// `GET /v1/queries/{id}/watch`: server-sent events, one `progress` event each time the query's
