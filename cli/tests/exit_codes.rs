@@ -4,7 +4,7 @@
 //! quiet exit when the reader of standard output goes away.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use quorum_testkit::{DEADLINE, wait_until};
@@ -12,45 +12,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-/// `quorum` with the stack in `dir`: nothing from the environment points it elsewhere, and no
-/// `RUST_LOG` asks for logs, so standard error holds only what the command itself says.
-fn quorum(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorum"));
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("QUORUM_NATS_URL")
-        .env_remove("QUORUM_DATABASE_URL")
-        .env_remove("QUORUM_INGEST_URL")
-        .env_remove("QUORUM_DLQ_URL")
-        .env_remove("QUORUM_API_KEY")
-        // Any free port: tests run side by side.
-        .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0")
-        .env("QUORUM__AUDIT__HTTP_ADDR", "127.0.0.1:0")
-        .env("QUORUM__DLQ__HTTP_ADDR", "127.0.0.1:0")
-        .stdin(Stdio::null());
-    cmd
-}
-
-async fn run(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
-    let out = quorum(dir).args(args).output();
-    Ok(tokio::time::timeout(DEADLINE * 2, out).await??)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts the exit code, showing what the command said when it differs.
-fn assert_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: stdout {:?}, stderr {:?}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
+mod common;
+use common::*;
 
 /// The one JSON object a failing command writes on standard error under `--json`.
 fn json_error(out: &Output) -> Value {

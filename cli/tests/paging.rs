@@ -11,32 +11,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-fn quorum(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorum"));
-    cmd.arg("--data-dir").arg(dir);
-    isolated(&mut cmd);
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// Nothing from the environment points `quorum` elsewhere or asks for logs.
-fn isolated(cmd: &mut Command) {
-    cmd.env_remove("RUST_LOG")
-        .env_remove("QUORUM_NATS_URL")
-        .env_remove("QUORUM_DATABASE_URL")
-        .env_remove("QUORUM_INGEST_URL")
-        .env_remove("QUORUM_DLQ_URL")
-        .env_remove("QUORUM_API_KEY")
-        .env_remove("QUORUM_CONFIG")
-        .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0")
-        .env("QUORUM__AUDIT__HTTP_ADDR", "127.0.0.1:0")
-        .env("QUORUM__DLQ__HTTP_ADDR", "127.0.0.1:0");
-}
-
-async fn run(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
-    let out = quorum(dir).args(args).output();
-    Ok(tokio::time::timeout(DEADLINE * 2, out).await??)
-}
+mod common;
+use common::*;
 
 /// `quorum args…` on a pseudo-terminal (util-linux `script`), answering `answer` to its question.
 async fn on_a_terminal(dir: &Path, args: &[&str], answer: &str) -> anyhow::Result<Output> {
@@ -59,20 +35,6 @@ async fn on_a_terminal(dir: &Path, args: &[&str], answer: &str) -> anyhow::Resul
     let out = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
     drop(stdin);
     Ok(out)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: stdout {:?}, stderr {:?}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 fn tempdir(what: &str) -> anyhow::Result<PathBuf> {

@@ -4,38 +4,14 @@
 //! keys and types for a whole chain and a range.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::Value;
 use tokio::process::Command;
 
-fn quorum(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorum"));
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("QUORUM_NATS_URL")
-        .env_remove("QUORUM_DATABASE_URL")
-        .env_remove("QUORUM_INGEST_URL")
-        .env_remove("QUORUM_DLQ_URL")
-        .env_remove("QUORUM_API_KEY")
-        .env_remove("QUORUM_CONFIG")
-        .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0")
-        .env("QUORUM__AUDIT__HTTP_ADDR", "127.0.0.1:0")
-        .env("QUORUM__DLQ__HTTP_ADDR", "127.0.0.1:0")
-        .stdin(Stdio::null());
-    cmd
-}
-
-async fn run(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
-    let out = quorum(dir).args(args).output();
-    Ok(tokio::time::timeout(DEADLINE * 2, out).await??)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::*;
 
 /// The JSON lines of a command that must succeed with nothing on standard error.
 async fn lines(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<Value>> {
