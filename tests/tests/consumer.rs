@@ -50,6 +50,8 @@ impl Handler for Flaky {
             Some(b"always-retry") => {
                 return Outcome::retry(Duration::from_millis(50), "still broken");
             }
+            Some(b"always-panic") => panic!("handler bug on delivery {}", d.delivered),
+            Some(b"panic-once") if d.delivered == 1 => panic!("first delivery trips a bug"),
             _ => {}
         }
         if d.delivered <= self.fail_first {
@@ -161,6 +163,63 @@ async fn a_message_that_fails_a_few_times_is_handled_once_and_one_that_keeps_fai
     // Parked after max_deliver (4) deliveries, with the error of every attempt.
     assert_eq!(attempts, 4);
     assert_eq!(errors.as_array().map(Vec::len), Some(4), "{errors}");
+    env.shutdown.cancel();
+    task.await?;
+    Ok(())
+}
+
+/// A panic is a failed attempt like any error: recorded with its message, retried, parked after
+/// `max_deliver`; the consumer itself goes on.
+#[tokio::test]
+async fn a_handler_panic_is_a_failed_attempt_and_the_consumer_goes_on() -> anyhow::Result<()> {
+    let env = env().await?;
+    publish(
+        &env.js,
+        &test_event("acme", &StreamId::parse("test/once")?, "panic-once"),
+    )
+    .await?;
+    publish(
+        &env.js,
+        &test_event("acme", &StreamId::parse("test/bug")?, "always-panic"),
+    )
+    .await?;
+    let handler = Flaky {
+        inner: RecordingHandler::new(env.db.pool.clone(), "c-panic"),
+        fail_first: 0,
+        calls: Arc::new(AtomicU32::new(0)),
+    };
+    let task = start(&env, config("c-panic"), handler);
+
+    wait_until("one handled, one parked", DEADLINE, || async {
+        let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+        parked == 1
+            && handled_count(&env.db.pool).await.unwrap().0 == 1
+            && consumer_idle(&env.js, "c-panic").await
+    })
+    .await?;
+    let (attempts, errors): (i32, serde_json::Value) =
+        sqlx::query_as("SELECT attempts, errors FROM dead_letters")
+            .fetch_one(&env.db.pool)
+            .await?;
+    assert_eq!(attempts, 4, "parked after max_deliver deliveries");
+    let errors = errors.to_string();
+    assert!(
+        errors.contains("handler panicked: handler bug on delivery 4"),
+        "{errors}"
+    );
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT error FROM failed_attempts WHERE consumer = 'c-panic'")
+            .fetch_all(&env.db.pool)
+            .await?;
+    assert!(
+        recorded
+            .iter()
+            .any(|e| e == "handler panicked: first delivery trips a bug"),
+        "the panic of the message handled on its second delivery is recorded: {recorded:?}"
+    );
     env.shutdown.cancel();
     task.await?;
     Ok(())

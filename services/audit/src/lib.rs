@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use quorum_domain::{Event, StreamId, TenantId, types};
 use quorum_event_store::{EventStore, ExpectedVersion};
-use quorum_runtime::{Readiness, Shutdown};
+use quorum_runtime::{Readiness, Shutdown, spawn_vital};
 use sqlx::PgPool;
 use tracing::info;
 
@@ -45,16 +45,16 @@ pub async fn start(
         pool: pool.clone(),
         auth,
     });
-    shutdown.spawn(quorum_http::serve(
+    let server = quorum_http::serve(
         listener,
         app,
         quorum_http::ServeLimits::default(),
         shutdown.token(),
         "audit",
-    ));
-    let ready = readiness.flag("audit chainer");
-    ready.set(true);
-    shutdown.spawn(run(pool, config.chain.clone(), shutdown.token()));
+    );
+    spawn_vital(shutdown, readiness, "audit api", server);
+    let chainer = run(pool, config.chain.clone(), shutdown.token());
+    spawn_vital(shutdown, readiness, "audit chainer", chainer);
     Ok(Running { http_addr })
 }
 

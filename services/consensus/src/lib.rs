@@ -23,7 +23,7 @@ use std::time::Duration;
 use quorum_domain::{StreamId, types};
 use quorum_event_store::{Batcher, EventStore, StoreError};
 use quorum_runtime::consumer::{self, ConsumerConfig, Delivery, Handler, Outcome};
-use quorum_runtime::{Readiness, Shutdown};
+use quorum_runtime::{Readiness, Shutdown, spawn_vital};
 use sqlx::PgPool;
 use tracing::warn;
 
@@ -140,16 +140,9 @@ pub fn start(
         decider: decider.clone(),
         decided: Mutex::default(),
     });
-    let bound = readiness.flag("consensus consumer");
-    let token = shutdown.token();
-    shutdown.spawn(async move {
-        if let Err(e) =
-            consumer::run(js, pool, config, handler, token, move || bound.set(true)).await
-        {
-            tracing::error!(error = %e, "consensus consumer failed");
-        }
-    });
-    shutdown.spawn(view::run(decider.pool.clone(), shutdown.token()));
+    consumer::spawn(shutdown, readiness, js, pool, config, handler);
+    let projection = view::run(decider.pool.clone(), shutdown.token());
+    spawn_vital(shutdown, readiness, "queries projection", projection);
     let token = shutdown.token();
     shutdown.spawn(async move {
         while !token.is_cancelled() {

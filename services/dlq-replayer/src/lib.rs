@@ -11,7 +11,7 @@ pub mod pump;
 
 use std::net::SocketAddr;
 
-use quorum_runtime::{Readiness, Shutdown};
+use quorum_runtime::{Readiness, Shutdown, spawn_vital};
 use sqlx::PgPool;
 
 use config::DlqConfig;
@@ -36,20 +36,17 @@ pub async fn start(
         pool: pool.clone(),
         auth,
     });
-    shutdown.spawn(quorum_http::serve(
+    let server = quorum_http::serve(
         listener,
         app,
         quorum_http::ServeLimits::default(),
         shutdown.token(),
         "dlq",
-    ));
-    readiness.flag("dlq api").set(true);
-    shutdown.spawn(pump::run(
-        pool,
-        js.clone(),
-        config.pump_poll,
-        shutdown.token(),
-    ));
-    shutdown.spawn(notices::run(js, shutdown.token()));
+    );
+    spawn_vital(shutdown, readiness, "dlq api", server);
+    let pump = pump::run(pool, js.clone(), config.pump_poll, shutdown.token());
+    spawn_vital(shutdown, readiness, "dead-letter pump", pump);
+    let notices = notices::run(js, shutdown.token());
+    spawn_vital(shutdown, readiness, "dead-letter notices", notices);
     Ok(Running { http_addr })
 }

@@ -41,13 +41,5 @@ pub fn start(
     );
     // Experts answer slowly; many queries are asked at once.
     config.concurrency = 64;
-    let bound = readiness.flag("expert-fanout consumer");
-    let token = shutdown.token();
-    shutdown.spawn(async move {
-        if let Err(e) =
-            consumer::run(js, pool, config, handler, token, move || bound.set(true)).await
-        {
-            tracing::error!(error = %e, "expert-fanout consumer failed");
-        }
-    });
+    consumer::spawn(shutdown, readiness, js, pool, config, handler);
 }

@@ -18,7 +18,7 @@ use anyhow::Context;
 use quorum_auth::Authenticator;
 use quorum_event_store::EventStore;
 use quorum_runtime::consumer::{self, ConsumerConfig};
-use quorum_runtime::{Readiness, Shutdown};
+use quorum_runtime::{Readiness, Shutdown, spawn_vital};
 use quorum_schemas::Schemas;
 use tracing::info;
 
@@ -80,7 +80,8 @@ pub async fn start(
         config.waits.recheck,
         shutdown.token(),
     );
-    shutdown.spawn(waiters.clone().listen(pool.clone(), shutdown.token()));
+    let wakeups = waiters.clone().listen(pool.clone(), shutdown.token());
+    spawn_vital(shutdown, readiness, "wait listener", wakeups);
     let app = http::App::new(http::Inner {
         auth: Authenticator::start(pool.clone(), shutdown.token()),
         admission: admission::Admission::new(config),
@@ -96,7 +97,7 @@ pub async fn start(
         .await
         .with_context(|| format!("listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    shutdown.spawn(quorum_http::serve(
+    let server = quorum_http::serve(
         listener,
         http::router(app, config.flow.max_concurrent_requests),
         quorum_http::ServeLimits {
@@ -105,7 +106,8 @@ pub async fn start(
         },
         shutdown.token(),
         "ingest",
-    ));
+    );
+    spawn_vital(shutdown, readiness, "ingest api", server);
     info!(%http_addr, "ingest listening");
 
     if config.nats.enabled {
@@ -118,25 +120,18 @@ pub async fn start(
             schemas,
             bounds,
         });
-        let bound = readiness.flag("ingest consumer");
-        let (js, pool, token) = (js.clone(), pool.clone(), shutdown.token());
-        shutdown.spawn(async move {
-            let result = consumer::run(js, pool, consumer_config, handler, token, move || {
-                bound.set(true)
-            })
-            .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "ingest consumer failed");
-            }
-        });
+        consumer::spawn(
+            shutdown,
+            readiness,
+            js.clone(),
+            pool.clone(),
+            consumer_config,
+            handler,
+        );
     }
     if config.run_relay {
-        shutdown.spawn(quorum_relay::run(
-            pool,
-            js,
-            config.relay.clone(),
-            shutdown.token(),
-        ));
+        let relay = quorum_relay::run(pool, js, config.relay.clone(), shutdown.token());
+        spawn_vital(shutdown, readiness, "relay", relay);
     }
     Ok(Running { http_addr })
 }

@@ -121,10 +121,9 @@ pub fn start(
     );
     consumer_config.concurrency = config.concurrency;
     consumer_config.ack_wait = config.ack_wait;
-    let bound = readiness.flag("tool-exec consumer");
-    let token = shutdown.token();
+    let tools = handler.clone();
     shutdown.spawn(async move {
-        let contained = handler.tools.exec_containment().await;
+        let contained = tools.tools.exec_containment().await;
         match &contained.refused {
             // Every exec step will fail until the machine or the mode changes.
             Some(reason) => tracing::error!(%reason, "exec tool cannot run anything"),
@@ -135,12 +134,6 @@ pub fn start(
                 "exec sandbox"
             ),
         }
-        if let Err(e) = consumer::run(js, pool, consumer_config, handler, token, move || {
-            bound.set(true)
-        })
-        .await
-        {
-            tracing::error!(error = %e, "tool-exec consumer failed");
-        }
     });
+    consumer::spawn(shutdown, readiness, js, pool, consumer_config, handler);
 }

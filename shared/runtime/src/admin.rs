@@ -31,6 +31,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Arc<Mutex<Vec<Check>>>,
+    /// Vital tasks that ended before shutdown, with why (see [`crate::vital`]).
+    deaths: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 // By hand: the clients and pools would print their whole state; the names say what is checked.
@@ -88,7 +90,7 @@ pub struct ReadinessReport {
 pub struct CheckResult {
     /// The name it was registered under.
     pub name: String,
-    /// `nats`, `postgres` or `flag`.
+    /// `nats`, `postgres`, `flag`, or `task` for a vital task that ended.
     pub kind: &'static str,
     /// Whether it passed.
     pub ok: bool,
@@ -120,6 +122,23 @@ impl Readiness {
         ReadyFlag(flag)
     }
 
+    /// Records that the vital task `task` ended for `reason`: from now on `/livez` and `/readyz`
+    /// fail, naming it, so the process is restarted.
+    pub fn died(&self, task: impl Into<String>, reason: impl Into<String>) {
+        self.deaths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((task.into(), reason.into()));
+    }
+
+    /// The vital tasks that ended before shutdown, with why.
+    pub fn deaths(&self) -> Vec<(String, String)> {
+        self.deaths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn push(&self, name: String, probe: Probe) {
         self.checks
             .lock()
@@ -135,7 +154,13 @@ impl Readiness {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let checks = futures::future::join_all(checks.into_iter().map(Check::run)).await;
+        let mut checks = futures::future::join_all(checks.into_iter().map(Check::run)).await;
+        checks.extend(self.deaths().into_iter().map(|(name, reason)| CheckResult {
+            name,
+            kind: "task",
+            ok: false,
+            error: Some(format!("ended: {reason}")),
+        }));
         let failing = checks
             .iter()
             .filter(|c| !c.ok)
@@ -232,8 +257,18 @@ pub async fn serve(
         .await
 }
 
-async fn livez() -> &'static str {
-    "ok\n"
+/// Live unless a vital task ended: then 503 naming it, so that an orchestrator restarts the
+/// process (a liveness probe restarts; a readiness probe only stops traffic).
+async fn livez(State(state): State<AppState>) -> Response {
+    let deaths = state.readiness.deaths();
+    if deaths.is_empty() {
+        return "ok\n".into_response();
+    }
+    let mut body = String::from("not live: vital tasks ended\n");
+    for (task, reason) in deaths {
+        body.push_str(&format!("{task}: {reason}\n"));
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod vital;
 
 pub use admin::{Readiness, ReadyFlag};
 
@@ -25,3 +26,4 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub use config::{CommonConfig, ConfigError, Validate};
 pub use shutdown::{GraceExpired, Shutdown};
 pub use telemetry::{LogFormat, TelemetryGuard};
+pub use vital::spawn_vital;

@@ -36,6 +36,17 @@ pub const RELAY_LEADER: &str = "quorum_relay_leader";
 /// Counter: relay terms that ended in a panic (the relay then leads again).
 pub const RELAY_PANICS_TOTAL: &str = "quorum_relay_panics_total";
 
+/// Counter: handler runs that panicked; each is a failed attempt (retried, then parked). Label:
+/// `consumer`.
+pub const HANDLER_PANICS_TOTAL: &str = "quorum_handler_panics_total";
+
+/// Counter: vital tasks (a consumer, the relay, a projection) that ended before shutdown, which
+/// fails `/livez` and `/readyz` so the process is restarted. Label: `task`.
+pub const TASK_DEATHS_TOTAL: &str = "quorum_task_deaths_total";
+
+/// Label naming a vital task; bounded by the code (`consensus consumer`, `relay`, …).
+pub const LABEL_TASK: &str = "task";
+
 /// Gauge: events the relay holds back until their stream predecessor is published (docs/adr/0003).
 pub const RELAY_HELD_EVENTS: &str = "quorum_relay_held_events";
 
@@ -137,6 +148,14 @@ fn describe() {
         "Events the relay republished after the stream lost them."
     );
     describe_counter!(DEAD_LETTERS_TOTAL, "Messages parked as dead letters.");
+    describe_counter!(
+        HANDLER_PANICS_TOTAL,
+        "Handler runs that panicked (each a failed attempt)."
+    );
+    describe_counter!(
+        TASK_DEATHS_TOTAL,
+        "Vital tasks that ended before shutdown (the process is then not live)."
+    );
     describe_gauge!(
         RELAY_LEADER,
         "1 while this process is the relay leader, else 0."

@@ -90,6 +90,31 @@ async fn readyz_follows_a_flag() {
 }
 
 #[tokio::test]
+async fn a_dead_vital_task_fails_livez_and_readyz() {
+    let (readiness, shutdown) = (Readiness::new(), crate::Shutdown::new());
+    readiness.flag("consumer bound").set(true);
+    let admin = spawn_admin(readiness.clone()).await;
+    assert_eq!(admin.get("/livez").await.status(), StatusCode::OK);
+
+    crate::spawn_vital(&shutdown, &readiness, "consensus consumer", async {
+        Err::<(), _>("consumer deleted on the server")
+    });
+    eventually(Duration::from_secs(30), || async {
+        admin.get("/livez").await.status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let live = admin.get("/livez").await.text().await.unwrap();
+    assert!(
+        live.contains("consensus consumer: consumer deleted on the server"),
+        "{live}"
+    );
+    let (status, body) = admin.readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["failing"], serde_json::json!(["consensus consumer"]));
+    assert_eq!(body["checks"][1]["kind"], "task");
+}
+
+#[tokio::test]
 async fn readyz_names_an_unreachable_postgres_and_nats() {
     let readiness = Readiness::new();
     // Nothing listens on port 1 of loopback: connecting is refused at once.

@@ -11,7 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
 use async_nats::jetstream;
+use futures::FutureExt;
 use quorum_bus::decode;
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinHandle, JoinSet};
@@ -20,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 use super::settle::{self, Settler};
 use super::{ConsumerConfig, Delivery, Handler, Outcome};
 use crate::metrics as names;
+use crate::vital::panic_message;
+
+/// How long a message whose handler panicked waits before its next delivery.
+const PANIC_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Lanes {
     tx: mpsc::Sender<jetstream::Message>,
@@ -177,7 +184,8 @@ async fn dispatch_loop<H: Handler>(
                 }
             },
             Some(done) = d.running.join_next_with_id(), if !d.running.is_empty() => {
-                // A panicked handler's message was never settled: JetStream redelivers it.
+                // Handler panics are caught in `process`; an error here is a panic in settling,
+                // whose message is redelivered after ack_wait.
                 let id = match done {
                     Ok((id, ())) => id,
                     Err(e) => e.id(),
@@ -241,9 +249,18 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Runs the handler, telling JetStream the message is in progress every third of `ack_wait`, so a
-    /// long handler is not redelivered under it.
+    /// long handler is not redelivered under it. A panic is a failed attempt like any error: recorded,
+    /// retried after [`PANIC_RETRY`], parked after `max_deliver` (not a silent redelivery).
     async fn handle_with_progress(&self, msg: &jetstream::Message, delivery: &Delivery) -> Outcome {
-        let handling = self.handler.handle(delivery);
+        let handling = AssertUnwindSafe(self.handler.handle(delivery))
+            .catch_unwind()
+            .map(|caught| {
+                caught.unwrap_or_else(|panic| {
+                    ::metrics::counter!(names::HANDLER_PANICS_TOTAL, names::LABEL_CONSUMER => self.consumer.clone())
+                        .increment(1);
+                    Outcome::retry(PANIC_RETRY, format!("handler panicked: {}", panic_message(&*panic)))
+                })
+            });
         tokio::pin!(handling);
         let mut ticker = tokio::time::interval(self.progress_every.max(Duration::from_millis(100)));
         ticker.tick().await;

@@ -20,6 +20,7 @@ pub use config::ConsumerConfig;
 pub use outcome::{Delivery, Handler, Outcome};
 pub use settle::REPLAY_OF_HEADER;
 
+use crate::{Readiness, Shutdown, spawn_vital};
 use lanes::Lanes;
 use settle::Settler;
 
@@ -36,6 +37,25 @@ async fn give_back_fetched(messages: &mut jetstream::consumer::pull::Stream) {
 pub enum ConsumerError {
     #[error("cannot set up consumer {name}: {reason}")]
     Setup { name: String, reason: String },
+}
+
+/// Runs [`run`] as the vital task `<name> consumer` of `shutdown`: `/readyz` waits until the
+/// consumer is bound, and a consumer that ends before shutdown (it could not be set up, or it
+/// panicked) makes the process not live, so it is restarted (see [`crate::vital`]).
+pub fn spawn<H: Handler>(
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+    js: jetstream::Context,
+    pool: PgPool,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+) {
+    let task = format!("{} consumer", config.name);
+    let bound = readiness.flag(task.clone());
+    let token = shutdown.token();
+    spawn_vital(shutdown, readiness, &task, async move {
+        run(js, pool, config, handler, token, move || bound.set(true)).await
+    });
 }
 
 /// Runs `handler` on the durable consumer `config` until `shutdown`. On shutdown it stops fetching,
