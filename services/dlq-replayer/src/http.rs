@@ -90,8 +90,7 @@ fn scope(query: Result<Query<Scope>, QueryRejection>) -> Result<Scope, Problem> 
 }
 
 fn db(e: sqlx::Error) -> Problem {
-    tracing::warn!(error = %e, "dlq api: database");
-    Problem::unavailable("the database is unavailable")
+    Problem::database(&e)
 }
 
 fn id(raw: &str) -> Result<Uuid, Problem> {
@@ -179,8 +178,7 @@ fn action_problem(e: ActionError) -> Problem {
         ActionError::NotFound(_) => Problem::not_found(e.to_string()),
         ActionError::Database(e) => db(e),
         ActionError::Store(e) => {
-            tracing::warn!(error = %e, "dlq api: event store");
-            Problem::unavailable("the event store is unavailable")
+            Problem::failure(e.is_transient(), &quorum_runtime::error_chain(&e))
         }
     }
 }

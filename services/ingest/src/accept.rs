@@ -32,9 +32,10 @@ pub enum Rejection {
     /// An event with this (source, id) is stored already with other content: 409.
     #[error("event {id} from {source_uri} is stored already with different content")]
     IdConflict { source_uri: String, id: String },
-    /// The store could not be reached or failed: 503, try again.
-    #[error("the event store is unavailable: {0}")]
-    Unavailable(String),
+    /// The store failed. `transient` when a retry can cure it (503 with `Retry-After`); otherwise a
+    /// failure that is ours to fix (500). Callers over HTTP see an error id, never `cause`.
+    #[error("the event store failed: {cause}")]
+    Store { transient: bool, cause: String },
 }
 
 fn index_prefix(index: Option<usize>) -> String {
@@ -102,7 +103,10 @@ impl From<StoreError> for Rejection {
                 attribute: String::new(),
                 reason: format!("event {id}: {reason}"),
             },
-            other => Self::Unavailable(quorum_runtime::error_chain(&other)),
+            other => Self::Store {
+                transient: other.is_transient(),
+                cause: quorum_runtime::error_chain(&other),
+            },
         }
     }
 }

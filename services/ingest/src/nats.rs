@@ -56,7 +56,11 @@ impl Handler for IngestHandler {
         };
         match accept::store(&self.committer, prepared).await {
             Ok(_) => Outcome::Done,
-            Err(e @ Rejection::Unavailable(_)) => Outcome::retry(Duration::from_secs(1), e),
+            Err(
+                e @ Rejection::Store {
+                    transient: true, ..
+                },
+            ) => Outcome::retry(Duration::from_secs(1), e),
             Err(e) => Outcome::dead(format!("refused: {e}")),
         }
     }

@@ -286,3 +286,34 @@ async fn concurrent_single_events_share_transactions() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A store failure that a retry cannot cure is a 500 with an error id and nothing of the database's
+/// own words; no `Retry-After`, since the same request fails again.
+#[tokio::test]
+async fn a_permanent_store_failure_is_a_500_naming_only_an_error_id() -> anyhow::Result<()> {
+    let ing = ingest(|_| {}).await?;
+    let key = ing.key("acme", &[Role::Publisher]).await?;
+    // Every new row now breaks a constraint the code knows nothing of.
+    sqlx::query("ALTER TABLE events ADD CONSTRAINT no_more_rows CHECK (false) NOT VALID")
+        .execute(&ing.db.pool)
+        .await?;
+
+    let answer = ing
+        .post(
+            Some(&key),
+            STRUCTURED,
+            &[],
+            structured("e-1", "com.example.x"),
+        )
+        .await?;
+    assert_eq!(answer.status, 500, "{:?}", answer.json);
+    assert_eq!(answer.content_type(), "application/problem+json");
+    assert!(answer.headers.get("retry-after").is_none());
+    let error_id = answer.json["error_id"].as_str().expect("an error id");
+    let body = answer.json.to_string();
+    assert!(body.contains(error_id));
+    for leak in ["no_more_rows", "constraint", "events", "violates"] {
+        assert!(!body.contains(leak), "{leak:?} leaked: {body}");
+    }
+    Ok(())
+}

@@ -97,11 +97,37 @@ impl Problem {
         }
     }
 
+    /// The answer to a failure described by `cause` (already a full chain): logged under a new
+    /// id, 503 with `Retry-After` when `transient`, else 500; only the id is returned.
+    pub fn failure(transient: bool, cause: &str) -> Self {
+        let error_id = new_error_id();
+        if !transient {
+            error!(error_id = %error_id, error = %cause, "internal error answered with 500");
+            return Self::internal_with_id(error_id);
+        }
+        warn!(error_id = %error_id, error = %cause, "unavailable");
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            format!(
+                "the service is unavailable; retry after the delay given (error id {error_id})"
+            ),
+        );
+        p.retry_after = Some(Duration::from_secs(1));
+        p.error_id = Some(error_id);
+        p
+    }
+
     /// A 500 for a failure that is ours to fix, logged (with its chain) under a new id that the
     /// answer carries as `error_id`; no `Retry-After`, since the same request would fail again.
     pub fn internal(error: &(dyn Error + 'static)) -> Self {
         let error_id = new_error_id();
         error!(error_id = %error_id, error = %chain(error), "internal error answered with 500");
+        Self::internal_with_id(error_id)
+    }
+
+    fn internal_with_id(error_id: String) -> Self {
         Self {
             error_id: Some(error_id.clone()),
             ..Self::new(

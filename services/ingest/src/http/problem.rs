@@ -38,7 +38,7 @@ impl From<Rejection> for Problem {
                     detail,
                 )
             },
-            Rejection::Unavailable(_) => Problem::unavailable(detail),
+            Rejection::Store { transient, cause } => Problem::failure(transient, &cause),
         }
     }
 }

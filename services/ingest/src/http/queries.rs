@@ -203,7 +203,7 @@ async fn submitted(app: &App, id: &str, tenant: &quorum_domain::TenantId) -> Res
     .bind(tenant.as_str())
     .fetch_one(app.0.store.pool())
     .await
-    .map_err(|e| Problem::unavailable(e.to_string()))?;
+    .map_err(|e| Problem::database(&e))?;
     if exists {
         Ok(())
     } else {
