@@ -2,10 +2,13 @@
 //! run on the same servers. Benchmarks print figures; they never pass or fail on timing.
 
 pub mod audit;
+mod closed;
+pub mod codec;
 pub mod consensus;
 pub mod ingest;
 pub mod pipeline;
 mod raw;
 pub mod stats;
 pub mod store;
+pub mod stub;
 pub mod tools;

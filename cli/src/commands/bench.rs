@@ -5,6 +5,7 @@ use crate::bench::consensus::{self, ConsensusBenchArgs};
 use crate::bench::ingest::{self, IngestBenchArgs};
 use crate::bench::pipeline::{self, PipelineBenchArgs};
 use crate::bench::store::{self, StoreBenchArgs};
+use crate::bench::stub::{self, StubArgs};
 use crate::bench::tools::{self, ToolsBenchArgs};
 use crate::outln;
 use crate::stack::Target;
@@ -34,11 +35,17 @@ pub enum Bench {
     /// a judge are measured when their endpoints are given.
     #[command(after_help = crate::help::BENCH_ONE)]
     Consensus(ConsensusBenchArgs),
+    /// An OpenAI-compatible endpoint answering at once, which `bench pipeline --experts openai`
+    /// starts as a process of its own.
+    #[command(hide = true)]
+    OpenaiStub(StubArgs),
 }
 
 pub async fn run(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<()> {
-    if let Bench::Consensus(args) = bench {
-        return print(&consensus::run(args).await?, json);
+    match bench {
+        Bench::Consensus(args) => return print(&consensus::run(args).await?, json),
+        Bench::OpenaiStub(args) => return stub::serve(args).await,
+        _ => {}
     }
     if target.urls().is_ok() {
         return measure(target, bench, json).await;
@@ -62,7 +69,7 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
     let stack = target.connect().await?;
     quorum_event_store::migrate(&stack.pool).await?;
     match bench {
-        Bench::Consensus(_) => unreachable!("measured without a stack"),
+        Bench::Consensus(_) | Bench::OpenaiStub(_) => unreachable!("run without a stack"),
         Bench::Store(args) => print(&store::run(&stack.pool, &stack.js, args).await?, json),
         Bench::Audit(args) => print(&audit::run(&stack.pool, args).await?, json),
         Bench::Tools(args) => print(

@@ -31,12 +31,9 @@ fn default_key_env() -> String {
     "OPENAI_API_KEY".into()
 }
 
-pub async fn ask(
-    client: &reqwest::Client,
-    config: &OpenAiConfig,
-    question: &str,
-) -> Result<Reply, ProviderError> {
-    let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+/// The chat completion request an expert sends for `question`: the answer instructions, the
+/// question, the answer schema when the server holds replies to one.
+pub fn request_body(config: &OpenAiConfig, question: &str) -> serde_json::Value {
     let mut body = json!({
         "model": config.model,
         "messages": [
@@ -53,7 +50,16 @@ pub async fn ask(
     if let Some(max) = config.max_tokens {
         body["max_tokens"] = max.into();
     }
-    let mut request = client.post(url).json(&body);
+    body
+}
+
+pub async fn ask(
+    client: &reqwest::Client,
+    config: &OpenAiConfig,
+    question: &str,
+) -> Result<Reply, ProviderError> {
+    let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+    let mut request = client.post(url).json(&request_body(config, question));
     if let Some(key) = api_key(&config.api_key_env) {
         request = request.bearer_auth(key);
     }
