@@ -4,11 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use quorum_runtime::leader::Election;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::chainer::{self, Committed};
 use crate::config::ChainConfig;
@@ -27,42 +28,28 @@ struct Checkpoints {
     last: Instant,
 }
 
-/// Links events until `shutdown`. Errors are logged and retried from the chain's head.
+/// Links events until `shutdown`, one leader across replicas (the runtime's election helper);
+/// after an error the next leader resumes from the chain's head.
 pub async fn run(pool: PgPool, config: ChainConfig, shutdown: CancellationToken) {
-    let mut checkpoints = Checkpoints {
-        since: 0,
-        others_since: 0,
-        last: Instant::now(),
+    let election = Election {
+        role: "audit chainer",
+        lock: chainer::LOCK.to_owned(),
+        retry: config.idle_poll,
     };
-    while !shutdown.is_cancelled() {
-        let mut conn = match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "audit chain: no connection");
-                sleep(&shutdown, Duration::from_secs(1)).await;
-                continue;
+    election
+        .run(pool.clone(), shutdown.clone(), move |mut conn| {
+            let (pool, config, shutdown) = (pool.clone(), config.clone(), shutdown.clone());
+            async move {
+                // Counted from the start of each term: a new leader checkpoints on its own clock.
+                let mut checkpoints = Checkpoints {
+                    since: 0,
+                    others_since: 0,
+                    last: Instant::now(),
+                };
+                lead(&pool, &mut conn, &config, &shutdown, &mut checkpoints).await
             }
-        };
-        let locked: Result<bool, _> =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(chainer::LOCK)
-                .fetch_one(&mut *conn)
-                .await;
-        if !matches!(locked, Ok(true)) {
-            drop(conn);
-            sleep(&shutdown, config.idle_poll).await;
-            continue;
-        }
-        if let Err(e) = lead(&pool, &mut conn, &config, &shutdown, &mut checkpoints).await {
-            warn!(error = %e, "audit chain: resuming from the head");
-            sleep(&shutdown, Duration::from_secs(1)).await;
-        }
-        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(chainer::LOCK)
-            .execute(&mut *conn)
-            .await;
-    }
-    info!("audit chainer stopped");
+        })
+        .await;
 }
 
 async fn sleep(shutdown: &CancellationToken, d: Duration) {

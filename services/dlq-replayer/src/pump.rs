@@ -18,9 +18,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use quorum_bus::{headers_from_json, subjects};
 use quorum_domain::TenantId;
 use quorum_runtime::consumer::REPLAY_OF_HEADER;
+use quorum_runtime::leader::{Election, still_leader};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 use uuid::Uuid;
 
 const LOCK: &str = "quorum-dlq-replay-pump";
@@ -29,59 +29,34 @@ const BATCH: i64 = 200;
 /// Metric: letters published again.
 pub const REPLAYED_TOTAL: &str = "quorum_dlq_replayed_total";
 
-/// Runs the pump until `shutdown`.
+/// Runs the pump until `shutdown`, one leader across replicas (the runtime's election helper). A
+/// leader publishes until no letter waits, then lets go, so that another replica may lead next.
 pub async fn run(
     pool: PgPool,
     js: jetstream::Context,
     poll: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut limiters: HashMap<Uuid, Arc<DefaultDirectRateLimiter>> = HashMap::new();
-    while !shutdown.is_cancelled() {
-        let mut leader = match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "replay pump: no connection");
-                sleep(&shutdown, Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let locked: Result<bool, _> =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(LOCK)
-                .fetch_one(&mut *leader)
-                .await;
-        if !matches!(locked, Ok(true)) {
-            drop(leader);
-            sleep(&shutdown, poll).await;
-            continue;
-        }
-        // Lead until there is nothing to do, then let go so another replica may take over.
-        loop {
-            match step(&pool, &js, &mut limiters, &shutdown).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(error = %e, "replay pump step failed; retrying");
-                    break;
+    let election = Election {
+        role: "dead-letter pump",
+        lock: LOCK.to_owned(),
+        retry: poll,
+    };
+    election
+        .run(pool.clone(), shutdown.clone(), move |mut lock| {
+            let (pool, js, shutdown) = (pool.clone(), js.clone(), shutdown.clone());
+            async move {
+                let mut limiters = HashMap::new();
+                while !shutdown.is_cancelled() {
+                    still_leader(&mut lock).await?;
+                    if step(&pool, &js, &mut limiters, &shutdown).await? == 0 {
+                        break;
+                    }
                 }
+                Ok(())
             }
-        }
-        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(LOCK)
-            .execute(&mut *leader)
-            .await;
-        drop(leader);
-        sleep(&shutdown, poll).await;
-    }
-    info!("replay pump stopped");
-}
-
-async fn sleep(shutdown: &CancellationToken, d: Duration) {
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(d) => {}
-    }
+        })
+        .await;
 }
 
 /// Publishes one batch of the oldest job's letters; returns how many it published.

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod config;
 pub mod consumer;
+pub mod leader;
 pub mod metrics;
 pub mod service;
 pub mod shutdown;

@@ -30,11 +30,16 @@ pub const RELAY_REPUBLISHED_TOTAL: &str = "quorum_relay_republished_total";
 /// Counter: messages a consumer gave up on and parked as dead letters. Label: `consumer`.
 pub const DEAD_LETTERS_TOTAL: &str = "quorum_dead_letters_total";
 
-/// Gauge, 0 or 1: whether this process holds the relay's advisory lock.
-pub const RELAY_LEADER: &str = "quorum_relay_leader";
+/// Gauge, 0 or 1: whether this process leads a leader-elected loop. Label: `loop` (`relay`,
+/// `audit chainer`, `dead-letter pump`).
+pub const LEADER: &str = "quorum_leader";
 
-/// Counter: relay terms that ended in a panic (the relay then leads again).
-pub const RELAY_PANICS_TOTAL: &str = "quorum_relay_panics_total";
+/// Counter: terms of a leader-elected loop that ended in a panic (it then competes again). Label:
+/// `loop`.
+pub const LEADER_PANICS_TOTAL: &str = "quorum_leader_panics_total";
+
+/// Label naming a leader-elected loop; bounded by the code.
+pub const LABEL_LOOP: &str = "loop";
 
 /// Counter: handler runs that panicked; each is a failed attempt (retried, then parked). Label:
 /// `consumer`.
@@ -156,13 +161,10 @@ fn describe() {
         TASK_DEATHS_TOTAL,
         "Vital tasks that ended before shutdown (the process is then not live)."
     );
-    describe_gauge!(
-        RELAY_LEADER,
-        "1 while this process is the relay leader, else 0."
-    );
+    describe_gauge!(LEADER, "1 while this process leads the loop, else 0.");
     describe_counter!(
-        RELAY_PANICS_TOTAL,
-        "Relay terms that ended in a panic; the relay leads again after each."
+        LEADER_PANICS_TOTAL,
+        "Terms of a leader-elected loop that ended in a panic; it competes again after each."
     );
 }
 
@@ -204,8 +206,10 @@ mod tests {
             RELAY_PUBLISHED_TOTAL,
             RELAY_REPUBLISHED_TOTAL,
             DEAD_LETTERS_TOTAL,
-            RELAY_LEADER,
-            RELAY_PANICS_TOTAL,
+            LEADER,
+            LEADER_PANICS_TOTAL,
+            HANDLER_PANICS_TOTAL,
+            TASK_DEATHS_TOTAL,
         ];
         for name in names {
             assert!(name.starts_with("quorum_"), "{name}");
