@@ -69,7 +69,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
                     continue;
                 }
                 if stepped.held {
-                    wake.held();
+                    wake.held(stepped.applied > 0);
                 } else {
                     wake.caught_up();
                 }
@@ -79,7 +79,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
                 reader = None;
                 writer = None;
                 seen = None;
-                wake.held();
+                wake.held(false);
             }
         }
         let notified = async {

@@ -17,8 +17,11 @@ const PACE: Duration = Duration::from_millis(2);
 /// says whether committed events are held behind the watermark ([`crate::Committed::held`]): an
 /// older transaction still runs, and it may end without notifying (any write holds the watermark,
 /// not only an append). Then the reader reads again soon, backing off from 1 ms to the poll
-/// interval while the same transaction keeps it waiting. Otherwise it has read everything
-/// committed, and waits for the next notification, polling only in case the listener was lost.
+/// interval while its reads make no progress (the same transaction keeps it waiting); a read that
+/// took events starts the backoff again at 1 ms, since under steady load some transaction is
+/// nearly always running and every read sees events held by a different one. Otherwise it has
+/// read everything committed, and waits for the next notification, polling only in case the
+/// listener was lost.
 pub struct Wake {
     poll: Duration,
     retry: Option<Duration>,
@@ -54,9 +57,14 @@ impl Wake {
         })
     }
 
-    /// The last read saw events held behind the watermark.
-    pub fn held(&mut self) {
-        self.retry.get_or_insert(Duration::from_millis(1));
+    /// The last read saw events held behind the watermark; `progressed` when it took events all
+    /// the same.
+    pub fn held(&mut self, progressed: bool) {
+        if progressed {
+            self.retry = Some(Duration::from_millis(1));
+        } else {
+            self.retry.get_or_insert(Duration::from_millis(1));
+        }
     }
 
     /// The last read took everything committed.
@@ -88,16 +96,22 @@ mod tests {
             Duration::from_millis(10),
             "idle: the poll interval"
         );
-        w.held();
+        w.held(false);
         let mut waits = vec![];
         for _ in 0..6 {
             waits.push(w.wait().as_millis() as u64);
-            w.held(); // still held: the backoff goes on
+            w.held(false); // still held, nothing read: the backoff goes on
         }
         assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
+        w.held(true);
+        assert_eq!(
+            w.wait(),
+            Duration::from_millis(1),
+            "a read that took events reads again soon, however long the backoff had grown"
+        );
         w.caught_up();
         assert_eq!(w.wait(), Duration::from_millis(10), "caught up: poll");
-        w.held();
+        w.held(false);
         assert_eq!(w.wait(), Duration::from_millis(1), "held anew: soon");
     }
 

@@ -147,6 +147,7 @@ impl Pump {
         let read =
             EventStore::read_committed_for_relay(conn, self.read, self.config.batch_size).await?;
         let full = read.events.len() as i64 == self.config.batch_size;
+        let progressed = !read.events.is_empty();
         if let Some(previous) = self.inflight.take() {
             self.settle(conn, previous).await?;
         }
@@ -161,7 +162,7 @@ impl Pump {
             self.settle(conn, sent).await?;
         }
         if read.held {
-            wake.held();
+            wake.held(progressed);
         } else {
             wake.caught_up();
         }
