@@ -55,6 +55,7 @@ pub struct Stack {
     bin: PathBuf,
     scratch: PathBuf,
     hosts: Hosts,
+    started: std::time::Instant,
 }
 
 /// A process started from a [`ProcessSpec`].
@@ -92,7 +93,13 @@ impl Stack {
             bin,
             scratch,
             hosts,
+            started: std::time::Instant::now(),
         })
+    }
+
+    /// Time since the servers were up (the binaries built), for the test's log.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Starts `spec` as a process of its own.
@@ -322,12 +329,23 @@ pub async fn answer_a_query(
     audit: &str,
     key: &str,
 ) -> anyhow::Result<()> {
-    let submitted = client
-        .post(format!("{ingest}/v1/queries"))
-        .bearer_auth(key)
-        .json(&json!({"question": "What is the capital of France?"}))
-        .send()
-        .await?;
+    // With an idempotency key, as a careful client sends it: a retry after a connection that
+    // failed before the answer names the same query.
+    let submit = || {
+        client
+            .post(format!("{ingest}/v1/queries"))
+            .bearer_auth(key)
+            .header("Idempotency-Key", "deploy-stack-1")
+            .json(&json!({"question": "What is the capital of France?"}))
+            .send()
+    };
+    let submitted = match submit().await {
+        Err(e) if e.is_connect() || e.is_request() => {
+            eprintln!("submit failed ({e:#}), once more");
+            submit().await?
+        }
+        other => other?,
+    };
     ensure!(submitted.status() == 202, "submit: {}", submitted.status());
     let submitted: Value = submitted.json().await?;
     let id = submitted["query_id"]

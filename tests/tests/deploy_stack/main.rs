@@ -57,6 +57,7 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
     for process in &mut running {
         process.healthy(&client).await?;
     }
+    eprintln!("healthy after {:?}", stack.age());
     // `docker compose run --rm migrate quorum keys create …`
     let key = stack
         .run_to_end(&file.spec("migrate", Some(&KEY_ARGS))?)
@@ -65,10 +66,8 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
     let ingest = find(&running, "ingest")?.url(8080, "")?;
     let audit = find(&running, "audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key).await?;
-    for process in running.into_iter().rev() {
-        process.stop().await?;
-    }
-    Ok(())
+    eprintln!("answered after {:?}", stack.age());
+    stop_all(running).await
 }
 
 #[tokio::test]
@@ -103,6 +102,7 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
     for process in &mut running {
         process.healthy(&client).await?;
     }
+    eprintln!("healthy after {:?}", stack.age());
     // `kubectl exec deploy/quorum-ingest -- quorum keys create …`: the container's environment,
     // no entrypoint.
     let mut keys = rendered.spec("Deployment", "quorum-ingest")?;
@@ -112,6 +112,7 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
     let ingest = find(&running, "quorum-ingest")?.url(8080, "")?;
     let audit = find(&running, "quorum-audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key).await?;
+    eprintln!("answered after {:?}", stack.age());
     // KEDA would find every consumer its ScaledObjects name, on the streams the services made.
     let js = async_nats::jetstream::new(async_nats::connect(stack.nats.url()).await?);
     for (stream, consumer) in rendered.scaled_consumers()? {
@@ -123,10 +124,16 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
                 format!("a ScaledObject names {stream}/{consumer}, which no service made")
             })?;
     }
-    for process in running.into_iter().rev() {
-        process.stop().await?;
-    }
-    Ok(())
+    stop_all(running).await
+}
+
+/// SIGTERM to every process at once, as `docker compose down` and a namespace's deletion do; each
+/// must exit cleanly within its own grace period.
+async fn stop_all(running: Vec<Running>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let stopped = futures::future::join_all(running.into_iter().map(Running::stop)).await;
+    eprintln!("stopped in {:?}", started.elapsed());
+    stopped.into_iter().collect()
 }
 
 fn find<'a>(running: &'a [Running], name: &str) -> anyhow::Result<&'a Running> {
