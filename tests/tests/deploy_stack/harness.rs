@@ -314,6 +314,12 @@ impl Running {
         }
     }
 
+    /// SIGKILL, as a crash or the OOM killer would.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
     fn output(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();

@@ -3,6 +3,8 @@
 //! process exactly as the file says (command, environment, mounts, health checks), against this
 //! test's nats-server and Postgres; each waited healthy, a question answered end to end, the
 //! consensus found in the audit chain, and each process stopped cleanly within its grace period.
+//! `replicas` scales the compose services out and kills one replica of each under a stream of
+//! queries.
 //! No Docker engine or cluster runs here: what the container runtime would add (the image's
 //! filesystem, networking) is what these tests cannot show; `scripts/check-deploy.sh` validates
 //! the files against their schemas.
@@ -10,6 +12,7 @@
 mod compose;
 mod harness;
 mod k8s;
+mod replicas;
 
 use std::collections::BTreeSet;
 
@@ -129,14 +132,14 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
 
 /// SIGTERM to every process at once, as `docker compose down` and a namespace's deletion do; each
 /// must exit cleanly within its own grace period.
-async fn stop_all(running: Vec<Running>) -> anyhow::Result<()> {
+pub(crate) async fn stop_all(running: Vec<Running>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let stopped = futures::future::join_all(running.into_iter().map(Running::stop)).await;
     eprintln!("stopped in {:?}", started.elapsed());
     stopped.into_iter().collect()
 }
 
-fn find<'a>(running: &'a [Running], name: &str) -> anyhow::Result<&'a Running> {
+pub(crate) fn find<'a>(running: &'a [Running], name: &str) -> anyhow::Result<&'a Running> {
     running
         .iter()
         .find(|r| r.spec.name == name)
@@ -145,7 +148,7 @@ fn find<'a>(running: &'a [Running], name: &str) -> anyhow::Result<&'a Running> {
 
 /// `quorum keys create` prints the key alone on standard output (the rest goes to standard error,
 /// which the harness appends to the same log after it).
-fn first_line(output: &str) -> anyhow::Result<String> {
+pub(crate) fn first_line(output: &str) -> anyhow::Result<String> {
     output
         .lines()
         .map(str::trim)

@@ -1,0 +1,164 @@
+//! docker-compose.yml's services scaled out (2 ingest, 3 expert-fanout, 2 consensus, 2 audit), each
+//! replica a process of its own as `docker compose up --scale` would start it; one replica of each
+//! killed with SIGKILL while queries stream in. Every query is decided exactly once and the audit
+//! chain verifies: the leaders (relay, chainer) move, the shared consumers redeliver (ADR 23).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use quorum_testkit::wait_until;
+use serde_json::{Value, json};
+
+use crate::compose::Compose;
+use crate::harness::{Hosts, Running, Stack};
+
+const SCALE: [(&str, usize); 6] = [
+    ("ingest", 2),
+    ("expert-fanout", 3),
+    ("consensus", 2),
+    ("audit", 2),
+    ("tool-exec", 1),
+    ("dlq-replayer", 1),
+];
+/// Queries sent, a few at a time, and after how many of them one replica of each is killed.
+const QUERIES: usize = 60;
+const KILL_AFTER: usize = 20;
+
+#[tokio::test]
+async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each_is_killed()
+-> anyhow::Result<()> {
+    let file = Compose::load()?;
+    let stack = Stack::start(Hosts {
+        nats: BTreeSet::from(["nats".to_owned()]),
+        postgres: BTreeSet::from(["postgres".to_owned()]),
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    stack.run_to_end(&file.spec("migrate", None)?).await?;
+    let mut running: Vec<Running> = Vec::new();
+    for (service, replicas) in SCALE {
+        for i in 1..=replicas {
+            let mut spec = file.spec(service, None)?;
+            spec.name = format!("{service}-{i}");
+            running.push(stack.launch(&spec)?);
+        }
+    }
+    for process in &mut running {
+        process.healthy(&client).await?;
+    }
+    let args = [
+        "quorum",
+        "keys",
+        "create",
+        "--tenant",
+        "scale",
+        "--role",
+        "publisher",
+    ];
+    let key = crate::first_line(
+        &stack
+            .run_to_end(&file.spec("migrate", Some(&args))?)
+            .await?,
+    )?;
+    let ingests =
+        ["ingest-1", "ingest-2"].map(|n| crate::find(&running, n).and_then(|r| r.url(8080, "")));
+    let [first, second] = ingests;
+    let (first, second) = (first?, second?);
+
+    let mut ids = Vec::new();
+    for i in 0..QUERIES {
+        if i == KILL_AFTER {
+            // One of each scaled service, whoever leads: ingest-1 (and the relay, if it led),
+            // a fan-out, a consensus, an audit replica (and the chainer, if it led).
+            for victim in ["ingest-1", "expert-fanout-1", "consensus-1", "audit-1"] {
+                let at = running
+                    .iter()
+                    .position(|r| r.spec.name == victim)
+                    .context(victim)?;
+                running.remove(at).kill().await?;
+            }
+        }
+        // Alternate ingests while both live; the dead one's queries go to the other.
+        let ingest = if i % 2 == 0 && i < KILL_AFTER {
+            &first
+        } else {
+            &second
+        };
+        let submitted: Value = client
+            .post(format!("{ingest}/v1/queries"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", format!("scale-{i}"))
+            .json(&json!({"question": "What is the capital of France?"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        ids.push(
+            submitted["query_id"]
+                .as_str()
+                .context("a query id")?
+                .to_owned(),
+        );
+    }
+
+    let pool = quorum_event_store::pool_options(4)
+        .connect(&stack.database_url)
+        .await?;
+    let streams: Vec<String> = ids.iter().map(|id| format!("query/{id}")).collect();
+    let decided = "SELECT count(*) FROM events WHERE stream_id = ANY($1) \
+                   AND type IN ('quorum.consensus.reached', 'quorum.consensus.failed')";
+    wait_until(
+        "every query decided",
+        3 * quorum_testkit::DEADLINE,
+        || async {
+            let n: i64 = sqlx::query_scalar(decided)
+                .bind(&streams)
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (n >= QUERIES as i64).then_some(())
+        },
+    )
+    .await?;
+    // Redeliveries after the kills had time to land: still exactly one decision per query.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let per_query: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT stream_id, count(*) FROM events WHERE stream_id = ANY($1) \
+         AND type IN ('quorum.consensus.reached', 'quorum.consensus.failed') GROUP BY stream_id",
+    )
+    .bind(&streams)
+    .fetch_all(&pool)
+    .await?;
+    ensure!(
+        per_query.len() == QUERIES,
+        "{} of {QUERIES} decided",
+        per_query.len()
+    );
+    ensure!(
+        per_query.iter().all(|(_, n)| *n == 1),
+        "decided twice: {per_query:?}"
+    );
+
+    // The surviving audit replica chains everything, and the chain verifies.
+    wait_until(
+        "the decisions to be chained",
+        3 * quorum_testkit::DEADLINE,
+        || async {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_chain a JOIN events e ON e.position = a.position \
+             WHERE e.stream_id = ANY($1) AND e.type LIKE 'quorum.consensus.%'",
+            )
+            .bind(&streams)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (n >= QUERIES as i64).then_some(())
+        },
+    )
+    .await?;
+    let report = quorum_audit::verify::verify(&pool, Default::default(), |_| {}).await?;
+    ensure!(report.ok(), "{report:?}");
+    crate::stop_all(running).await
+}
