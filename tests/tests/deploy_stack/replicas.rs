@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use futures::{StreamExt as _, TryStreamExt as _};
 use quorum_testkit::wait_until;
 use serde_json::{Value, json};
 
@@ -66,42 +67,66 @@ async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each
     let [first, second] = ingests;
     let (first, second) = (first?, second?);
 
-    let mut ids = Vec::new();
-    for i in 0..QUERIES {
-        if i == KILL_AFTER {
-            // One of each scaled service, whoever leads: ingest-1 (and the relay, if it led),
-            // a fan-out, a consensus, an audit replica (and the chainer, if it led).
-            for victim in ["ingest-1", "expert-fanout-1", "consensus-1", "audit-1"] {
-                let at = running
-                    .iter()
-                    .position(|r| r.spec.name == victim)
-                    .context(victim)?;
-                running.remove(at).kill().await?;
-            }
+    let submit = |ingest: String, i: usize| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let submitted: Value = client
+                .post(format!("{ingest}/v1/queries"))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", format!("scale-{i}"))
+                .json(&json!({"question": "What is the capital of France?"}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            anyhow::Ok(
+                submitted["query_id"]
+                    .as_str()
+                    .context("a query id")?
+                    .to_owned(),
+            )
         }
-        // Alternate ingests while both live; the dead one's queries go to the other.
-        let ingest = if i % 2 == 0 && i < KILL_AFTER {
-            &first
-        } else {
-            &second
-        };
-        let submitted: Value = client
-            .post(format!("{ingest}/v1/queries"))
-            .bearer_auth(&key)
-            .header("Idempotency-Key", format!("scale-{i}"))
-            .json(&json!({"question": "What is the capital of France?"}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        ids.push(
-            submitted["query_id"]
-                .as_str()
-                .context("a query id")?
-                .to_owned(),
-        );
+    };
+    // Both ingests take the first queries; then, while the rest stream into the second one, one
+    // replica of each scaled service dies: ingest-1 (with the relay, if it led), a fan-out, a
+    // consensus, an audit replica (with the chainer, if it led).
+    let first_part = (0..KILL_AFTER).map(|i| {
+        submit(
+            if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            },
+            i,
+        )
+    });
+    let mut ids = futures::future::try_join_all(first_part).await?;
+    let mut victims = Vec::new();
+    for victim in ["ingest-1", "expert-fanout-1", "consensus-1", "audit-1"] {
+        let at = running
+            .iter()
+            .position(|r| r.spec.name == victim)
+            .context(victim)?;
+        victims.push(running.remove(at));
     }
+    let rest = futures::stream::iter((KILL_AFTER..QUERIES).map(|i| submit(second.clone(), i)))
+        .buffer_unordered(8)
+        .try_collect::<Vec<String>>();
+    let kills = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for victim in victims {
+            victim.kill().await?;
+        }
+        anyhow::Ok(())
+    };
+    let (rest, killed) = tokio::join!(rest, kills);
+    killed?;
+    ids.extend(rest?);
+    ensure!(
+        ids.iter().collect::<BTreeSet<_>>().len() == QUERIES,
+        "{QUERIES} distinct queries"
+    );
 
     let pool = quorum_event_store::pool_options(4)
         .connect(&stack.database_url)
