@@ -419,6 +419,25 @@ async fn binaries() -> anyhow::Result<PathBuf> {
         .to_path_buf();
     let target = dir.parent().context("no target directory")?;
     let mut cmd = Command::new(env!("CARGO"));
+    // Without what cargo and nextest set for a running test (this package's name and directory):
+    // build scripts such as ring's watch those variables, and different values would rebuild
+    // them, and everything above them, in another build than the one the test run made.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let runner = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "NEXTEST",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key);
+        if runner {
+            cmd.env_remove(&*key);
+        }
+    }
     cmd.args([
         "build",
         "--workspace",
