@@ -50,13 +50,19 @@ impl Election {
     {
         let role = self.role;
         let mut backoff = self.retry;
+        // Whether the last term ended by letting go: a loop that leads again at once (the pump,
+        // between jobs) says so once, not at every term.
+        let mut let_go = false;
         while !shutdown.is_cancelled() {
             match self.try_lock(&pool).await {
                 Ok(Some(conn)) => {
-                    info!(role, "leading");
+                    if !let_go {
+                        info!(role, "leading");
+                    }
                     ::metrics::gauge!(names::LEADER, names::LABEL_LOOP => role).set(1.0);
                     let ended = tokio::spawn(term(conn)).await;
                     ::metrics::gauge!(names::LEADER, names::LABEL_LOOP => role).set(0.0);
+                    let_go = matches!(ended, Ok(Ok(())));
                     match ended {
                         Ok(Ok(())) => backoff = self.retry,
                         Ok(Err(e)) => {
@@ -75,8 +81,9 @@ impl Election {
                         }
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => let_go = false,
                 Err(e) => {
+                    let_go = false;
                     warn!(role, error = %e, "cannot try the leader lock");
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
