@@ -121,12 +121,62 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The W3C trace context of the request, carried into the events it creates.
+///
+/// Only a well-formed context is taken (W3C Trace Context: a version-00 `traceparent`, a
+/// `tracestate` of at most 512 printable characters); anything else is ignored, as the
+/// recommendation asks, and the event starts a trace of its own. These values are copied into
+/// events after their attributes were checked, so they must never carry what an attribute may not.
 fn trace_context(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(parent) = get("traceparent").filter(|p| is_traceparent(p)) else {
+        return (None, None);
     };
-    (get("traceparent"), get("tracestate"))
+    let state = get("tracestate")
+        .filter(|s| s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    (Some(parent.to_owned()), state)
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0'))
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_well_formed_trace_context_is_taken() {
+        let ctx = |parent: &str, state: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("traceparent", parent.parse().unwrap());
+            h.insert("tracestate", state.parse().unwrap());
+            trace_context(&h)
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            ctx(good, "congo=t61rcWkgMzE"),
+            (Some(good.into()), Some("congo=t61rcWkgMzE".into()))
+        );
+        for bad in [
+            "00\tx",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(ctx(bad, "a=b"), (None, None), "{bad:?}");
+        }
+        assert_eq!(ctx(good, &"x".repeat(600)), (Some(good.into()), None));
+        assert_eq!(ctx(good, "a=b\tc"), (Some(good.into()), None));
+    }
 }

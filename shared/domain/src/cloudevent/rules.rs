@@ -125,7 +125,9 @@ fn bounded(event: &Event) -> Result<(), CeError> {
     Ok(())
 }
 
-/// At most `max` bytes, and no control character.
+/// At most `max` bytes, no control character, and no whitespace at either end: attributes travel
+/// as NATS header lines, whose values clients trim, so `" 1"` would reach consumers as `"1"` and a
+/// type of spaces as an empty one.
 pub(crate) fn header_safe(name: &str, value: &str, max: usize) -> Result<(), CeError> {
     if value.len() > max {
         return Err(CeError::new(
@@ -140,6 +142,12 @@ pub(crate) fn header_safe(name: &str, value: &str, max: usize) -> Result<(), CeE
                 "contains a control character (U+{:04X}) at byte {at}; attributes travel as header lines",
                 c as u32
             ),
+        ));
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Err(CeError::new(
+            name,
+            "starts or ends with whitespace; attributes travel as header lines, whose values are trimmed",
         ));
     }
     Ok(())
@@ -180,14 +188,23 @@ pub(crate) fn dataschema(value: &str) -> Result<(), CeError> {
 
 /// RFC 3339, with seconds and an offset (`Z` or `±hh:mm`).
 pub(crate) fn time(value: &str) -> Result<DateTime<Utc>, CeError> {
-    DateTime::parse_from_rfc3339(value)
+    let utc = DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
             CeError::new(
                 "time",
                 format!("not an RFC 3339 timestamp ({value:?}): {e}"),
             )
-        })
+        })?;
+    // Stored and sent in UTC: an offset that moves the year out of 0000-9999 would be written as
+    // `+10000-…` or `-0001-…`, which is not RFC 3339 and no consumer could read back.
+    if !(0..=9999).contains(&chrono::Datelike::year(&utc)) {
+        return Err(CeError::new(
+            "time",
+            format!("{value:?} is outside years 0000-9999 in UTC"),
+        ));
+    }
+    Ok(utc)
 }
 
 /// RFC 2046: `type/subtype`, then `; name=value` parameters.
@@ -362,9 +379,21 @@ mod tests {
             "2018-04-05T18:31:00X",
             "2018-04-05T18:31:00+25:00",
             "2018-04-05T18:31:00+05",
+            // Valid as written, but not in UTC, where it is stored and sent.
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+01:00",
         ] {
             assert!(time(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn attributes_with_whitespace_at_either_end_are_refused() {
+        for bad in [" 1", "1 ", " ", "\u{a0}x"] {
+            let e = header_safe("id", bad, 100).unwrap_err();
+            assert_eq!(e.attribute, "id");
+        }
+        assert!(header_safe("id", "a b", 100).is_ok(), "inside is fine");
     }
 
     #[test]
