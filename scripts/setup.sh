@@ -168,4 +168,12 @@ else
   fi
 fi
 # --- end of deployment validators ------------------------------------------------------------------
+# cargo-fuzz, for scripts/fuzz.sh (pinned; libfuzzer-sys builds libFuzzer with the machine's g++)
+CARGO_FUZZ_VERSION=0.13.2
+if cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz ${CARGO_FUZZ_VERSION}"; then
+  say "cargo-fuzz ${CARGO_FUZZ_VERSION} present"
+else
+  say "installing cargo-fuzz ${CARGO_FUZZ_VERSION}"
+  cargo install cargo-fuzz --version "${CARGO_FUZZ_VERSION}" --locked
+fi
 say "ready"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check CI runs: formatting, clippy, and all tests (against real nats-server and Postgres
-# processes the tests start on free ports).
+# Every check CI runs: formatting, clippy, the deployment files' validators, all tests (against
+# real nats-server and Postgres processes the tests start on free ports), and a bounded pass of
+# every fuzz target (FUZZ_SECONDS each, 60 by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -9,3 +10,4 @@ scripts/check-deploy.sh
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 cargo nextest run --workspace --locked --no-fail-fast --profile "$profile"
+scripts/fuzz.sh

@@ -156,15 +156,9 @@ fn binary(headers: &http::HeaderMap, body: Bytes) -> Option<Event> {
     .ok()
 }
 
-/// Mirrors `inherit_trace` and `trace_context` of `services/ingest/src/http`.
+/// Mirrors `inherit_trace` of `services/ingest/src/http`, with ingest's own `trace_context`.
 fn inherit_trace(headers: &http::HeaderMap, events: &mut [Event]) {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (traceparent, tracestate) = (get("traceparent"), get("tracestate"));
+    let (traceparent, tracestate) = quorum_ingest::http::trace_context(headers);
     let Some(traceparent) = traceparent else {
         return;
     };

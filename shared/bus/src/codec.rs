@@ -270,10 +270,16 @@ fn decode_binary(h: &HeaderMap, payload: &Bytes) -> Result<Event, DecodeError> {
     Ok(event)
 }
 
+/// An RFC 3339 time whose UTC year is 0000-9999: the time is sent in UTC, and a year outside
+/// those would be written in a form no consumer reads back.
 fn parse_time(t: &str) -> Result<DateTime<Utc>, DecodeError> {
-    DateTime::parse_from_rfc3339(t)
+    let utc = DateTime::parse_from_rfc3339(t)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| invalid("time", e))
+        .map_err(|e| invalid("time", e))?;
+    if !(0..=9999).contains(&chrono::Datelike::year(&utc)) {
+        return Err(invalid("time", "outside years 0000-9999 in UTC"));
+    }
+    Ok(utc)
 }
 
 /// The headers as a JSON object of name to list of values (for dead letters and inspection).

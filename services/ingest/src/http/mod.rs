@@ -126,7 +126,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 /// `tracestate` of at most 512 printable characters); anything else is ignored, as the
 /// recommendation asks, and the event starts a trace of its own. These values are copied into
 /// events after their attributes were checked, so they must never carry what an attribute may not.
-fn trace_context(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+pub fn trace_context(headers: &HeaderMap) -> (Option<String>, Option<String>) {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(parent) = get("traceparent").filter(|p| is_traceparent(p)) else {
         return (None, None);
