@@ -37,7 +37,10 @@ pub enum Bench {
     Consensus(ConsensusBenchArgs),
     /// An OpenAI-compatible endpoint answering at once, which `bench pipeline --experts openai`
     /// starts as a process of its own.
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  quorum bench openai-stub --listen 127.0.0.1:0"
+    )]
     OpenaiStub(StubArgs),
 }
 

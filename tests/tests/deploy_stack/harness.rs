@@ -380,8 +380,9 @@ pub async fn answer_a_query(
     .await?;
     ensure!(view["status"] == "reached", "{view}");
     ensure!(view["consensus"]["answer"] == "Paris", "{view}");
+    // Two agreeing experts decide; the third may answer later (recorded as late).
     ensure!(
-        view["experts"].as_object().map(|e| e.len()) == Some(3),
+        view["experts"].as_object().map(|e| e.len()) >= Some(2),
         "{view}"
     );
     let export = format!("{audit}/v1/audit/export?correlation_id={id}");
