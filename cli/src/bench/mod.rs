@@ -6,6 +6,7 @@ mod closed;
 pub mod codec;
 pub mod consensus;
 pub mod ingest;
+pub mod open_loop;
 pub mod pipeline;
 mod raw;
 pub mod stats;
