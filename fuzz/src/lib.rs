@@ -22,10 +22,9 @@
 //! mirrored here; each mirror names what it copies, so that a change there is followed here.
 
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::sync::LazyLock;
 
-use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use async_nats::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use quorum_domain::{Event, StreamId, TenantId, cloudevent};
 use quorum_ingest::accept::{self, Bounds};
@@ -53,188 +52,11 @@ fn bounds(max_message_bytes: usize) -> Bounds {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// HTTP
+mod http_request;
+mod nats_message;
 
-/// The three ways `POST /v1/events` takes events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Binary,
-    Structured,
-    Batch,
-}
-
-/// A request as fuzz input: header lines `name: value` (ending in LF or CRLF), an empty line, the
-/// body. `None` when hyper would refuse the request before ingest sees it: a header name that is
-/// not a token, a value with a byte HTTP does not allow (httparse and `http::HeaderValue` take
-/// the same set: HTAB, SP, visible ASCII, 0x80-0xFF).
-pub fn request(input: &[u8]) -> Option<(http::HeaderMap, Bytes)> {
-    let mut headers = http::HeaderMap::new();
-    let mut rest = input;
-    loop {
-        let (line, after) = match rest.iter().position(|&b| b == b'\n') {
-            Some(at) => (&rest[..at], &rest[at + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = after;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let colon = line.iter().position(|&b| b == b':')?;
-        let name = http::HeaderName::from_bytes(&line[..colon]).ok()?;
-        let value = line[colon + 1..].trim_ascii();
-        headers.append(name, http::HeaderValue::from_bytes(value).ok()?);
-        if rest.is_empty() {
-            break;
-        }
-    }
-    Some((headers, Bytes::copy_from_slice(rest)))
-}
-
-/// The mode ingest reads from a request's headers, `None` for a 415. Mirrors `mode` and
-/// `media_type` of `services/ingest/src/http`.
-pub fn mode(headers: &http::HeaderMap) -> Option<Mode> {
-    let media = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match media.as_deref() {
-        Some("application/cloudevents+json") => Some(Mode::Structured),
-        Some("application/cloudevents-batch+json") => Some(Mode::Batch),
-        Some(m) if m.starts_with("application/cloudevents") => None,
-        _ if headers.contains_key("ce-specversion") => Some(Mode::Binary),
-        _ => None,
-    }
-}
-
-/// The events of a request, as `POST /v1/events` parses them before its checks: `None` if the
-/// request is refused or is not of `expected` mode. Mirrors `post` of
-/// `services/ingest/src/http/events.rs` up to `accept::from_upstream`.
-pub fn http_events(expected: Mode, input: &[u8]) -> Option<Vec<Event>> {
-    let (headers, body) = request(input)?;
-    if mode(&headers)? != expected {
-        return None;
-    }
-    let mut events = match expected {
-        Mode::Structured => vec![cloudevent::parse_structured(&body).ok()?],
-        Mode::Batch => cloudevent::parse_batch(&body).ok()?,
-        Mode::Binary => vec![binary(&headers, body)?],
-    };
-    if events.len() > MAX_BATCH_EVENTS {
-        return None;
-    }
-    inherit_trace(&headers, &mut events);
-    Some(events)
-}
-
-/// Mirrors `binary` of `services/ingest/src/http/events.rs`.
-fn binary(headers: &http::HeaderMap, body: Bytes) -> Option<Event> {
-    let mut attributes = Vec::new();
-    for (name, value) in headers {
-        let Some(attribute) = name.as_str().strip_prefix("ce-") else {
-            continue;
-        };
-        let raw = value.to_str().ok()?;
-        let value = cloudevent::decode_http_header_value(raw).ok()?;
-        attributes.push((attribute.to_owned(), value));
-    }
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    cloudevent::parse_binary(
-        attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        content_type,
-        body,
-    )
-    .ok()
-}
-
-/// Mirrors `inherit_trace` of `services/ingest/src/http`, with ingest's own `trace_context`.
-fn inherit_trace(headers: &http::HeaderMap, events: &mut [Event]) {
-    let (traceparent, tracestate) = quorum_ingest::http::trace_context(headers);
-    let Some(traceparent) = traceparent else {
-        return;
-    };
-    for e in events.iter_mut().filter(|e| e.traceparent.is_none()) {
-        e.traceparent = Some(traceparent.clone());
-        e.tracestate.clone_from(&tracestate);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// NATS
-
-/// A message as fuzz input: a header block (`NATS/1.0` … an empty line, as an `HMSG` carries it)
-/// then the payload, or with no header block, the payload alone (a `MSG`). `None` when async-nats
-/// would not hand the message to a consumer.
-pub fn nats_message(input: &[u8]) -> Option<(Option<HeaderMap>, Bytes)> {
-    if !input.starts_with(b"NATS/1.0") {
-        return Some((None, Bytes::copy_from_slice(input)));
-    }
-    let end = input.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let headers = parse_header_block(&input[..end])?;
-    Some((Some(headers), Bytes::copy_from_slice(&input[end..])))
-}
-
-/// A header block as async-nats 0.51 parses what it receives (`Connection::try_read_op`, `HMSG`).
-/// `None` where it returns an error (not UTF-8, no version line, a line without `:`, an invalid
-/// name). A status after `NATS/1.0` is ignored: a publisher's status line on a message in a stream
-/// reaches the pull consumer as an ordinary message (seen with nats-server 2.15.1).
-///
-/// One departure: where a value holds a CR that is not at its end, async-nats panics
-/// (`HeaderValue: From<String>` asserts), killing the client's connection task; upstream knows
-/// (nats-io/nats.rs pull request 1612). Here that message is dropped instead, so the fuzzer goes on
-/// to what Quorum's own code does.
-pub fn parse_header_block(block: &[u8]) -> Option<HeaderMap> {
-    let mut lines = std::str::from_utf8(block).ok()?.lines().peekable();
-    let version_line = lines.next()?;
-    version_line.strip_prefix("NATS/1.0")?;
-    let mut headers = HeaderMap::new();
-    while let Some(line) = lines.next() {
-        if line.is_empty() {
-            continue;
-        }
-        let (name, value) = line.split_once(':')?;
-        let name = HeaderName::from_str(name).ok()?;
-        let mut value = value.trim_start().to_owned();
-        while let Some(v) = lines.next_if(|s| s.starts_with(char::is_whitespace)) {
-            value.push_str(v);
-        }
-        value.truncate(value.trim_end().len());
-        let value = HeaderValue::from_str(&value).ok()?;
-        headers.append(name, value);
-    }
-    Some(headers)
-}
-
-/// The event NATS ingest takes from a message: what the runtime's consumer decodes and hands to
-/// ingest's handler (`None` if it parks the message as undecodable).
-pub fn nats_event(headers: Option<&HeaderMap>, payload: &Bytes) -> Option<Event> {
-    quorum_bus::decode(headers, payload).ok()
-}
-
-/// A header block as async-nats serialises it (`HeaderMap::to_bytes`).
-pub fn header_block(headers: &HeaderMap) -> Vec<u8> {
-    let mut buf = b"NATS/1.0\r\n".to_vec();
-    for (name, values) in headers.iter() {
-        for v in values {
-            let name: &str = name.as_ref();
-            buf.extend_from_slice(name.as_bytes());
-            buf.extend_from_slice(b": ");
-            buf.extend_from_slice(v.as_str().as_bytes());
-            buf.extend_from_slice(b"\r\n");
-        }
-    }
-    buf.extend_from_slice(b"\r\n");
-    buf
-}
+pub use http_request::*;
+pub use nats_message::*;
 
 // ---------------------------------------------------------------------------------------------
 // Ingest's checks, and the property
