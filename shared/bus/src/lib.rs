@@ -2,6 +2,7 @@
 //! message mapping (binary mode with `ce-` headers; a structured JSON payload also decodes).
 
 mod codec;
+mod inspect;
 mod streams;
 pub mod subjects;
 
@@ -11,6 +12,7 @@ pub const STREAM_HEADER: &str = "Quorum-Stream";
 
 pub use codec::{
     DecodeError, RELAY_HEADROOM, Unpublishable, check_size, decode, encode, encode_checked,
-    headers_from_json, headers_json, message_len, relayed_len,
+    message_len, relayed_len,
 };
+pub use inspect::{headers_from_json, headers_json};
 pub use streams::{DLQ_STREAM, EVENTS_STREAM, INGEST_STREAM, StreamsError, ensure_streams};
