@@ -12,7 +12,8 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::quantity::{Quantity, dimension, quantities};
 use super::question::{QuestionTerms, picked_letter, restated};
-use super::tokens::{HEDGES, NO, Token, YES, plain, tokenize};
+use super::tokens::{Token, plain, tokenize};
+use super::words::{HEDGES, NO, YES};
 
 /// An answer, canonicalized against its question.
 #[derive(Clone, Debug, Default, PartialEq)]

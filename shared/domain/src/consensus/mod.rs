@@ -10,6 +10,7 @@ mod numbers;
 mod quantity;
 mod question;
 mod tokens;
+mod words;
 
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::tokens::{AUXILIARIES, Token, stem, tokenize};
+use super::tokens::{Token, tokenize};
+use super::words::{AUXILIARIES, stem};
 
 /// What the question says, for canonicalizing its answers.
 #[derive(Clone, Debug, Default)]
