@@ -4,10 +4,19 @@
 # every fuzz target (FUZZ_SECONDS each, 60 by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+profile=default
+if [ "${CI:-}" = "true" ]; then
+  profile=ci
+  # A fresh clone builds once: incremental state would only take disk (about 3 GB) and time.
+  export CARGO_INCREMENTAL=0
+fi
+# The free disk before each build, so that a build that runs out of it says so in the log.
+disk() { echo "disk: $(df -h --output=avail . | tail -n 1 | tr -d ' ') free before $1"; }
 cargo fmt --all --check
+disk "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/check-deploy.sh
-profile=default
-[ "${CI:-}" = "true" ] && profile=ci
+disk "the tests"
 cargo nextest run --workspace --locked --no-fail-fast --profile "$profile"
+disk "the fuzz targets"
 scripts/fuzz.sh
