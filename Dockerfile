@@ -49,7 +49,7 @@ LABEL org.opencontainers.image.title="quorum" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="docker.io/library/debian:trixie-slim"
-# ca-certificates: TLS to NATS (tls://) uses the system roots. curl: compose healthchecks.
+# ca-certificates: TLS to NATS (tls://), to https experts and tools, uses the system roots. curl: compose healthchecks.
 # tini: PID 1 that forwards signals and reaps what tool-exec's sandboxed children leave behind.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl tini \

@@ -52,7 +52,7 @@ impl Api {
     /// A client, the base URL and the key.
     pub fn connect(&self, target: &Target) -> anyhow::Result<(reqwest::Client, String, String)> {
         Ok((
-            reqwest::Client::new(),
+            quorum_http_client::client(),
             self.base_url(target)?,
             self.key(target)?,
         ))

@@ -207,7 +207,7 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
         .expect("ingest address")
         .to_owned();
     let key = std::fs::read_to_string(dir.join("api-key"))?;
-    let view: serde_json::Value = reqwest::Client::new()
+    let view: serde_json::Value = quorum_http_client::client()
         .get(format!(
             "http://{ingest}/v1/queries/{}?wait=30s",
             answered["query_id"].as_str().unwrap()
@@ -221,7 +221,7 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     assert_eq!(view["consensus"]["answer"], "Paris");
     assert_eq!(view["experts"].as_object().map(|m| m.len()), Some(3));
     // Watching a decided query: its last state, as a `decided` event, and the stream ends.
-    let watched = reqwest::Client::new()
+    let watched = quorum_http_client::client()
         .get(format!(
             "http://{ingest}/v1/queries/{}/watch",
             answered["query_id"].as_str().unwrap()

@@ -74,7 +74,7 @@ async fn stack(name: &str, broken: Arc<AtomicBool>) -> anyhow::Result<Stack> {
         env,
         shutdown,
         dlq: format!("http://{}", running.http_addr),
-        http: reqwest::Client::new(),
+        http: quorum_http_client::client(),
     })
 }
 

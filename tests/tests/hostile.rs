@@ -52,7 +52,7 @@ async fn stack() -> anyhow::Result<Stack> {
         env,
         ingest: running.http_addr,
         shutdown,
-        http: reqwest::Client::new(),
+        http: quorum_http_client::client(),
     })
 }
 

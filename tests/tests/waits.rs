@@ -79,7 +79,7 @@ async fn a_wait_and_a_watch_are_woken_by_the_consensus_not_by_a_timer() -> anyho
     )
     .await?
     .key;
-    let http = reqwest::Client::new();
+    let http = quorum_http_client::client();
     let submitted: Value = http
         .post(format!("http://{ingest}/v1/queries"))
         .bearer_auth(&key)

@@ -94,7 +94,7 @@ pub async fn run(
         .await?
         .key;
     let url = format!("http://{}/v1/events", running.http_addr);
-    let client = reqwest::Client::builder()
+    let client = quorum_http_client::builder()
         .pool_max_idle_per_host(args.clients.max(args.batch_clients) as usize)
         .build()?;
     let receiver = receive(js, &tenant).await?;

@@ -189,7 +189,7 @@ impl Pipeline {
             .key;
         Ok(Self {
             shutdown,
-            http: reqwest::Client::builder()
+            http: quorum_http_client::builder()
                 .pool_max_idle_per_host(1024)
                 .build()?,
             base: format!("http://{}", running.http_addr),
@@ -281,7 +281,7 @@ async fn bare_client(
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<LoopResult> {
-    let http = reqwest::Client::new();
+    let http = quorum_http_client::client();
     let url = format!("{base_url}/chat/completions");
     let configs: Vec<OpenAiConfig> = expert_names()
         .iter()

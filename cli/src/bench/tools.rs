@@ -96,7 +96,7 @@ pub async fn run(
 
     let http_step = json!({ "tool": "http", "args": { "method": "POST", "url": format!("http://{addr}/step") } });
     let exec_step = json!({ "tool": "exec", "args": { "program": "/bin/true" } });
-    let client = reqwest::Client::new();
+    let client = quorum_http_client::client();
     let url = format!("http://{addr}/step");
     let http = measure(pool, args.sagas, &http_step, || {
         let (client, url) = (client.clone(), url.clone());

@@ -144,7 +144,7 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
     }
     let base = service_url(target, "dlq-replayer", args.dlq_url.as_deref(), "--dlq-url")?;
     let key = args.api.key(target)?;
-    let http = reqwest::Client::new();
+    let http = quorum_http_client::client();
     let scope = [("system", args.system)];
     let get = |path: String| {
         http.get(format!("{base}{path}"))

@@ -15,3 +15,4 @@ pub mod status;
 pub mod tail;
 pub mod up;
 pub mod up_config;
+pub mod up_processes;

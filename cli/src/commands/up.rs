@@ -1,12 +1,14 @@
 //! `quorum up`: the whole stack on one machine. Without URLs it starts nats-server and Postgres as
 //! child processes with data under the data directory, migrates, creates the streams, runs the
-//! relay (and, as they land, every service) in-process, and prints where everything listens. Ctrl-C
-//! drains and stops everything; a second Ctrl-C exits at once.
+//! relay and every service (in this process, or with `--processes` each as its own, as
+//! docker-compose.yml does), and prints where everything listens. Ctrl-C drains and stops
+//! everything; a second Ctrl-C exits at once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::up_config::UpConfig;
+use anyhow::Context as _;
 use quorum_runtime::{Readiness, Shutdown, admin, metrics};
 use tracing::info;
 
@@ -27,6 +29,18 @@ pub struct UpArgs {
     /// Once up, ask the experts this question and show the answer (the stack keeps running).
     #[arg(long)]
     pub ask: Option<String>,
+    /// Run every service as its own OS process (the `quorum-<service>` binaries beside this
+    /// one), with the variables docker-compose.yml sets; their logs go to <data dir>/logs/.
+    #[arg(long)]
+    pub processes: bool,
+}
+
+/// Where the stack's APIs listen, however its services run.
+struct Running {
+    services: Vec<ServiceAddr>,
+    ingest: SocketAddr,
+    audit: SocketAddr,
+    dlq: SocketAddr,
 }
 
 pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
@@ -69,58 +83,29 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(client.clone());
     quorum_bus::ensure_streams(&js).await?;
 
-    let readiness = Readiness::new();
-    readiness.add_nats("nats", client);
-    readiness.add_postgres("postgres", pool.clone());
-    let listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
-    let admin_addr = listener.local_addr()?;
-    shutdown.spawn(admin::serve(
-        listener,
-        readiness.clone(),
-        metrics::install_recorder(),
-        shutdown.token(),
-    ));
-    shutdown.spawn(quorum_relay::run(
-        pool.clone(),
-        js.clone(),
-        config.relay.clone(),
-        shutdown.token(),
-    ));
-    let mut ingest = config.ingest.clone();
-    ingest.common.nats_url = nats_url.clone();
-    ingest.common.database_url = database_url.clone();
-    ingest.run_relay = false;
-    let ingest = quorum_ingest::start(&ingest, &shutdown, &readiness).await?;
+    let urls = super::up_processes::Urls {
+        nats: nats_url.clone(),
+        database: database_url.clone(),
+    };
+    let running = if args.processes {
+        let bin_dir = std::env::current_exe()?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let plans = super::up_processes::plans(&config, &urls, &target.data_dir, &bin_dir)?;
+        eprintln!("starting {} service processes", plans.len());
+        let services = super::up_processes::start(
+            plans,
+            &target.data_dir.join("logs"),
+            &shutdown,
+            config.shutdown_grace,
+        )
+        .await?;
+        Running::from_services(services)?
+    } else {
+        in_process(&config, &urls, pool.clone(), client, &shutdown).await?
+    };
     let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
-    quorum_expert_fanout::start(
-        pool.clone(),
-        js.clone(),
-        config.experts.clone(),
-        &shutdown,
-        &readiness,
-    );
-    quorum_consensus::start(
-        pool.clone(),
-        js.clone(),
-        names.clone(),
-        quorum_consensus::Methods {
-            judge: config.judge.clone(),
-            embeddings: config.embeddings.clone(),
-        },
-        &shutdown,
-        &readiness,
-    );
-    let audit = quorum_audit::start(&config.audit, pool.clone(), &shutdown, &readiness).await?;
-    let dlq =
-        quorum_dlq_replayer::start(&config.dlq, pool.clone(), js.clone(), &shutdown, &readiness)
-            .await?;
-    quorum_tool_exec::start(
-        &config.tool_exec,
-        pool.clone(),
-        js.clone(),
-        &shutdown,
-        &readiness,
-    );
     let api_key = match &local {
         Some(_) => Some(dev_key(&pool, &target.data_dir).await?),
         None => None,
@@ -135,69 +120,19 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(std::path::absolute)
             .transpose()?,
-        services: vec![
-            ServiceAddr {
-                name: "relay".into(),
-                http: None,
-                admin: Some(admin_addr),
-            },
-            ServiceAddr {
-                name: "ingest".into(),
-                http: Some(ingest.http_addr),
-                admin: Some(admin_addr),
-            },
-            ServiceAddr {
-                name: "expert-fanout".into(),
-                http: None,
-                admin: Some(admin_addr),
-            },
-            ServiceAddr {
-                name: "consensus".into(),
-                http: None,
-                admin: Some(admin_addr),
-            },
-            ServiceAddr {
-                name: "tool-exec".into(),
-                http: None,
-                admin: Some(admin_addr),
-            },
-            ServiceAddr {
-                name: "audit".into(),
-                http: Some(audit.http_addr),
-                admin: Some(admin_addr),
-            },
-            ServiceAddr {
-                name: "dlq-replayer".into(),
-                http: Some(dlq.http_addr),
-                admin: Some(admin_addr),
-            },
-        ],
+        services: running.services.clone(),
     };
     // 0600: it names the servers and their URLs, which a local Postgres URL may carry a
     // password in.
     crate::stack::write_stack_file(&target.stack_file(), &stack)?;
-    let mut banner = format!(
-        "quorum is up\n  nats      {nats_url}\n  postgres  {}\n  \
-         ingest    http://{}  (/v1/events /v1/queries /openapi.json)\n  \
-         audit     http://{}  (/v1/audit/export /openapi.json)\n  \
-         dlq       http://{}  (/v1/dead-letters /v1/replays/{{job}} /openapi.json)\n  \
-         admin     http://{admin_addr}  (/livez /readyz /metrics)\n",
-        redact(&database_url),
-        ingest.http_addr,
-        audit.http_addr,
-        dlq.http_addr,
-    );
-    if let Some(path) = &api_key {
-        banner.push_str(&format!(
-            "  api key   {}  (tenant {DEV_TENANT}, every role; quorum commands use it)\n",
-            path.display()
-        ));
+    let banner = Banner {
+        nats_url: &nats_url,
+        database_url: &database_url,
+        api_key: api_key.as_deref(),
+        experts: &names,
+        logs: args.processes.then(|| target.data_dir.join("logs")),
     }
-    banner.push_str(&format!(
-        "  stack     {}\n  experts   {}\npress Ctrl-C to stop",
-        target.stack_file().display(),
-        names.join(", ")
-    ));
+    .render(&running, &target.stack_file());
     // The stack serves whether or not anyone reads the banner: a closed standard output
     // (`quorum up | head -3`) must not take the services down with it.
     if let Err(error) = outln!("{banner}") {
@@ -205,7 +140,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     }
     if let (Some(question), Some(key)) = (&args.ask, &api_key) {
         let api = crate::api::Api {
-            ingest_url: Some(format!("http://{}", ingest.http_addr)),
+            ingest_url: Some(format!("http://{}", running.ingest)),
             api_key: Some(std::fs::read_to_string(key)?.trim().to_owned()),
         };
         let ask = super::ask::AskArgs::question(question.clone(), api);
@@ -225,6 +160,162 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     drained?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// What `up` prints once the stack serves.
+struct Banner<'a> {
+    nats_url: &'a str,
+    database_url: &'a str,
+    api_key: Option<&'a std::path::Path>,
+    experts: &'a [String],
+    /// Where the service processes log, when they are processes.
+    logs: Option<PathBuf>,
+}
+
+impl Banner<'_> {
+    fn render(&self, running: &Running, stack_file: &std::path::Path) -> String {
+        let mut out = format!(
+            "quorum is up\n  nats      {}\n  postgres  {}\n  \
+             ingest    http://{}  (/v1/events /v1/queries /openapi.json)\n  \
+             audit     http://{}  (/v1/audit/export /openapi.json)\n  \
+             dlq       http://{}  (/v1/dead-letters /v1/replays/{{job}} /openapi.json)\n",
+            self.nats_url,
+            redact(self.database_url),
+            running.ingest,
+            running.audit,
+            running.dlq,
+        );
+        // One admin server in-process; one per service process.
+        let admins: Vec<_> = match self.logs {
+            Some(_) => running
+                .services
+                .iter()
+                .filter(|s| s.name != "relay")
+                .collect(),
+            None => running.services.iter().take(1).collect(),
+        };
+        for service in admins {
+            if let Some(admin) = service.admin {
+                let name = if self.logs.is_some() {
+                    &service.name
+                } else {
+                    "admin"
+                };
+                out.push_str(&format!(
+                    "  {name:<9} http://{admin}  (/livez /readyz /metrics)\n"
+                ));
+            }
+        }
+        if let Some(logs) = &self.logs {
+            out.push_str(&format!("  logs      {}\n", logs.display()));
+        }
+        if let Some(path) = self.api_key {
+            out.push_str(&format!(
+                "  api key   {}  (tenant {DEV_TENANT}, every role; quorum commands use it)\n",
+                path.display()
+            ));
+        }
+        out.push_str(&format!(
+            "  stack     {}\n  experts   {}\npress Ctrl-C to stop",
+            stack_file.display(),
+            self.experts.join(", ")
+        ));
+        out
+    }
+}
+
+impl Running {
+    fn from_services(services: Vec<ServiceAddr>) -> anyhow::Result<Self> {
+        let http = |name: &str| {
+            services
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.http)
+                .with_context(|| format!("{name} has no HTTP address"))
+        };
+        Ok(Self {
+            ingest: http("ingest")?,
+            audit: http("audit")?,
+            dlq: http("dlq-replayer")?,
+            services,
+        })
+    }
+}
+
+/// Every service in this process, sharing one pool and one NATS connection, with one admin server.
+async fn in_process(
+    config: &UpConfig,
+    urls: &super::up_processes::Urls,
+    pool: sqlx::PgPool,
+    client: async_nats::Client,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Running> {
+    let js = async_nats::jetstream::new(client.clone());
+    let readiness = Readiness::new();
+    readiness.add_nats("nats", client);
+    readiness.add_postgres("postgres", pool.clone());
+    let listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    let admin_addr = listener.local_addr()?;
+    shutdown.spawn(admin::serve(
+        listener,
+        readiness.clone(),
+        metrics::install_recorder(),
+        shutdown.token(),
+    ));
+    shutdown.spawn(quorum_relay::run(
+        pool.clone(),
+        js.clone(),
+        config.relay.clone(),
+        shutdown.token(),
+    ));
+    let mut ingest = config.ingest.clone();
+    ingest.common.nats_url = urls.nats.clone();
+    ingest.common.database_url = urls.database.clone();
+    ingest.run_relay = false;
+    let ingest = quorum_ingest::start(&ingest, shutdown, &readiness).await?;
+    let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
+    quorum_expert_fanout::start(
+        pool.clone(),
+        js.clone(),
+        config.experts.clone(),
+        shutdown,
+        &readiness,
+    );
+    quorum_consensus::start(
+        pool.clone(),
+        js.clone(),
+        names,
+        quorum_consensus::Methods {
+            judge: config.judge.clone(),
+            embeddings: config.embeddings.clone(),
+        },
+        shutdown,
+        &readiness,
+    );
+    let audit = quorum_audit::start(&config.audit, pool.clone(), shutdown, &readiness).await?;
+    let dlq =
+        quorum_dlq_replayer::start(&config.dlq, pool.clone(), js.clone(), shutdown, &readiness)
+            .await?;
+    quorum_tool_exec::start(&config.tool_exec, pool, js, shutdown, &readiness);
+    let service = |name: &str, http: Option<SocketAddr>| ServiceAddr {
+        name: name.into(),
+        http,
+        admin: Some(admin_addr),
+    };
+    Ok(Running {
+        services: vec![
+            service("relay", None),
+            service("ingest", Some(ingest.http_addr)),
+            service("expert-fanout", None),
+            service("consensus", None),
+            service("tool-exec", None),
+            service("audit", Some(audit.http_addr)),
+            service("dlq-replayer", Some(dlq.http_addr)),
+        ],
+        ingest: ingest.http_addr,
+        audit: audit.http_addr,
+        dlq: dlq.http_addr,
+    })
 }
 
 /// The tenant of the local stack's key.

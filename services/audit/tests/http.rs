@@ -49,7 +49,7 @@ async fn export_is_for_auditors_of_the_tenant_only() -> anyhow::Result<()> {
     let publisher = quorum_auth::create(&db.pool, &acme, &[Role::Publisher], None)
         .await?
         .key;
-    let http = reqwest::Client::new();
+    let http = quorum_http_client::client();
 
     assert_eq!(http.get(&base).send().await?.status(), 401);
     assert_eq!(

@@ -44,7 +44,7 @@ async fn a_burst_is_refused_with_retry_after_and_memory_stays_bounded() -> anyho
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().expect("running");
-    let http = reqwest::Client::new();
+    let http = quorum_http_client::client();
     let base = format!("http://127.0.0.1:{port}");
     wait_until("ingest to serve", DEADLINE, || async {
         http.get(format!("{base}/openapi.json"))

@@ -77,7 +77,7 @@ impl Embedder {
     pub fn new(config: EmbeddingsConfig) -> Self {
         Self {
             config,
-            http: reqwest::Client::new(),
+            http: quorum_http_client::client(),
             breaker: Breaker::new("embeddings", Default::default()),
         }
     }

@@ -36,7 +36,7 @@ impl Panel {
             experts,
             breakers,
             limits,
-            http: reqwest::Client::new(),
+            http: quorum_http_client::client(),
         }
     }
 

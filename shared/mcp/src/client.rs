@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, RequestParamsMeta};
 use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceError, ServiceExt};
 use serde::{Deserialize, Serialize};
@@ -98,7 +99,10 @@ impl McpServer {
                 (service, pid)
             }
             ServerConfig::Http { url, .. } => {
-                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+                let transport = StreamableHttpClientTransport::with_client(
+                    quorum_http_client::client(),
+                    StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+                );
                 let service = bounded(name, "connect", timeout, ().serve(transport))
                     .await?
                     .map_err(|e| connect_error(format!("{url}: {e}")))?;

@@ -3,7 +3,6 @@
 //! period. A service's `main.rs` is one call to [`main`].
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -12,6 +11,8 @@ use sqlx::PgPool;
 
 use crate::config::{CommonConfig, Validate, load_validated};
 use crate::{Readiness, Shutdown, admin, metrics, telemetry};
+
+pub mod args;
 
 /// A service's config: it embeds the [`CommonConfig`].
 pub trait ServiceConfig: DeserializeOwned + Serialize + Default + Validate {
@@ -45,24 +46,15 @@ pub async fn connect(common: &CommonConfig) -> Result<(PgPool, async_nats::Clien
     Ok((pool, nats))
 }
 
-/// Runs a service binary: `[--config <file.toml>]` (or the `<NAME>_CONFIG` variable) and
-/// `QUORUM__…` variables; `start` starts its tasks on the context's shutdown.
+/// Runs a service binary: `[--config <file.toml>]` (or the `QUORUM_<NAME>_CONFIG` variable) and
+/// `QUORUM__…` variables, which `--help` lists; `start` starts its tasks on the context's shutdown.
 pub async fn main<C, F, Fut>(name: &'static str, start: F) -> ExitCode
 where
     C: ServiceConfig,
     F: FnOnce(C, Context) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let mut args = std::env::args().skip(1);
-    let env_name = format!("QUORUM_{}_CONFIG", name.to_uppercase().replace('-', "_"));
-    let file: Option<PathBuf> = match (args.next().as_deref(), args.next()) {
-        (Some("--config"), Some(path)) => Some(path.into()),
-        (None, _) => std::env::var_os(&env_name).map(Into::into),
-        _ => {
-            eprintln!("usage: quorum-{name} [--config <file.toml>]");
-            return ExitCode::from(2);
-        }
-    };
+    let file = args::config_file::<C>(name);
     let config: C = match load_validated(file.as_deref()) {
         Ok(c) => c,
         Err(e) => {

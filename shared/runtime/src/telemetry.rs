@@ -136,6 +136,8 @@ fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telemetry
     #[cfg(feature = "otlp")]
     {
         use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig as _};
+        // The exporter builds its own reqwest client, which needs the TLS provider.
+        quorum_http_client::install_tls_provider();
         let exporter = SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)

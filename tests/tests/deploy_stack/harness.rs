@@ -334,6 +334,7 @@ pub async fn answer_a_query(
     ingest: &str,
     audit: &str,
     key: &str,
+    idempotency_key: &str,
 ) -> anyhow::Result<()> {
     // With an idempotency key, as a careful client sends it: a retry after a connection that
     // failed before the answer names the same query.
@@ -341,7 +342,7 @@ pub async fn answer_a_query(
         client
             .post(format!("{ingest}/v1/queries"))
             .bearer_auth(key)
-            .header("Idempotency-Key", "deploy-stack-1")
+            .header("Idempotency-Key", idempotency_key)
             .json(&json!({"question": "What is the capital of France?"}))
             .send()
     };
@@ -410,7 +411,7 @@ pub async fn answer_a_query(
 /// package's binaries only for that package's integration tests (dlq-replayer and expert-fanout
 /// have none), so they are built here; with every target selected, as for the tests themselves,
 /// dev-dependencies' features unify the same way and nothing the test build made is built again.
-async fn binaries() -> anyhow::Result<PathBuf> {
+pub async fn binaries() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // <target>/<profile dir>/deps/<this test>
     let dir = exe

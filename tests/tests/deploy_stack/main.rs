@@ -13,6 +13,7 @@ mod compose;
 mod harness;
 mod k8s;
 mod replicas;
+mod up_processes;
 
 use std::collections::BTreeSet;
 
@@ -40,7 +41,7 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
         postgres: BTreeSet::from(["postgres".to_owned()]),
     })
     .await?;
-    let client = reqwest::Client::new();
+    let client = quorum_http_client::client();
     let mut running: Vec<Running> = Vec::new();
     for name in file.order()? {
         let awaited = file.awaited(&name);
@@ -68,7 +69,7 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
     let key = first_line(&key)?;
     let ingest = find(&running, "ingest")?.url(8080, "")?;
     let audit = find(&running, "audit")?.url(8081, "")?;
-    answer_a_query(&client, &ingest, &audit, &key).await?;
+    answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
     eprintln!("answered after {:?}", stack.age());
     stop_all(running).await
 }
@@ -88,7 +89,7 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
         postgres: BTreeSet::from([rendered.postgres_host.clone()]),
     })
     .await?;
-    let client = reqwest::Client::new();
+    let client = quorum_http_client::client();
     // The kubelet starts everything at once: the Job migrates while the services start (they
     // migrate too, under the same lock).
     let job = rendered.spec("Job", "quorum-migrate")?;
@@ -114,7 +115,7 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
     let key = first_line(&stack.run_to_end(&keys).await?)?;
     let ingest = find(&running, "quorum-ingest")?.url(8080, "")?;
     let audit = find(&running, "quorum-audit")?.url(8081, "")?;
-    answer_a_query(&client, &ingest, &audit, &key).await?;
+    answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
     eprintln!("answered after {:?}", stack.age());
     // KEDA would find every consumer its ScaledObjects name, on the streams the services made.
     let js = async_nats::jetstream::new(async_nats::connect(stack.nats.url()).await?);

@@ -35,7 +35,7 @@ async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each
         postgres: BTreeSet::from(["postgres".to_owned()]),
     })
     .await?;
-    let client = reqwest::Client::new();
+    let client = quorum_http_client::client();
     stack.run_to_end(&file.spec("migrate", None)?).await?;
     let mut running: Vec<Running> = Vec::new();
     for (service, replicas) in SCALE {

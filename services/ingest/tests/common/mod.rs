@@ -35,7 +35,7 @@ pub async fn ingest(tune: impl FnOnce(&mut IngestConfig)) -> anyhow::Result<Inge
         db,
         addr: running.http_addr,
         shutdown,
-        http: reqwest::Client::new(),
+        http: quorum_http_client::client(),
     })
 }
 

@@ -54,7 +54,7 @@ impl HttpTool {
     pub(super) fn new(config: &HttpToolConfig) -> Self {
         let lookup = http_guard::system_lookup();
         let client = |allow_private| {
-            reqwest::Client::builder()
+            quorum_http_client::builder()
                 // No redirects: a redirect could lead off the allowlist.
                 .redirect(reqwest::redirect::Policy::none())
                 // A proxy would resolve the name itself, out of the guard's sight.

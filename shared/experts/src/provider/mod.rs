@@ -84,7 +84,16 @@ pub(crate) fn from_transport(e: reqwest::Error) -> ProviderError {
     } else {
         ErrorClass::Server
     };
-    ProviderError::new(class, e.to_string())
+    // reqwest's own message ("error sending request for url …") says nothing of why; the causes
+    // do (connection refused, an untrusted certificate), and an operator needs them.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ProviderError::new(class, message)
 }
 
 /// The default of `structured_output`: every provider that can hold a reply to a schema is asked to.

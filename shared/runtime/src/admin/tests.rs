@@ -25,7 +25,7 @@ async fn spawn_admin(readiness: Readiness) -> Admin {
     let server = tokio::spawn(serve(listener, readiness, metrics, shutdown.clone()));
     Admin {
         base,
-        http: reqwest::Client::new(),
+        http: quorum_http_client::client(),
         shutdown,
         server,
     }
