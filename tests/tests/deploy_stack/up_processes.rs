@@ -172,3 +172,50 @@ async fn quorum_up_processes_runs_each_service_as_compose_does() -> anyhow::Resu
     let _ = std::fs::remove_dir_all(&data);
     Ok(())
 }
+
+/// `quorum-<service> --help` lists every setting the service reads, with the variable that sets it:
+/// what a compose file or a Deployment may give it.
+#[tokio::test]
+async fn every_service_binary_lists_its_settings() -> anyhow::Result<()> {
+    let bin = binaries().await?;
+    let own: [(&str, &[&str]); 6] = [
+        ("ingest", &["QUORUM__HTTP_ADDR", "QUORUM__RUN_RELAY"]),
+        ("expert-fanout", &["QUORUM__EXPERTS"]),
+        ("consensus", &["QUORUM__EXPERTS", "QUORUM__JUDGE"]),
+        (
+            "tool-exec",
+            &["QUORUM__WORKDIR_ROOT", "QUORUM__HTTP__ALLOWED_HOSTS"],
+        ),
+        ("audit", &["QUORUM__HTTP_ADDR", "QUORUM__CHAIN__BATCH"]),
+        ("dlq-replayer", &["QUORUM__HTTP_ADDR", "QUORUM__PUMP_POLL"]),
+    ];
+    for (service, variables) in own {
+        let out = std::process::Command::new(bin.join(format!("quorum-{service}")))
+            .arg("--help")
+            .output()?;
+        let help = String::from_utf8(out.stdout)?;
+        ensure!(
+            out.status.success(),
+            "quorum-{service} --help: {}",
+            out.status
+        );
+        for variable in ["QUORUM__COMMON__NATS_URL", "QUORUM__COMMON__DATABASE_URL"]
+            .iter()
+            .chain(variables)
+        {
+            ensure!(
+                help.contains(variable),
+                "quorum-{service} --help does not list {variable}:\n{help}"
+            );
+        }
+        let refused = std::process::Command::new(bin.join(format!("quorum-{service}")))
+            .arg("--no-such-flag")
+            .output()?;
+        ensure!(
+            refused.status.code() == Some(2),
+            "quorum-{service} --no-such-flag: {}",
+            refused.status
+        );
+    }
+    Ok(())
+}
