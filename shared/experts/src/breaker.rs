@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use quorum_runtime::config::duration;
+use quorum_config::duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use quorum_runtime::config::{ConfigError, duration};
+use quorum_config::{ConfigError, duration};
 use serde::{Deserialize, Serialize};
 
 /// One expert: a name, how to reach it, and how much its answer weighs.

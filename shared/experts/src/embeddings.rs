@@ -4,8 +4,8 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use quorum_config::{ConfigError, Validate, duration};
 use quorum_domain::expert::ErrorClass;
-use quorum_runtime::config::{ConfigError, Validate, duration};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

@@ -2,7 +2,8 @@
 //! letters are parked), the shutdown pattern, the admin server, typed config and telemetry.
 
 pub mod admin;
-pub mod config;
+/// Typed configuration (the `quorum-config` crate, which libraries without I/O use alone).
+pub use quorum_config as config;
 pub mod consumer;
 pub mod leader;
 pub mod metrics;

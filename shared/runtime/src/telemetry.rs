@@ -8,14 +8,12 @@
 //! is compiled in: export to a collector beside the process).
 
 use std::collections::HashMap;
-use std::io::IsTerminal as _;
 
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use serde::{Deserialize, Serialize};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -28,29 +26,7 @@ pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
-/// How log lines are written to stderr.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// [`LogFormat::Pretty`] when stderr is a terminal, [`LogFormat::Json`] otherwise.
-    #[default]
-    Auto,
-    /// One JSON object per line, event fields flattened to the top level: for log collectors.
-    Json,
-    /// Human-readable, one line per event, coloured: for a person at a terminal.
-    Pretty,
-}
-
-impl LogFormat {
-    /// Whether this format writes JSON, deciding `Auto` by whether stderr is a terminal.
-    pub fn is_json(self) -> bool {
-        match self {
-            Self::Json => true,
-            Self::Pretty => false,
-            Self::Auto => !std::io::stderr().is_terminal(),
-        }
-    }
-}
+pub use quorum_config::LogFormat;
 
 /// Telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use quorum_runtime::config::duration;
+use quorum_config::duration;
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;

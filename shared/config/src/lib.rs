@@ -15,7 +15,7 @@ use figment::providers::{Env, Format as _, Serialized, Toml};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::telemetry::LogFormat;
+use std::io::IsTerminal as _;
 
 /// Prefix of the environment variables that override the config file.
 pub const ENV_PREFIX: &str = "QUORUM__";
@@ -287,6 +287,30 @@ pub mod duration {
             Duration::try_from_secs_f64(seconds).map_err(|_| {
                 E::custom("a duration must be a finite, non-negative number of seconds")
             })
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// [`LogFormat::Pretty`] when stderr is a terminal, [`LogFormat::Json`] otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line, event fields flattened to the top level: for log collectors.
+    Json,
+    /// Human-readable, one line per event, coloured: for a person at a terminal.
+    Pretty,
+}
+
+impl LogFormat {
+    /// Whether this format writes JSON, deciding `Auto` by whether stderr is a terminal.
+    pub fn is_json(self) -> bool {
+        match self {
+            Self::Json => true,
+            Self::Pretty => false,
+            Self::Auto => !std::io::stderr().is_terminal(),
         }
     }
 }
