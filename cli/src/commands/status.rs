@@ -52,8 +52,10 @@ pub struct RelayStatus {
     pub cursor: String,
     pub stream_sequence: u64,
     pub updated_at: chrono::DateTime<chrono::Utc>,
-    /// Committed events not yet published.
+    /// Committed events not yet published, those behind the watermark included.
     pub lag_events: i64,
+    /// Of those, the ones an older open transaction holds back (docs/adr/0002).
+    pub held_events: i64,
     /// Age of the oldest committed event not yet published.
     pub lag_seconds: f64,
 }
@@ -100,10 +102,13 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
         None => None,
         Some(cp) => {
             let row = sqlx::query(
-                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 AS age,
+                // Every visible row past the cursor is committed; those at or above the snapshot's
+                // xmin wait behind the watermark, and count as lag all the same.
+                "SELECT count(*) AS n,
+                        count(*) FILTER (WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held,
+                        coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 AS age,
                         (SELECT updated_at FROM relay_checkpoints WHERE name = 'default') AS updated_at
-                 FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)
-                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+                 FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
             )
             .bind(cp.cursor.tx_id.to_string())
             .bind(cp.cursor.position)
@@ -114,6 +119,7 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
                 stream_sequence: cp.stream_seq,
                 updated_at: row.try_get("updated_at")?,
                 lag_events: row.try_get("n")?,
+                held_events: row.try_get("held")?,
                 lag_seconds: row.try_get("age")?,
             })
         }
@@ -188,10 +194,11 @@ pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
     }
     match &status.relay {
         Some(r) => outln!(
-            "relay     cursor {}  stream seq {}  lag {} events / {:.3} s",
+            "relay     cursor {}  stream seq {}  lag {} events ({} behind the watermark) / {:.3} s",
             r.cursor,
             r.stream_sequence,
             r.lag_events,
+            r.held_events,
             r.lag_seconds
         )?,
         None => outln!("relay     has not published yet")?,

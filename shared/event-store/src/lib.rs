@@ -26,7 +26,7 @@ pub use error::{StoreError, is_transient};
 pub use find::{Filter, Selection};
 pub use migrate::migrate;
 pub use pool::{generic_plan_connection, pool_options};
-pub use read::{Committed, RelayRow};
+pub use read::{BEHIND_COUNTED, Behind, Committed, RelayRow};
 pub use recorded::{CommitCursor, RecordedEvent, Unreadable};
 pub use store::EventStore;
 pub use wake::Wake;

@@ -77,7 +77,25 @@ pub struct Committed<T> {
     pub unreadable: Vec<Unreadable>,
     /// The cursor of the last row of the batch, readable or not: where the reader goes on from.
     pub last: Option<CommitCursor>,
+    /// Relay reads only: how many committed events after the cursor the watermark holds back
+    /// (counted up to [`BEHIND_COUNTED`]), and when the oldest of them was recorded. With the
+    /// batch's own first event, this is what the relay's lag is measured from: a transaction left
+    /// open shows as lag growing, not as a relay with nothing to do.
+    pub behind: Behind,
 }
+
+/// Committed events past the watermark, not yet readable in commit order.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Behind {
+    /// How many, up to [`BEHIND_COUNTED`].
+    pub events: i64,
+    /// When the oldest of them was recorded.
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Held-back events are counted up to this many, so that a read behind a long-held watermark
+/// stays cheap.
+pub const BEHIND_COUNTED: i64 = 100_000;
 
 /// Events after `after` in commit order, only those whose transaction id is below the oldest
 /// transaction still running (the snapshot's xmin). An event written by a transaction that is still
@@ -102,6 +120,7 @@ pub(crate) async fn read_committed(
         held: read.held,
         unreadable,
         last: read.last,
+        behind: read.behind,
     })
 }
 
@@ -125,13 +144,27 @@ async fn committed_rows(
     predecessor_flag: bool,
 ) -> Result<Committed<(RelayRow, bool)>, StoreError> {
     // A predecessor always has the lower position; only its transaction id can be the larger.
-    let flag = if predecessor_flag {
-        "e.stream_version > 1 AND EXISTS (
-             SELECT 1 FROM events p
-             WHERE p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
-               AND p.tx_id > e.tx_id)"
+    let (flag, behind) = if predecessor_flag {
+        (
+            "e.stream_version > 1 AND EXISTS (
+                 SELECT 1 FROM events p
+                 WHERE p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
+                   AND p.tx_id > e.tx_id)",
+            // Visible rows at or above the snapshot's xmin are committed (the statement writes
+            // nothing of its own) and wait behind the watermark.
+            format!(
+                "SELECT count(*) AS behind, min(h.recorded_at) AS behind_oldest
+                 FROM (SELECT recorded_at FROM events h
+                       WHERE h.tx_id >= pg_snapshot_xmin(pg_current_snapshot())
+                         AND (h.tx_id, h.position) > ($1::text::xid8, $2)
+                       LIMIT {BEHIND_COUNTED}) h"
+            ),
+        )
     } else {
-        "false"
+        (
+            "false",
+            "SELECT 0::bigint AS behind, NULL::timestamptz AS behind_oldest".to_owned(),
+        )
     };
     // One statement, so one snapshot: `held` looks past the same watermark the batch stops at. The
     // outer row always exists, so an empty batch is one row of NULL event columns. `max` is
@@ -139,10 +172,11 @@ async fn committed_rows(
     // with a range condition was planned as a scan of the table while it was small, and that plan
     // stayed cached on the connection as the table grew.
     let sql = format!(
-        "SELECT {COLUMNS}, {flag} AS predecessor_later, w.held
+        "SELECT {COLUMNS}, {flag} AS predecessor_later, w.held, b.behind, b.behind_oldest
          FROM (SELECT coalesce(
                  (SELECT max(x.tx_id) FROM events x) >= pg_snapshot_xmin(pg_current_snapshot()),
                  false) AS held) w
+         CROSS JOIN LATERAL ({behind}) b
          LEFT JOIN LATERAL (
              SELECT * FROM events e
              WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
@@ -156,9 +190,15 @@ async fn committed_rows(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    let held = match rows.first() {
-        Some(r) => r.try_get("held")?,
-        None => false,
+    let (held, behind) = match rows.first() {
+        Some(r) => (
+            r.try_get("held")?,
+            Behind {
+                events: r.try_get("behind")?,
+                oldest: r.try_get("behind_oldest")?,
+            },
+        ),
+        None => (false, Behind::default()),
     };
     let events = rows
         .iter()
@@ -174,5 +214,6 @@ async fn committed_rows(
         held,
         unreadable: Vec::new(),
         last,
+        behind,
     })
 }

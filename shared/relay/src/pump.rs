@@ -9,7 +9,7 @@ use async_nats::jetstream::context::PublishAckFuture;
 use chrono::Utc;
 use quorum_bus::EVENTS_STREAM;
 use quorum_event_store::{
-    CommitCursor, EventStore, RelayCheckpoint, RelayRow, save_relay_checkpoint,
+    CommitCursor, Committed, EventStore, RelayCheckpoint, RelayRow, save_relay_checkpoint,
 };
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
@@ -148,13 +148,12 @@ impl Pump {
             EventStore::read_committed_for_relay(conn, self.read, self.config.batch_size).await?;
         let full = read.events.len() as i64 == self.config.batch_size;
         let progressed = !read.events.is_empty();
+        report_lag(&read);
         if let Some(previous) = self.inflight.take() {
             self.settle(conn, previous).await?;
         }
-        if read.events.is_empty() {
-            metrics::gauge!(names::RELAY_LAG_SECONDS).set(0.0);
-        } else {
-            let sent = self.send(read.events, full).await?;
+        if !read.events.is_empty() {
+            let sent = self.send(read.events).await?;
             if full {
                 self.inflight = Some(sent);
                 return Ok(true);
@@ -189,13 +188,8 @@ impl Pump {
 
     /// Sends every event of `batch` that may go now, without waiting for acks. What cannot be
     /// published is parked in its turn, and the rest goes on (`park`).
-    async fn send(
-        &mut self,
-        batch: Vec<(RelayRow, bool)>,
-        full: bool,
-    ) -> Result<InFlight, RelayError> {
+    async fn send(&mut self, batch: Vec<(RelayRow, bool)>) -> Result<InFlight, RelayError> {
         let mut acks = Vec::with_capacity(batch.len());
-        let mut newest = None;
         for (row, predecessor_later) in batch {
             let before = self.read;
             let safe_before = self.holds.safe_cursor(before);
@@ -229,7 +223,6 @@ impl Pump {
                 match publish::send(&self.js, &e, cursor, self.max_payload).await? {
                     Ok(ack) => {
                         acks.push((ack, e.cursor(), e.event.id.clone()));
-                        newest = Some(e.recorded_at);
                     }
                     Err(why) => park::unpublishable(&self.pool, &e, &why.to_string()).await?,
                 }
@@ -239,8 +232,6 @@ impl Pump {
         Ok(InFlight {
             acks,
             checkpoint: self.holds.safe_cursor(self.read),
-            newest,
-            full,
         })
     }
 
@@ -275,14 +266,6 @@ impl Pump {
         }
         metrics::counter!(names::RELAY_PUBLISHED_TOTAL).increment(published);
         metrics::counter!(names::RELAY_REPUBLISHED_TOTAL).increment(republished);
-        let lag = match batch.newest {
-            Some(at) if batch.full => (Utc::now() - at)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .as_secs_f64(),
-            _ => 0.0,
-        };
-        metrics::gauge!(names::RELAY_LAG_SECONDS).set(lag);
         let checkpoint = RelayCheckpoint {
             cursor: batch.checkpoint,
             stream_seq: self.last_seq,
@@ -297,11 +280,28 @@ impl Pump {
     }
 }
 
+/// The relay's lag as of a read: the age of the oldest committed event it has not published, the
+/// batch's first or one the watermark holds back, whichever is older (0 when there is none).
+fn report_lag(read: &Committed<(RelayRow, bool)>) {
+    let first = read.events.iter().find_map(|(row, _)| row.as_ref().ok());
+    let oldest = first
+        .map(|e| e.recorded_at)
+        .into_iter()
+        .chain(read.behind.oldest)
+        .min();
+    let lag = oldest.map_or(0.0, |at| {
+        (Utc::now() - at)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64()
+    });
+    metrics::gauge!(names::RELAY_LAG_SECONDS).set(lag);
+    metrics::gauge!(names::RELAY_WATERMARK_HELD_EVENTS).set(read.behind.events as f64);
+}
+
 /// A batch sent and not yet acknowledged.
 struct InFlight {
     acks: Vec<(PublishAckFuture, CommitCursor, String)>,
     /// The safe cursor once every ack is in.
     checkpoint: CommitCursor,
-    newest: Option<chrono::DateTime<Utc>>,
-    full: bool,
 }

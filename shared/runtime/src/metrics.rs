@@ -16,9 +16,9 @@ pub const MESSAGES_TOTAL: &str = "quorum_messages_total";
 /// Histogram, seconds: how long a handler took for one message. Label: `consumer`.
 pub const HANDLER_DURATION_SECONDS: &str = "quorum_handler_duration_seconds";
 
-/// Gauge, seconds: how far the relay is behind, measured after each batch: 0 when it caught up, else
-/// the age of the last event it published (an upper bound of the oldest unpublished event's age).
-/// Only the leader reports a meaningful value.
+/// Gauge, seconds: how far the relay is behind, measured at each read: the age of the oldest
+/// committed event not yet published, counting those a transaction still open holds behind the
+/// watermark (docs/adr/0002); 0 when everything committed is published. Only the leader reports it.
 pub const RELAY_LAG_SECONDS: &str = "quorum_relay_lag_seconds";
 
 /// Counter: events the relay published to JetStream for the first time.
@@ -51,6 +51,10 @@ pub const TASK_DEATHS_TOTAL: &str = "quorum_task_deaths_total";
 
 /// Label naming a vital task; bounded by the code (`consensus consumer`, `relay`, …).
 pub const LABEL_TASK: &str = "task";
+
+/// Gauge: committed events the watermark holds back from the relay (an older transaction is still
+/// open), counted at each read up to 100,000. Only the leader reports it.
+pub const RELAY_WATERMARK_HELD_EVENTS: &str = "quorum_relay_watermark_held_events";
 
 /// Gauge: events the relay holds back until their stream predecessor is published (docs/adr/0003).
 pub const RELAY_HELD_EVENTS: &str = "quorum_relay_held_events";
@@ -142,7 +146,11 @@ fn describe() {
     describe_gauge!(
         RELAY_LAG_SECONDS,
         Unit::Seconds,
-        "Age of the oldest committed event not yet published."
+        "Age of the oldest committed event not yet published, those behind the watermark included."
+    );
+    describe_gauge!(
+        RELAY_WATERMARK_HELD_EVENTS,
+        "Committed events an older open transaction holds back from the relay."
     );
     describe_counter!(
         RELAY_PUBLISHED_TOTAL,
@@ -203,6 +211,7 @@ mod tests {
             MESSAGES_TOTAL,
             HANDLER_DURATION_SECONDS,
             RELAY_LAG_SECONDS,
+            RELAY_WATERMARK_HELD_EVENTS,
             RELAY_PUBLISHED_TOTAL,
             RELAY_REPUBLISHED_TOTAL,
             DEAD_LETTERS_TOTAL,
