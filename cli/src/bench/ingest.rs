@@ -38,9 +38,6 @@ pub struct IngestBenchArgs {
     /// Data bytes per event.
     #[arg(long, default_value_t = 256)]
     pub payload: usize,
-    /// Connections of the raw single-insert baseline.
-    #[arg(long, default_value_t = 16)]
-    pub raw_connections: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,7 +54,6 @@ pub struct IngestReport {
     pub batch_visible_events_per_sec: f64,
     pub batch_latency_p50_ms: f64,
     pub batch_latency_p99_ms: f64,
-    pub raw_connections: u64,
     pub raw_postgres_single_rows_per_sec: f64,
     pub raw_postgres_batched_rows_per_sec: f64,
     pub ratio_single_to_raw_single: f64,
@@ -75,7 +71,9 @@ pub async fn run(
     let payload = Bytes::from(vec![b'x'; args.payload]);
     let run_id = uuid::Uuid::now_v7().simple().to_string();
 
-    // Baselines first, on the same rows the store writes, with nothing else running.
+    // Baselines first, on the same rows the store writes, with nothing else running, and like for
+    // like: as many writers as Quorum has clients, each with a connection of its own (what a
+    // service doing one write per request would hold), and the same batch size.
     let mut sample = Event::new(
         "https://bench.example/upstream",
         "com.example.bench",
@@ -84,8 +82,17 @@ pub async fn run(
         payload.clone(),
     );
     sample.subject = None;
-    let raw_single = raw::postgres_single(pool, args.events, args.raw_connections, &sample).await?;
-    let raw_batched = raw::postgres_batched(pool, args.events, 8, 100, &sample).await?;
+    let raw_pool = raw::writers_pool(database_url, args.clients.max(args.batch_clients)).await?;
+    let raw_single = raw::postgres_single(&raw_pool, args.events, args.clients, &sample).await?;
+    let raw_batched = raw::postgres_batched(
+        &raw_pool,
+        args.events,
+        args.batch_clients,
+        args.batch,
+        &sample,
+    )
+    .await?;
+    raw_pool.close().await;
 
     let config = bench_config(nats_url, database_url);
     let shutdown = Shutdown::new();
@@ -169,7 +176,6 @@ pub async fn run(
         batch_visible_events_per_sec: batch.round(),
         batch_latency_p50_ms: batch_latency.percentile(50.0),
         batch_latency_p99_ms: batch_latency.percentile(99.0),
-        raw_connections: args.raw_connections,
         raw_postgres_single_rows_per_sec: raw_single.round(),
         raw_postgres_batched_rows_per_sec: raw_batched.round(),
         ratio_single_to_raw_single: ratio(single, raw_single),
@@ -257,10 +263,12 @@ impl std::fmt::Display for IngestReport {
         )?;
         writeln!(
             f,
-            "  raw postgres: {:.0} rows/s single inserts ({} connections), {:.0} rows/s in 100-row batches",
+            "  raw postgres: {:.0} rows/s single inserts ({} connections), {:.0} rows/s in batches of {} ({} connections)",
             self.raw_postgres_single_rows_per_sec,
-            self.raw_connections,
-            self.raw_postgres_batched_rows_per_sec
+            self.clients,
+            self.raw_postgres_batched_rows_per_sec,
+            self.batch,
+            self.batch_clients
         )
     }
 }

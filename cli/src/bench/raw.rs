@@ -10,6 +10,16 @@ use sqlx::PgPool;
 
 use super::stats::rate;
 
+/// A pool with a connection for each of `writers`, all opened before the clock starts.
+pub async fn writers_pool(database_url: &str, writers: u64) -> anyhow::Result<PgPool> {
+    let writers = u32::try_from(writers.max(1))?;
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(writers)
+        .min_connections(writers)
+        .connect(database_url)
+        .await?)
+}
+
 /// The same rows the event store writes (same table shape, indexes and constraints, same data and
 /// attributes), `batch` per INSERT from `writers` connections, with none of Quorum's logic: no version
 /// check, no idempotency lookups, no notify. Returns rows/s.
