@@ -45,6 +45,9 @@ pub struct ConsumerStatus {
     pub pending: u64,
     pub ack_pending: usize,
     pub redelivered: usize,
+    /// Age of the oldest message it has not finished (pending or awaiting its ack); none when it
+    /// has caught up.
+    pub oldest_pending_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,21 +84,24 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
             continue;
         };
         let state = stream.info().await?.state.clone();
-        let consumers: Vec<_> = stream.consumers().try_collect().await?;
+        let infos: Vec<_> = stream.consumers().try_collect().await?;
+        let mut consumers = Vec::with_capacity(infos.len());
+        for c in infos {
+            let lag = quorum_runtime::consumer::lag::lag(&stream, &c).await?;
+            consumers.push(ConsumerStatus {
+                pending: c.num_pending,
+                ack_pending: c.num_ack_pending,
+                redelivered: c.num_redelivered,
+                oldest_pending_seconds: lag.oldest.map(|d| d.as_secs_f64()),
+                name: c.name,
+            });
+        }
         streams.push(StreamStatus {
             name: name.to_owned(),
             messages: state.messages,
             bytes: state.bytes,
             last_sequence: state.last_sequence,
-            consumers: consumers
-                .into_iter()
-                .map(|c| ConsumerStatus {
-                    name: c.name,
-                    pending: c.num_pending,
-                    ack_pending: c.num_ack_pending,
-                    redelivered: c.num_redelivered,
-                })
-                .collect(),
+            consumers,
         });
     }
     let relay = match quorum_event_store::load_relay_checkpoint(&stack.pool, "default").await? {
@@ -183,11 +189,15 @@ pub async fn run(target: &Target, json: bool) -> anyhow::Result<()> {
             s.last_sequence
         )?;
         for c in &s.consumers {
+            let oldest = c
+                .oldest_pending_seconds
+                .map_or("-".to_owned(), |s| format!("{s:.1} s"));
             outln!(
-                "  consumer  {:<22} pending {:>8}  ack pending {:>6}  redelivered {}",
+                "  consumer  {:<22} pending {:>8}  ack pending {:>6}  oldest {:>8}  redelivered {}",
                 c.name,
                 c.pending,
                 c.ack_pending,
+                oldest,
                 c.redelivered
             )?;
         }

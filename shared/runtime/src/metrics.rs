@@ -59,6 +59,14 @@ pub const RELAY_WATERMARK_HELD_EVENTS: &str = "quorum_relay_watermark_held_event
 /// Gauge: events the relay holds back until their stream predecessor is published (docs/adr/0003).
 pub const RELAY_HELD_EVENTS: &str = "quorum_relay_held_events";
 
+/// Gauge: messages a durable consumer has not finished (not yet delivered, or delivered and not
+/// acknowledged). Label: `consumer`. Every process running the consumer reports the same value.
+pub const CONSUMER_PENDING_MESSAGES: &str = "quorum_consumer_pending_messages";
+
+/// Gauge, seconds: how long ago the oldest message a durable consumer has not finished was stored
+/// (0 when there is none). Label: `consumer`.
+pub const CONSUMER_OLDEST_PENDING_SECONDS: &str = "quorum_consumer_oldest_pending_seconds";
+
 /// Label naming the durable consumer; bounded by the services deployed.
 pub const LABEL_CONSUMER: &str = "consumer";
 
@@ -161,6 +169,15 @@ fn describe() {
         "Events the relay republished after the stream lost them."
     );
     describe_counter!(DEAD_LETTERS_TOTAL, "Messages parked as dead letters.");
+    describe_gauge!(
+        CONSUMER_PENDING_MESSAGES,
+        "Messages a durable consumer has not finished: undelivered, or delivered and not acked."
+    );
+    describe_gauge!(
+        CONSUMER_OLDEST_PENDING_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest message a durable consumer has not finished."
+    );
     describe_counter!(
         HANDLER_PANICS_TOTAL,
         "Handler runs that panicked (each a failed attempt)."
@@ -212,6 +229,8 @@ mod tests {
             HANDLER_DURATION_SECONDS,
             RELAY_LAG_SECONDS,
             RELAY_WATERMARK_HELD_EVENTS,
+            CONSUMER_PENDING_MESSAGES,
+            CONSUMER_OLDEST_PENDING_SECONDS,
             RELAY_PUBLISHED_TOTAL,
             RELAY_REPUBLISHED_TOTAL,
             DEAD_LETTERS_TOTAL,

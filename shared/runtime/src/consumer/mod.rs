@@ -3,6 +3,7 @@
 //! settled in one place (`settle`).
 
 mod config;
+pub mod lag;
 mod lanes;
 mod outcome;
 mod settle;
@@ -53,6 +54,12 @@ pub fn spawn<H: Handler>(
     let task = format!("{} consumer", config.name);
     let bound = readiness.flag(task.clone());
     let token = shutdown.token();
+    shutdown.spawn(lag::report(
+        js.clone(),
+        config.stream.clone(),
+        config.name.clone(),
+        token.clone(),
+    ));
     spawn_vital(shutdown, readiness, &task, async move {
         run(js, pool, config, handler, token, move || bound.set(true)).await
     });
