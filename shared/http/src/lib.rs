@@ -2,6 +2,7 @@
 
 mod authorize;
 mod internal;
+pub mod observe;
 mod problem;
 mod serve;
 pub mod time;

@@ -53,7 +53,11 @@ pub async fn serve(
     shutdown: CancellationToken,
     name: &'static str,
 ) {
-    let router = router.layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout));
+    let router = router
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::observe::record(name, request, next)
+        }))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     loop {
