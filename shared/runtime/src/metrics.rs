@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 /// Counter: messages a consumer settled. Labels: `consumer`, `outcome` (one of [`OUTCOMES`]).
 pub const MESSAGES_TOTAL: &str = "quorum_messages_total";
 
-/// Histogram, seconds: how long a handler took for one message. Label: `consumer`.
+/// Histogram, seconds: how long a handler took for one message. Labels: `consumer`, `outcome`.
 pub const HANDLER_DURATION_SECONDS: &str = "quorum_handler_duration_seconds";
 
 /// Gauge, seconds: how far the relay is behind, measured at each read: the age of the oldest

@@ -242,7 +242,7 @@ impl<H: Handler> Worker<H> {
         } else {
             label
         };
-        ::metrics::histogram!(names::HANDLER_DURATION_SECONDS, names::LABEL_CONSUMER => self.consumer.clone())
+        ::metrics::histogram!(names::HANDLER_DURATION_SECONDS, names::LABEL_CONSUMER => self.consumer.clone(), names::LABEL_OUTCOME => label)
             .record(started.elapsed().as_secs_f64());
         ::metrics::counter!(names::MESSAGES_TOTAL, names::LABEL_CONSUMER => self.consumer.clone(), names::LABEL_OUTCOME => label)
             .increment(1);
