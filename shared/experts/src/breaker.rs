@@ -13,6 +13,10 @@ use tokio::time::Instant;
 /// Counter: breaker state changes. Labels: `expert`, `state` (the new one).
 pub const TRANSITIONS_TOTAL: &str = "quorum_breaker_transitions_total";
 
+/// Gauge: each expert's breaker, 0 closed, 1 half-open, 2 open, as this process sees it. Label:
+/// `expert`.
+pub const STATE: &str = "quorum_breaker_state";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BreakerConfig {
@@ -56,6 +60,7 @@ pub struct Open;
 
 impl Breaker {
     pub fn new(expert: &str, config: BreakerConfig) -> Self {
+        metrics::gauge!(STATE, "expert" => expert.to_owned()).set(0.0);
         Self {
             expert: expert.to_owned(),
             config,
@@ -124,6 +129,12 @@ impl Breaker {
             tracing::warn!(expert = %self.expert, from, to, "circuit breaker changed state");
             metrics::counter!(TRANSITIONS_TOTAL, "expert" => self.expert.clone(), "state" => to)
                 .increment(1);
+            let level = match next {
+                State::Closed { .. } => 0.0,
+                State::HalfOpen => 1.0,
+                State::Open { .. } => 2.0,
+            };
+            metrics::gauge!(STATE, "expert" => self.expert.clone()).set(level);
         }
     }
 }

@@ -62,9 +62,11 @@ impl Panel {
                 ErrorClass::CircuitOpen,
                 "the circuit breaker is open after repeated failures; not asked",
             );
+            record(&expert.name, std::time::Duration::ZERO, &Err(open.clone()));
             return (Err(open), 0);
         }
         let attempts = AtomicU32::new(0);
+        let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(expert.timeout, self.call(expert, question, &attempts))
             .await
             .unwrap_or_else(|_| {
@@ -76,6 +78,7 @@ impl Panel {
         if let Some(b) = breaker {
             b.record(outcome.is_ok());
         }
+        record(&expert.name, started.elapsed(), &outcome);
         (outcome, attempts.load(Ordering::Relaxed))
     }
 
@@ -120,6 +123,35 @@ impl Panel {
                 .await
             }
         }
+    }
+}
+
+/// Histogram, seconds: an expert asked, from the call to its outcome, retries included. Labels:
+/// `expert`, `outcome` (`ok` or the error class: `timeout`, `rate_limited`, `circuit_open`, …).
+pub const CALL_DURATION_SECONDS: &str = "quorum_expert_call_duration_seconds";
+
+/// Counter: tokens the experts' providers reported. Labels: `expert`, `kind` (`prompt`,
+/// `completion`).
+pub const TOKENS_TOTAL: &str = "quorum_expert_tokens_total";
+
+fn record(expert: &str, took: std::time::Duration, outcome: &Result<Reply, ProviderError>) {
+    let class = match outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => serde_json::to_value(e.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned()),
+    };
+    metrics::histogram!(CALL_DURATION_SECONDS, "expert" => expert.to_owned(), "outcome" => class)
+        .record(took.as_secs_f64());
+    if let Ok(Reply {
+        usage: Some(usage), ..
+    }) = outcome
+    {
+        metrics::counter!(TOKENS_TOTAL, "expert" => expert.to_owned(), "kind" => "prompt")
+            .increment(usage.prompt);
+        metrics::counter!(TOKENS_TOTAL, "expert" => expert.to_owned(), "kind" => "completion")
+            .increment(usage.completion);
     }
 }
 
