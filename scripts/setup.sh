@@ -6,7 +6,7 @@ set -euo pipefail
 
 NATS_SERVER_VERSION=2.15.1
 # Upstream clients the test suite drives (they are not Quorum's code): pinned.
-PYTHON_TEST_PACKAGES=("cloudevents==2.2.0" "nats-py==2.16.0" "schemathesis==4.32.5")
+PYTHON_TEST_PACKAGES=("cloudevents==2.2.0" "nats-py==2.16.0" "schemathesis==4.32.5" "prometheus-client==0.26.0")
 
 say() { printf 'setup: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

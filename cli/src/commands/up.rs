@@ -262,6 +262,10 @@ async fn in_process(
         metrics::install_recorder(),
         shutdown.token(),
     ));
+    shutdown.spawn(quorum_runtime::saturation::report_pool(
+        pool.clone(),
+        shutdown.token(),
+    ));
     shutdown.spawn(quorum_relay::run(
         pool.clone(),
         js.clone(),

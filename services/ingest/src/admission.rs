@@ -49,6 +49,7 @@ pub struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::ADMITTED_EVENTS).decrement(self.events as f64);
         let mut held = lock(&self.by_tenant);
         if let Some(n) = held.get_mut(&self.tenant) {
             *n = n.saturating_sub(self.events);
@@ -69,6 +70,8 @@ impl Admission {
     pub fn new(config: &IngestConfig) -> Self {
         let rate = NonZeroU32::new(config.rate.events_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate.burst).unwrap_or(rate);
+        metrics::gauge!(crate::metrics::ADMISSION_CAPACITY_EVENTS)
+            .set(config.flow.max_in_flight_events as f64);
         Self {
             rate: Arc::new(RateLimiter::hashmap(
                 Quota::per_second(rate).allow_burst(burst),
@@ -103,6 +106,7 @@ impl Admission {
         match self.rate.check_key_n(tenant, cells) {
             Ok(Ok(())) => {
                 *held.entry(tenant.clone()).or_default() += events;
+                metrics::gauge!(crate::metrics::ADMITTED_EVENTS).increment(events as f64);
                 Ok(Admitted {
                     _permit: permit,
                     tenant: tenant.clone(),

@@ -67,6 +67,15 @@ pub const CONSUMER_PENDING_MESSAGES: &str = "quorum_consumer_pending_messages";
 /// (0 when there is none). Label: `consumer`.
 pub const CONSUMER_OLDEST_PENDING_SECONDS: &str = "quorum_consumer_oldest_pending_seconds";
 
+/// Gauge: the process's database connections. Label: `state` (`in_use`, `idle`).
+pub const DB_CONNECTIONS: &str = "quorum_db_connections";
+
+/// Gauge: the most database connections the process's pool opens.
+pub const DB_CONNECTIONS_MAX: &str = "quorum_db_connections_max";
+
+/// Label of [`DB_CONNECTIONS`].
+pub const LABEL_STATE: &str = "state";
+
 /// Label naming the durable consumer; bounded by the services deployed.
 pub const LABEL_CONSUMER: &str = "consumer";
 
@@ -231,6 +240,8 @@ mod tests {
             RELAY_WATERMARK_HELD_EVENTS,
             CONSUMER_PENDING_MESSAGES,
             CONSUMER_OLDEST_PENDING_SECONDS,
+            DB_CONNECTIONS,
+            DB_CONNECTIONS_MAX,
             RELAY_PUBLISHED_TOTAL,
             RELAY_REPUBLISHED_TOTAL,
             DEAD_LETTERS_TOTAL,

@@ -99,6 +99,10 @@ where
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(service = name, %addr, "admin listening");
     }
+    shutdown.spawn(crate::saturation::report_pool(
+        pool.clone(),
+        shutdown.token(),
+    ));
     shutdown.spawn(admin::serve(
         listener,
         readiness.clone(),

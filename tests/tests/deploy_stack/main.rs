@@ -12,6 +12,7 @@
 mod compose;
 mod harness;
 mod k8s;
+mod metrics;
 mod replicas;
 mod up_processes;
 
@@ -71,6 +72,7 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
     let audit = find(&running, "audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
     eprintln!("answered after {:?}", stack.age());
+    metrics::check(&client, &running).await?;
     stop_all(running).await
 }
 

@@ -66,7 +66,6 @@ pub fn router(app: App, max_concurrent: usize) -> Router {
         .route("/v1/streams/{stream}/events", get(history::by_stream))
         .route("/openapi.json", get(openapi::get))
         .layer(axum::middleware::from_fn_with_state(slots, shed::shed))
-        .layer(axum::middleware::from_fn(crate::metrics::count))
         .with_state(app)
 }
 

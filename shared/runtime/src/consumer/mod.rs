@@ -54,14 +54,20 @@ pub fn spawn<H: Handler>(
     let task = format!("{} consumer", config.name);
     let bound = readiness.flag(task.clone());
     let token = shutdown.token();
-    shutdown.spawn(lag::report(
+    // The lag is reported once the consumer exists on the server, from then on.
+    let reporter = shutdown.clone();
+    let lag = lag::report(
         js.clone(),
         config.stream.clone(),
         config.name.clone(),
         token.clone(),
-    ));
+    );
     spawn_vital(shutdown, readiness, &task, async move {
-        run(js, pool, config, handler, token, move || bound.set(true)).await
+        run(js, pool, config, handler, token, move || {
+            bound.set(true);
+            reporter.spawn(lag);
+        })
+        .await
     });
 }
 
