@@ -102,25 +102,7 @@ pub(super) async fn open_loop(
     let half = args.at.unwrap_or((max_sustained / 2).max(1));
     let started_at = chrono::Utc::now();
     let at_half = offer(client, &url, key, pool, half, args.step_seconds).await?;
-    let (mut overhead, mut to_results, mut to_consensus) = Default::default();
-    type At = chrono::DateTime<chrono::Utc>;
-    let rows: Vec<(At, At, At)> = sqlx::query_as(
-        "SELECT s.recorded_at, max(e.recorded_at), c.recorded_at
-         FROM events s
-         JOIN events c ON c.stream_id = s.stream_id AND c.type LIKE 'quorum.consensus.%'
-         JOIN events e ON e.stream_id = s.stream_id AND e.type LIKE 'quorum.expert.%'
-         WHERE s.type = 'quorum.query.submitted' AND s.recorded_at >= $1
-         GROUP BY s.position, c.position",
-    )
-    .bind(started_at)
-    .fetch_all(pool)
-    .await?;
-    let ms = |d: chrono::TimeDelta| d.to_std().unwrap_or_default();
-    for (submitted, results, decided) in rows {
-        Samples::push(&mut overhead, ms(decided - submitted));
-        Samples::push(&mut to_results, ms(results - submitted));
-        Samples::push(&mut to_consensus, ms(decided - results));
-    }
+    let stages = stored_stages(pool, started_at).await?;
     // Counted in the store, at the highest rate sustained (or the one rate asked for).
     let events_per_sec = rates
         .iter()
@@ -131,12 +113,12 @@ pub(super) async fn open_loop(
     Ok(OpenLoopReport {
         max_sustained_queries_per_sec: max_sustained,
         half_load_queries_per_sec: half,
-        overhead_p50_ms: overhead.percentile(50.0),
-        overhead_p99_ms: overhead.percentile(99.0),
-        results_p50_ms: to_results.percentile(50.0),
-        results_p99_ms: to_results.percentile(99.0),
-        consensus_p50_ms: to_consensus.percentile(50.0),
-        consensus_p99_ms: to_consensus.percentile(99.0),
+        overhead_p50_ms: stages.overhead_p50_ms,
+        overhead_p99_ms: stages.overhead_p99_ms,
+        results_p50_ms: stages.results_p50_ms,
+        results_p99_ms: stages.results_p99_ms,
+        consensus_p50_ms: stages.consensus_p50_ms,
+        consensus_p99_ms: stages.consensus_p99_ms,
         pipeline_events_per_sec: events_per_sec.round() as u64,
         raw_postgres_batched_rows_per_sec: raw_batched.round(),
         rates,
@@ -145,6 +127,52 @@ pub(super) async fn open_loop(
 
 /// Submits `rate` queries a second for `seconds`, then waits for them all to be decided in the read
 /// model.
+/// Where a query's time goes inside the pipeline, from the stored events' commit times: submission
+/// to consensus (the overhead), split at the last expert result.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Stages {
+    pub overhead_p50_ms: f64,
+    pub overhead_p99_ms: f64,
+    pub results_p50_ms: f64,
+    pub results_p99_ms: f64,
+    pub consensus_p50_ms: f64,
+    pub consensus_p99_ms: f64,
+}
+
+/// [`Stages`] of the queries submitted since `since`.
+pub(super) async fn stored_stages(
+    pool: &PgPool,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Stages> {
+    let (mut overhead, mut to_results, mut to_consensus) = <(Samples, Samples, Samples)>::default();
+    type At = chrono::DateTime<chrono::Utc>;
+    let rows: Vec<(At, At, At)> = sqlx::query_as(
+        "SELECT s.recorded_at, max(e.recorded_at), c.recorded_at
+         FROM events s
+         JOIN events c ON c.stream_id = s.stream_id AND c.type LIKE 'quorum.consensus.%'
+         JOIN events e ON e.stream_id = s.stream_id AND e.type LIKE 'quorum.expert.%'
+         WHERE s.type = 'quorum.query.submitted' AND s.recorded_at >= $1
+         GROUP BY s.position, c.position",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let ms = |d: chrono::TimeDelta| d.to_std().unwrap_or_default();
+    for (submitted, results, decided) in rows {
+        Samples::push(&mut overhead, ms(decided - submitted));
+        Samples::push(&mut to_results, ms(results - submitted));
+        Samples::push(&mut to_consensus, ms(decided - results));
+    }
+    Ok(Stages {
+        overhead_p50_ms: overhead.percentile(50.0),
+        overhead_p99_ms: overhead.percentile(99.0),
+        results_p50_ms: to_results.percentile(50.0),
+        results_p99_ms: to_results.percentile(99.0),
+        consensus_p50_ms: to_consensus.percentile(50.0),
+        consensus_p99_ms: to_consensus.percentile(99.0),
+    })
+}
+
 async fn offer(
     client: &reqwest::Client,
     url: &str,

@@ -75,6 +75,9 @@ pub struct ClosedLoopRow {
     /// CPU this process spent per query during Quorum's run: ingest, fan-out, consensus and the
     /// benchmark's own clients (Postgres, NATS and the stub are other processes).
     pub quorum_cpu_ms_per_query: f64,
+    /// Inside the pipeline, from the stored events: what of a client's wait was not the read
+    /// model and the wake-up.
+    pub stored: open_loop::Stages,
     /// The same three calls per query made by a bare HTTP client (openai experts only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bare_client: Option<LoopResult>,
@@ -111,9 +114,11 @@ pub async fn run(
             None => None,
         };
         let cpu_before = process_cpu()?;
+        let started_at = chrono::Utc::now();
         let quorum = closed_loop(&pipeline, clients, duration).await?;
         let cpu = process_cpu()? - cpu_before;
         report.closed_loop.push(ClosedLoopRow {
+            stored: open_loop::stored_stages(pool, started_at).await?,
             quorum_cpu_ms_per_query: cpu * 1000.0 / (quorum.queries.max(1) as f64),
             ratio: bare_client
                 .as_ref()
@@ -348,6 +353,12 @@ impl std::fmt::Display for PipelineReport {
                 )?;
             }
             writeln!(f, "  | {:.2} ms CPU/query", row.quorum_cpu_ms_per_query)?;
+            let s = &row.stored;
+            writeln!(
+                f,
+                "        stored: submit to consensus p50 {:.1} ms (to last result {:.1}, then consensus {:.1}); the rest of a client's wait is the read model and the wake-up",
+                s.overhead_p50_ms, s.results_p50_ms, s.consensus_p50_ms
+            )?;
         }
         let c = &self.codec;
         writeln!(
