@@ -38,6 +38,20 @@ pub struct Target {
     /// NATS server URL; defaults to the stack `quorum up` runs.
     #[arg(long, env = "QUORUM_NATS_URL", global = true, help_heading = crate::help::GLOBAL)]
     pub nats_url: Option<String>,
+    /// The NATS user the command connects as: `admin` in the shipped configs (docs/adr/0027).
+    /// The local stack's URL carries its own.
+    #[arg(long, env = "QUORUM_NATS_USER", global = true, help_heading = crate::help::GLOBAL)]
+    pub nats_user: Option<String>,
+    /// That user's password (from the environment rather than the command line, which others on
+    /// the machine can read).
+    #[arg(
+        long,
+        env = "QUORUM_NATS_PASSWORD",
+        hide_env_values = true,
+        global = true,
+        help_heading = crate::help::GLOBAL
+    )]
+    pub nats_password: Option<String>,
     /// Postgres URL; defaults to the stack `quorum up` runs.
     #[arg(long, env = "QUORUM_DATABASE_URL", global = true, help_heading = crate::help::GLOBAL)]
     pub database_url: Option<String>,
@@ -99,6 +113,17 @@ impl Target {
         }
     }
 
+    /// Connects to `nats_url` as `--nats-user`, if given (else as the URL says).
+    pub async fn connect_nats(&self, nats_url: &str) -> anyhow::Result<async_nats::Client> {
+        let password = self
+            .nats_password
+            .clone()
+            .map(quorum_runtime::config::Secret::new);
+        quorum_runtime::nats::connect(nats_url, self.nats_user.as_deref(), password.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to nats at {}: {e}", redact(nats_url)))
+    }
+
     /// Postgres only (for commands that need no NATS).
     pub async fn connect_postgres(&self) -> anyhow::Result<PgPool> {
         pool(&self.database_url()?, 4).await
@@ -107,9 +132,7 @@ impl Target {
     pub async fn connect(&self) -> anyhow::Result<Connected> {
         let (nats_url, database_url) = self.urls()?;
         let pool = pool(&database_url, 16).await?;
-        let client = async_nats::connect(&nats_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to nats at {}: {e}", redact(&nats_url)))?;
+        let client = self.connect_nats(&nats_url).await?;
         Ok(Connected {
             js: async_nats::jetstream::new(client),
             pool,

@@ -92,7 +92,9 @@ max_steps = 4
     })
     .await?;
     let stack: Value = serde_json::from_slice(&std::fs::read(&stack_file)?)?;
-    let nats = async_nats::connect(stack["nats_url"].as_str().unwrap()).await?;
+    // As the operator, whose password the stack file's URL carries (ADR 27).
+    let nats =
+        quorum_runtime::nats::connect(stack["nats_url"].as_str().unwrap(), None, None).await?;
     let js = async_nats::jetstream::new(nats);
 
     // Without --config, `tools list` shows the running stack's settings, from the file `up` used.

@@ -144,7 +144,9 @@ async fn events_page_on_and_wide_actions_ask_first() -> anyhow::Result<()> {
     assert!(lines >= all.len() && lines < 2 * all.len(), "{lines} lines");
 
     // Dead letters by filter: counted, then asked for.
-    let nats = async_nats::connect(stack["nats_url"].as_str().unwrap()).await?;
+    // As the operator, whose password the stack file's URL carries (ADR 27).
+    let nats =
+        quorum_runtime::nats::connect(stack["nats_url"].as_str().unwrap(), None, None).await?;
     let js = async_nats::jetstream::new(nats);
     js.publish("quorum.ingest.default.com.example.bad", "not json".into())
         .await?

@@ -178,7 +178,9 @@ async fn one_shape_per_resource_and_one_time_format() -> anyhow::Result<()> {
         .as_str()
         .unwrap()
         .to_owned();
-    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
+    // As the operator, whose password the stack file's URL carries (ADR 27).
+    let js =
+        async_nats::jetstream::new(quorum_runtime::nats::connect(&nats_url, None, None).await?);
     js.publish("quorum.ingest.default.com.example.bad", "not json".into())
         .await?
         .await?;

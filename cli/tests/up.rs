@@ -60,8 +60,25 @@ async fn up_runs_the_stack_status_finds_it_and_ctrl_c_stops_it() -> anyhow::Resu
     let s = status(&dir).await?;
     let nats_url = s["nats_url"].as_str().expect("nats url").to_owned();
     let database_url = s["database_url"].as_str().expect("database url").to_owned();
-    assert!(nats_url.starts_with("nats://127.0.0.1:"));
+    // As the operator's NATS user, whose password status never shows (ADR 27).
+    assert!(
+        nats_url.starts_with("nats://admin:redacted@127.0.0.1:"),
+        "{nats_url}"
+    );
     assert!(database_url.starts_with("postgres://"));
+    // The local NATS refuses an anonymous client; its secrets are its owner's alone, and the
+    // stack's own key (made for tenant `default`) connects to NATS as over HTTP.
+    let local_nats = nats_url.replace("admin:redacted@", "");
+    assert!(async_nats::connect(&local_nats).await.is_err(), "anonymous");
+    for secret in ["nats-credentials.json", "nats-auth.conf", "stack.json"] {
+        let mode = std::fs::metadata(dir.join(secret))?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{secret}");
+    }
+    let key = std::fs::read_to_string(dir.join("api-key"))?;
+    async_nats::ConnectOptions::with_token(key.trim().to_owned())
+        .custom_inbox_prefix("_INBOX.default")
+        .connect(&local_nats)
+        .await?;
     let streams: Vec<&str> = s["streams"]
         .as_array()
         .unwrap()

@@ -206,11 +206,7 @@ async fn nats(
 ) -> anyhow::Result<()> {
     let (nats_url, _) = target.urls()?;
     let tenant = TenantId::new(args.tenant.clone())?;
-    let js = async_nats::jetstream::new(
-        async_nats::connect(&nats_url)
-            .await
-            .with_context(|| format!("connect to {nats_url}"))?,
-    );
+    let js = async_nats::jetstream::new(target.connect_nats(&nats_url).await?);
     for event in events {
         let subject = quorum_bus::subjects::ingest(&tenant, &event.ty);
         let (headers, payload) = quorum_bus::encode(event);

@@ -150,7 +150,8 @@ pub async fn gather(target: &Target) -> anyhow::Result<Status> {
     .await?;
     Ok(Status {
         breakers,
-        nats_url: stack.nats_url.clone(),
+        // The local stack's URL carries the admin user's password.
+        nats_url: redact(&stack.nats_url),
         database_url: redact(&stack.database_url),
         streams,
         relay,

@@ -54,7 +54,7 @@ fn type_pattern(s: &str) -> Result<String, String> {
 
 pub async fn run(target: &Target, args: &TailArgs, json: bool) -> anyhow::Result<()> {
     let (nats_url, _) = target.urls()?;
-    let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
+    let js = async_nats::jetstream::new(target.connect_nats(&nats_url).await?);
     let tenant = match &args.tenant {
         Some(t) => subjects::token(t),
         None => "*".to_owned(),

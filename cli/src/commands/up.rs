@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::up_config::UpConfig;
 use anyhow::Context as _;
+use quorum_bus::access::ServiceUser;
 use quorum_runtime::{Readiness, Shutdown, admin, metrics};
 use tracing::info;
 
@@ -72,19 +73,24 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("give both --nats-url and --database-url, or neither"),
     };
+    // The operator's URL (a local stack's carries the admin user's password, ADR 27); the
+    // services connect as their own users.
     let (nats_url, database_url) = match &local {
-        Some(l) => (l.nats.url(), l.database_url()),
+        Some(l) => (l.admin_url(), l.database_url()),
         None => target.urls()?,
     };
 
     let pool = crate::stack::pool(&database_url, 32).await?;
     quorum_event_store::migrate(&pool).await?;
-    let client = async_nats::connect(&nats_url).await?;
+    // As the operator: it makes the streams.
+    let client = target.connect_nats(&nats_url).await?;
     let js = async_nats::jetstream::new(client.clone());
     quorum_bus::ensure_streams(&js).await?;
 
     let urls = super::up_processes::Urls {
-        nats: nats_url.clone(),
+        nats: local
+            .as_ref()
+            .map_or_else(|| nats_url.clone(), |l| l.nats.url()),
         database: database_url.clone(),
     };
     let running = if args.processes {
@@ -92,7 +98,15 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        let plans = super::up_processes::plans(&config, &urls, &target.data_dir, &bin_dir)?;
+        let mut plans = super::up_processes::plans(&config, &urls, &target.data_dir, &bin_dir)?;
+        // Each service as its own NATS user, as compose gives it one.
+        if let Some(l) = &local {
+            for plan in &mut plans {
+                if let Some(user) = ServiceUser::from_name(plan.name) {
+                    plan.env.extend(l.nats_env(user));
+                }
+            }
+        }
         eprintln!("starting {} service processes", plans.len());
         let services = super::up_processes::start(
             plans,
@@ -103,7 +117,15 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         .await?;
         Running::from_services(services)?
     } else {
-        in_process(&config, &urls, pool.clone(), client, &shutdown).await?
+        in_process(
+            &config,
+            &urls,
+            local.as_ref(),
+            pool.clone(),
+            client,
+            &shutdown,
+        )
+        .await?
     };
     let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
     let api_key = match &local {
@@ -179,7 +201,7 @@ impl Banner<'_> {
              ingest    http://{}  (/v1/events /v1/queries /openapi.json)\n  \
              audit     http://{}  (/v1/audit/export /openapi.json)\n  \
              dlq       http://{}  (/v1/dead-letters /v1/replays/{{job}} /openapi.json)\n",
-            self.nats_url,
+            redact(self.nats_url),
             redact(self.database_url),
             running.ingest,
             running.audit,
@@ -242,17 +264,19 @@ impl Running {
     }
 }
 
-/// Every service in this process, sharing one pool and one NATS connection, with one admin server.
+/// Every service in this process, sharing one pool, with one admin server; on a local stack each
+/// connects to NATS as its own user (ADR 27), otherwise they share `client`.
 async fn in_process(
     config: &UpConfig,
     urls: &super::up_processes::Urls,
+    local: Option<&LocalStack>,
     pool: sqlx::PgPool,
     client: async_nats::Client,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
-    let js = async_nats::jetstream::new(client.clone());
+    let js_as = |user| jetstream_as(local, &client, user);
     let readiness = Readiness::new();
-    readiness.add_nats("nats", client);
+    readiness.add_nats("nats", client.clone());
     readiness.add_postgres("postgres", pool.clone());
     let listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
     let admin_addr = listener.local_addr()?;
@@ -266,28 +290,46 @@ async fn in_process(
         pool.clone(),
         shutdown.token(),
     ));
+    // Against servers of one's own, the relay still needs its own user (`[relay] nats_user`):
+    // the operator's may not publish history.
+    let relay_js = match (local, &config.relay.nats_user) {
+        (None, Some(user)) => async_nats::jetstream::new(
+            quorum_runtime::nats::connect(
+                &urls.nats,
+                Some(user.as_str()),
+                config.relay.nats_password.as_ref(),
+            )
+            .await?,
+        ),
+        _ => js_as(ServiceUser::Relay).await?,
+    };
     shutdown.spawn(quorum_relay::run(
         pool.clone(),
-        js.clone(),
+        relay_js,
         config.relay.clone(),
         shutdown.token(),
     ));
     let mut ingest = config.ingest.clone();
-    ingest.common.nats_url = urls.nats.clone();
-    ingest.common.database_url = urls.database.clone();
+    match local {
+        Some(l) => l.configure_ingest(&mut ingest),
+        None => {
+            ingest.common.nats_url = urls.nats.clone();
+            ingest.common.database_url = urls.database.clone();
+        }
+    }
     ingest.run_relay = false;
     let ingest = quorum_ingest::start(&ingest, shutdown, &readiness).await?;
     let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
     quorum_expert_fanout::start(
         pool.clone(),
-        js.clone(),
+        js_as(ServiceUser::ExpertFanout).await?,
         config.experts.clone(),
         shutdown,
         &readiness,
     );
     quorum_consensus::start(
         pool.clone(),
-        js.clone(),
+        js_as(ServiceUser::Consensus).await?,
         names,
         quorum_consensus::Methods {
             judge: config.judge.clone(),
@@ -297,10 +339,21 @@ async fn in_process(
         &readiness,
     );
     let audit = quorum_audit::start(&config.audit, pool.clone(), shutdown, &readiness).await?;
-    let dlq =
-        quorum_dlq_replayer::start(&config.dlq, pool.clone(), js.clone(), shutdown, &readiness)
-            .await?;
-    quorum_tool_exec::start(&config.tool_exec, pool, js, shutdown, &readiness);
+    let dlq = quorum_dlq_replayer::start(
+        &config.dlq,
+        pool.clone(),
+        js_as(ServiceUser::DlqReplayer).await?,
+        shutdown,
+        &readiness,
+    )
+    .await?;
+    quorum_tool_exec::start(
+        &config.tool_exec,
+        pool,
+        js_as(ServiceUser::ToolExec).await?,
+        shutdown,
+        &readiness,
+    );
     let service = |name: &str, http: Option<SocketAddr>| ServiceAddr {
         name: name.into(),
         http,
@@ -320,6 +373,19 @@ async fn in_process(
         audit: audit.http_addr,
         dlq: dlq.http_addr,
     })
+}
+
+/// A JetStream context as `user`: its own connection on a local stack, the shared one otherwise.
+async fn jetstream_as(
+    local: Option<&LocalStack>,
+    shared: &async_nats::Client,
+    user: ServiceUser,
+) -> anyhow::Result<async_nats::jetstream::Context> {
+    let client = match local {
+        Some(l) => l.connect_as(user).await?,
+        None => shared.clone(),
+    };
+    Ok(async_nats::jetstream::new(client))
 }
 
 /// The tenant of the local stack's key.

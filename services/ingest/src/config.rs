@@ -20,6 +20,9 @@ pub struct IngestConfig {
     pub waits: Waits,
     /// The `QUORUM_INGEST` consumer (upstream systems publishing over NATS).
     pub nats: NatsIngest,
+    /// The NATS auth callout (`[nats_auth]`): upstream systems connecting to NATS with their API
+    /// key (docs/adr/0027). Runs when `nats_auth.issuer_seed` is set.
+    pub nats_auth: crate::callout::CalloutConfig,
     /// Run a relay task in this process (one leader among all of them is elected). `quorum up`
     /// runs its own and turns this off.
     pub run_relay: bool,
@@ -104,6 +107,7 @@ impl Default for IngestConfig {
             flow: Flow::default(),
             waits: Waits::default(),
             nats: NatsIngest::default(),
+            nats_auth: crate::callout::CalloutConfig::default(),
             run_relay: true,
             relay: RelayConfig::default(),
         }
@@ -165,6 +169,9 @@ impl Validate for IngestConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.common.validate().map_err(|e| e.within("common"))?;
         self.relay.validate().map_err(|e| e.within("relay"))?;
+        self.nats_auth
+            .validate()
+            .map_err(|e| e.within("nats_auth"))?;
         let positive = |key: &str, v: usize| {
             if v == 0 {
                 Err(ConfigError::invalid(key, "must be above zero"))

@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod callout;
 pub mod commit;
 pub mod config;
 pub mod http;
@@ -52,11 +53,12 @@ pub async fn start(
     quorum_event_store::migrate(&pool)
         .await
         .context("migrate")?;
-    let client = async_nats::connect(&config.common.nats_url)
+    let client = quorum_runtime::nats::connect_common(&config.common)
         .await
         .context("connect to NATS")?;
     let js = async_nats::jetstream::new(client.clone());
-    quorum_bus::ensure_streams(&js).await?;
+    // Found, or made if missing; only the relay and the operator may change them (ADR 27).
+    quorum_bus::find_or_create_streams(&js).await?;
     // The server's limit, not an assumed one: an event whose message would exceed it is refused
     // here rather than stored and never published.
     let bounds = accept::Bounds {
@@ -82,9 +84,12 @@ pub async fn start(
     );
     let wakeups = waiters.clone().listen(pool.clone(), shutdown.token());
     spawn_vital(shutdown, readiness, "wait listener", wakeups);
+    let auth = Authenticator::start(pool.clone(), shutdown.token());
+    // One admission for HTTP and NATS: a tenant's rate is the same budget whichever way it sends.
+    let admission = admission::Admission::new(config);
     let app = http::App::new(http::Inner {
-        auth: Authenticator::start(pool.clone(), shutdown.token()),
-        admission: admission::Admission::new(config),
+        auth: auth.clone(),
+        admission: admission.clone(),
         committer: committer.clone(),
         schemas: schemas.clone(),
         store,
@@ -117,6 +122,7 @@ pub async fn start(
         consumer_config.concurrency = config.nats.concurrency;
         let handler = Arc::new(nats::IngestHandler {
             committer: committer.clone(),
+            admission,
             schemas,
             bounds,
         });
@@ -129,8 +135,34 @@ pub async fn start(
             handler,
         );
     }
+    if config.nats_auth.issuer_seed.is_some() {
+        let decider = callout::Decider::new(&config.nats_auth, auth).map_err(anyhow::Error::msg)?;
+        let responder = callout::run(
+            config.common.nats_url.clone(),
+            config.nats_auth.clone(),
+            decider,
+            // Not ready until it answers: upstream systems could not connect to NATS before.
+            readiness.flag("nats auth callout"),
+            shutdown.token(),
+        );
+        spawn_vital(shutdown, readiness, "nats auth callout", responder);
+    }
     if config.run_relay {
-        let relay = quorum_relay::run(pool, js, config.relay.clone(), shutdown.token());
+        // The relay publishes as its own NATS user when it has one: the only user that may
+        // publish committed history, which ingest's own may not (ADR 27).
+        let relay_js = match &config.relay.nats_user {
+            Some(user) => async_nats::jetstream::new(
+                quorum_runtime::nats::connect(
+                    &config.common.nats_url,
+                    Some(user),
+                    config.relay.nats_password.as_ref(),
+                )
+                .await
+                .with_context(|| format!("connect to NATS as the relay's user {user}"))?,
+            ),
+            None => js,
+        };
+        let relay = quorum_relay::run(pool, relay_js, config.relay.clone(), shutdown.token());
         spawn_vital(shutdown, readiness, "relay", relay);
     }
     Ok(Running { http_addr })

@@ -1,7 +1,10 @@
-//! Upstream systems publishing to `QUORUM_INGEST` (`quorum.ingest.<tenant>.>`): the same checks and
-//! the same group commit as HTTP. The tenant is the subject's token; the NATS account that may
-//! publish there is the credential. A message that can never be accepted is parked as a dead letter
-//! with the reason, never dropped (the runtime parks what does not even decode).
+//! Upstream systems publishing to `QUORUM_INGEST` (`quorum.ingest.<tenant>.>`): the same checks, the
+//! same per-tenant admission (rate and share of what is in flight) and the same group commit as
+//! HTTP. The tenant is the subject's token, and that token is authenticated: the server lets a
+//! connection made with an API key publish under its own tenant's name only (the auth callout,
+//! docs/adr/0027), and no other user but Quorum's own replay may publish there. A message that can
+//! never be accepted is parked as a dead letter with the reason, never dropped (the runtime parks
+//! what does not even decode).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use quorum_runtime::consumer::{Delivery, Handler, Outcome};
 use quorum_schemas::Schemas;
 
 use crate::accept::{self, Rejection};
+use crate::admission::{Admission, Refusal};
 use crate::commit::Committer;
 
 /// The durable consumer's name, shared by ingest replicas.
@@ -20,6 +24,8 @@ pub const FILTER: &str = "quorum.ingest.>";
 
 pub struct IngestHandler {
     pub committer: Committer,
+    /// Shared with the HTTP API: one budget per tenant whichever way it sends.
+    pub admission: Admission,
     pub schemas: Arc<Schemas>,
     pub bounds: accept::Bounds,
 }
@@ -41,6 +47,28 @@ impl Handler for IngestHandler {
         let tenant = match tenant_of(&delivery.subject) {
             Ok(t) => t,
             Err(e) => return Outcome::dead(e),
+        };
+        // Over its rate or its share, a tenant's message waits in JetStream (not in memory here)
+        // and comes back when the rate allows, while other tenants' messages go on. One that
+        // stays refused for every delivery is parked with the reason, as any message that cannot
+        // be taken is: the NATS side of HTTP's 429.
+        let _admitted = match self.admission.admit(&tenant, 1) {
+            Ok(admitted) => admitted,
+            Err(Refusal::RateLimited { retry_after }) => {
+                return Outcome::retry(
+                    retry_after.max(Duration::from_millis(100)),
+                    format!("tenant {tenant} is over its rate"),
+                );
+            }
+            Err(Refusal::TenantBusy) => {
+                return Outcome::retry(
+                    Duration::from_secs(1),
+                    format!("tenant {tenant} holds its whole share of the events in flight"),
+                );
+            }
+            Err(Refusal::Saturated) => {
+                return Outcome::retry(Duration::from_secs(1), "ingest is saturated");
+            }
         };
         if let Err(e) = accept::from_upstream(std::slice::from_ref(&delivery.event)) {
             return Outcome::dead(format!("refused: {e}"));
@@ -69,6 +97,55 @@ impl Handler for IngestHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The share of the in-flight budget is one the HTTP API holds too: with the tenant's whole
+    /// share taken (by an HTTP request, say), its NATS message waits for a redelivery; nothing of
+    /// it reaches the store (whose pool here connects nowhere).
+    #[tokio::test]
+    async fn a_tenant_over_its_share_of_admission_waits() {
+        let mut config = crate::IngestConfig::default();
+        config.flow.max_in_flight_events = 2;
+        config.flow.max_tenant_share = 0.5;
+        let admission = Admission::new(&config);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/nowhere")
+            .expect("a lazy pool");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let handler = IngestHandler {
+            committer: Committer::start(
+                quorum_event_store::EventStore::new(pool),
+                10,
+                1,
+                50,
+                &tracker,
+            ),
+            admission: admission.clone(),
+            schemas: Arc::new(Schemas::new()),
+            bounds: accept::Bounds {
+                max_event_bytes: 1 << 20,
+                max_message_bytes: 1 << 20,
+            },
+        };
+        let acme = TenantId::new("acme").unwrap();
+        let held = admission.admit(&acme, 1).expect("the tenant's share");
+        let delivery = Delivery {
+            event: quorum_domain::Event::new(
+                "/upstream",
+                "com.example.x",
+                quorum_domain::StreamId::parse("x/1").unwrap(),
+                acme.clone(),
+                bytes::Bytes::new(),
+            ),
+            subject: "quorum.ingest.acme.com.example.x".into(),
+            stream_seq: 1,
+            delivered: 1,
+        };
+        match handler.handle(&delivery).await {
+            Outcome::Retry { error, .. } => assert!(error.contains("share"), "{error}"),
+            other => panic!("expected a retry for the tenant's share, got {other:?}"),
+        }
+        drop(held);
+    }
 
     #[test]
     fn the_tenant_is_the_subject_token() {

@@ -1,6 +1,7 @@
 //! Quorum on NATS: subject names, the JetStream streams and consumers, and the CloudEvent ⇄ NATS
 //! message mapping (binary mode with `ce-` headers; a structured JSON payload also decodes).
 
+pub mod access;
 mod codec;
 mod inspect;
 mod streams;
@@ -15,4 +16,6 @@ pub use codec::{
     message_len, relayed_len,
 };
 pub use inspect::{headers_from_json, headers_json};
-pub use streams::{DLQ_STREAM, EVENTS_STREAM, INGEST_STREAM, StreamsError, ensure_streams};
+pub use streams::{
+    DLQ_STREAM, EVENTS_STREAM, INGEST_STREAM, StreamsError, ensure_streams, find_or_create_streams,
+};

@@ -1,4 +1,5 @@
-//! The JetStream streams, created or brought up to date at start by every process (idempotent).
+//! The JetStream streams: brought up to date at start by the relay and the operator (idempotent);
+//! found, or made when missing, by every other service, which may not change them (ADR 27).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ pub const INGEST_STREAM: &str = "QUORUM_INGEST";
 pub const DLQ_STREAM: &str = "QUORUM_DLQ";
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create or update stream {stream}")]
+#[error("cannot find, create or update stream {stream}")]
 pub struct StreamsError {
     pub stream: &'static str,
     #[source]
@@ -54,10 +55,26 @@ fn configs() -> [(&'static str, stream::Config); 3] {
     ]
 }
 
-/// Creates the streams, or updates them to the config above.
+/// Creates the streams, or updates them to the config above. Needs the right to change a stream
+/// (the relay's and the operator's NATS users have it).
 pub async fn ensure_streams(js: &jetstream::Context) -> Result<(), StreamsError> {
     for (name, config) in configs() {
         js.create_or_update_stream(config)
+            .await
+            .map_err(|source| StreamsError {
+                stream: name,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Finds the streams, creating any that does not exist yet with the config above; an existing one
+/// is left as it is. What a service without the right to change a stream runs at start: a stream's
+/// config decides what becomes history, so only the relay and the operator may change one.
+pub async fn find_or_create_streams(js: &jetstream::Context) -> Result<(), StreamsError> {
+    for (name, config) in configs() {
+        js.get_or_create_stream(config)
             .await
             .map_err(|source| StreamsError {
                 stream: name,

@@ -163,6 +163,13 @@ where
 pub struct CommonConfig {
     /// NATS server URL(s), comma-separated; scheme `nats`, `tls`, `ws` or `wss`.
     pub nats_url: String,
+    /// The NATS user this process connects as (docs/adr/0027): one per service in the shipped
+    /// server configs (`ingest`, `relay`, `expert-fanout`, …), each with only the subjects it
+    /// needs. Unset connects without a user, to a server that asks for none.
+    pub nats_user: Option<String>,
+    /// That user's password; from the environment (`QUORUM__COMMON__NATS_PASSWORD`) or a secret,
+    /// never a committed file. Never logged.
+    pub nats_password: Option<Secret>,
     /// Postgres URL; scheme `postgres` or `postgresql`.
     pub database_url: String,
     /// Where the admin server (`/livez`, `/readyz`, `/metrics`) listens; port 0 picks a free one.
@@ -178,6 +185,8 @@ impl Default for CommonConfig {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_user: None,
+            nats_password: None,
             database_url: "postgres://quorum@127.0.0.1:5432/quorum".into(),
             admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             shutdown_grace: Duration::from_secs(30),
@@ -191,6 +200,8 @@ impl fmt::Debug for CommonConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommonConfig")
             .field("nats_url", &redact(&self.nats_url))
+            .field("nats_user", &self.nats_user)
+            .field("nats_password", &self.nats_password)
             .field("database_url", &redact(&self.database_url))
             .field("admin_addr", &self.admin_addr)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -204,11 +215,73 @@ impl Validate for CommonConfig {
         for server in self.nats_url.split(',') {
             check_url("nats_url", server.trim(), &["nats", "tls", "ws", "wss"])?;
         }
+        check_nats_login(self.nats_user.as_deref(), self.nats_password.as_ref())
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         check_url(
             "database_url",
             &self.database_url,
             &["postgres", "postgresql"],
         )
+    }
+}
+
+/// A NATS user and password are given together, and the user is a plain name (it also names the
+/// user's inbox subjects, `_INBOX_<user>.>`). Errors name the key at fault, unprefixed.
+pub fn check_nats_login(
+    user: Option<&str>,
+    password: Option<&Secret>,
+) -> Result<(), (&'static str, String)> {
+    match (user, password) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err((
+            "nats_password",
+            "nats_user is set; give its password too".into(),
+        )),
+        (None, Some(_)) => Err((
+            "nats_user",
+            "nats_password is set; name its user too".into(),
+        )),
+        (Some(user), Some(password)) => {
+            let plain = !user.is_empty()
+                && user.len() <= 64
+                && user
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !plain {
+                return Err((
+                    "nats_user",
+                    format!("{user:?}: 1 to 64 letters, digits, '-' or '_'"),
+                ));
+            }
+            if password.expose().is_empty() {
+                return Err(("nats_password", "must not be empty".into()));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A secret setting (a password, a private key): read and written like a string, shown as `***`
+/// by `Debug`, so that logging a config never prints it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
     }
 }
 

@@ -196,6 +196,21 @@ fn validation_names_the_key_and_the_expected_scheme() {
 }
 
 #[test]
+fn a_nats_user_comes_with_its_password_and_a_plain_name() {
+    let mut config = CommonConfig {
+        nats_user: Some("ingest".into()),
+        ..CommonConfig::default()
+    };
+    assert_eq!(config.validate().unwrap_err().key(), Some("nats_password"));
+    config.nats_password = Some(Secret::new("pw"));
+    config.validate().expect("a user and its password");
+    config.nats_user = Some("in gest.>".into());
+    assert_eq!(config.validate().unwrap_err().key(), Some("nats_user"));
+    config.nats_user = None;
+    assert_eq!(config.validate().unwrap_err().key(), Some("nats_user"));
+}
+
+#[test]
 fn durations_read_as_seconds_or_human_and_write_as_human() {
     jail(|jail| {
         jail.set_env("QUORUM__COMMON__SHUTDOWN_GRACE", "10");
@@ -214,13 +229,16 @@ fn debug_output_hides_passwords() {
     let config = CommonConfig {
         database_url: "postgres://quorum:hunter2@db:5432/quorum".into(),
         nats_url: "nats://svc:s3cret@a:4222,nats://b:4222".into(),
+        nats_user: Some("consensus".into()),
+        nats_password: Some(Secret::new("n4tspass")),
         ..CommonConfig::default()
     };
     let debug = format!("{config:?}");
     assert!(
-        !debug.contains("hunter2") && !debug.contains("s3cret"),
+        !debug.contains("hunter2") && !debug.contains("s3cret") && !debug.contains("n4tspass"),
         "{debug}"
     );
+    assert!(debug.contains("consensus"), "{debug}");
     assert!(
         debug.contains("postgres://quorum:***@db:5432/quorum"),
         "{debug}"

@@ -4,11 +4,13 @@
 
 #![warn(missing_docs)]
 
+mod auth;
 mod nats;
 mod postgres;
 mod process;
 mod service;
 
+pub use auth::{CREDENTIALS_FILE, NatsCredentials, SERVER_CONFIG_FILE};
 pub use nats::{NatsOptions, NatsServer};
 pub use postgres::{Postgres, PostgresOptions, find_pg_bindir};
 pub use process::{DevstackError, free_port};

@@ -17,6 +17,26 @@ pub struct NatsOptions {
     pub store_dir: PathBuf,
     /// Where the server's output goes; defaults to `nats-server.log` beside the store.
     pub log_file: Option<PathBuf>,
+    /// A config file (`-c`): its users and permissions, say. The port, address, name and store
+    /// above are given as flags, which win over the file. `None` starts a server without users,
+    /// which lets any client do anything (tests of other things; never `quorum up`).
+    pub config_file: Option<PathBuf>,
+    /// Variables the server's environment gets besides this process's: what a config file's
+    /// `$NAME` references read (the shipped configs read their secrets so).
+    pub env: Vec<(String, String)>,
+}
+
+impl NatsOptions {
+    /// A server on `port` (0 for a free one) with its store in `store_dir`, no config file.
+    pub fn new(port: u16, store_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            port,
+            store_dir: store_dir.into(),
+            log_file: None,
+            config_file: None,
+            env: Vec::new(),
+        }
+    }
 }
 
 /// A running nats-server, killed when dropped (and when the process that started it dies).
@@ -89,6 +109,12 @@ impl NatsServer {
                         .into(),
             })?;
         let mut cmd = Command::new(binary);
+        if let Some(file) = &self.options.config_file {
+            // A shipped config names a monitoring port (8222); servers started side by side here
+            // take any free one instead.
+            cmd.arg("-c").arg(file).args(["-m", "-1"]);
+        }
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.args([
             "-js",
             "-a",

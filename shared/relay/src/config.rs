@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use quorum_runtime::config::{ConfigError, Validate, duration};
+use quorum_runtime::config::{ConfigError, Secret, Validate, check_nats_login, duration};
 use serde::{Deserialize, Serialize};
 
 /// How the relay reads, publishes and competes for leadership.
@@ -22,6 +22,14 @@ pub struct RelayConfig {
     /// that the stream has not gone back.
     #[serde(with = "duration")]
     pub check_interval: Duration,
+    /// The NATS user the relay publishes as when it runs inside another service's process (ingest
+    /// by default): the only user allowed to publish committed history (`quorum.evt.>`) and to
+    /// change the streams (docs/adr/0027). Unset shares the process's own connection, which then
+    /// needs those rights (a server without users).
+    pub nats_user: Option<String>,
+    /// Its password, from the environment (`QUORUM__RELAY__NATS_PASSWORD`) or a secret. Never
+    /// logged.
+    pub nats_password: Option<Secret>,
 }
 
 impl Default for RelayConfig {
@@ -31,6 +39,8 @@ impl Default for RelayConfig {
             batch_size: 1000,
             poll_interval: Duration::from_millis(200),
             check_interval: Duration::from_secs(1),
+            nats_user: None,
+            nats_password: None,
         }
     }
 }
@@ -46,6 +56,8 @@ impl Validate for RelayConfig {
                 "must be between 1 and 10000",
             ));
         }
+        check_nats_login(self.nats_user.as_deref(), self.nats_password.as_ref())
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.poll_interval.is_zero() || self.check_interval.is_zero() {
             return Err(ConfigError::invalid(
                 "poll_interval",

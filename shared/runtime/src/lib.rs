@@ -7,6 +7,7 @@ pub use quorum_config as config;
 pub mod consumer;
 pub mod leader;
 pub mod metrics;
+pub mod nats;
 pub mod saturation;
 pub mod service;
 pub mod shutdown;

@@ -28,7 +28,8 @@ pub struct Context {
     pub readiness: Readiness,
 }
 
-/// Connects to the stack `common` names, applies migrations and creates the streams.
+/// Connects to the stack `common` names (as its NATS user), applies migrations, and finds the
+/// streams (making any that is missing).
 pub async fn connect(common: &CommonConfig) -> Result<(PgPool, async_nats::Client), String> {
     let pool = quorum_event_store::pool_options(32)
         .connect(&common.database_url)
@@ -37,12 +38,13 @@ pub async fn connect(common: &CommonConfig) -> Result<(PgPool, async_nats::Clien
     quorum_event_store::migrate(&pool)
         .await
         .map_err(|e| format!("migrate: {e}"))?;
-    let nats = async_nats::connect(&common.nats_url)
+    let nats = crate::nats::connect_common(common)
         .await
         .map_err(|e| format!("connect to NATS: {e}"))?;
-    quorum_bus::ensure_streams(&async_nats::jetstream::new(nats.clone()))
+    // Found, or made if missing; changing them is the relay's and the operator's (ADR 27).
+    quorum_bus::find_or_create_streams(&async_nats::jetstream::new(nats.clone()))
         .await
-        .map_err(|e| format!("create the streams: {e}"))?;
+        .map_err(|e| format!("find the streams: {}", crate::error_chain(&e)))?;
     Ok((pool, nats))
 }
 

@@ -22,12 +22,36 @@ pub async fn nats() -> anyhow::Result<quorum_devstack::NatsServer> {
     let dir = scratch_dir("nats")?;
     Ok(
         quorum_devstack::NatsServer::start(quorum_devstack::NatsOptions {
-            port: 0,
-            store_dir: dir.join("store"),
             log_file: Some(dir.join("nats-server.log")),
+            ..quorum_devstack::NatsOptions::new(0, dir.join("store"))
         })
         .await?,
     )
+}
+
+/// A nats-server with the users and permissions Quorum ships (docs/adr/0027) and credentials of
+/// its own: no anonymous client, one user per service, the auth callout for API keys.
+pub struct SecureNats {
+    /// The server, killed on drop.
+    pub server: quorum_devstack::NatsServer,
+    /// Every user's password and the callout's issuer seed.
+    pub credentials: quorum_devstack::NatsCredentials,
+}
+
+/// A fresh [`SecureNats`] on a free port with a temporary store.
+pub async fn secure_nats() -> anyhow::Result<SecureNats> {
+    let dir = scratch_dir("nats")?;
+    let credentials = quorum_devstack::NatsCredentials::load_or_create(&dir)?;
+    let server = quorum_devstack::NatsServer::start(quorum_devstack::NatsOptions {
+        log_file: Some(dir.join("nats-server.log")),
+        config_file: Some(credentials.server_config_file(&dir)?),
+        ..quorum_devstack::NatsOptions::new(0, dir.join("store"))
+    })
+    .await?;
+    Ok(SecureNats {
+        server,
+        credentials,
+    })
 }
 
 /// Logs for tests: `RUST_LOG` (default `warn`), captured by the test harness. Idempotent.

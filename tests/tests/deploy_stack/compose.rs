@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::harness::{Mount, ProcessSpec, repo};
+use crate::harness::{Mount, NatsSetup, ProcessSpec, repo};
 
 pub struct Compose {
     services: serde_json::Map<String, Value>,
@@ -35,6 +35,54 @@ impl Compose {
         Ok(Self {
             services,
             image_entrypoint: dockerfile_array("ENTRYPOINT")?,
+        })
+    }
+
+    /// nats-server as the `nats` service runs it: the config file its command names, beside the
+    /// other files mounted in its directory (what it includes: the users and permissions), and
+    /// its environment, where that config reads the users' secrets. Only the JetStream store
+    /// directory is the test's (nats-server refuses one given both in the file and as a flag).
+    pub fn nats(&self) -> anyhow::Result<NatsSetup> {
+        let s = &self.services["nats"];
+        let command = strings(&s["command"])?;
+        let config = command
+            .iter()
+            .position(|a| a == "--config" || a == "-c")
+            .and_then(|i| command.get(i + 1))
+            .context("nats runs with --config")?;
+        let config_dir = std::path::Path::new(config)
+            .parent()
+            .context("the config's directory")?;
+        let dir =
+            std::env::temp_dir().join(format!("quorum-compose-nats-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let mut local_config = None;
+        for volume in s["volumes"].as_array().into_iter().flatten() {
+            let text = volume.as_str().context("volumes in short form")?;
+            let mut parts = text.split(':');
+            let (source, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let target = std::path::Path::new(target);
+            if target.parent() != Some(config_dir) {
+                continue;
+            }
+            let source = source
+                .strip_prefix("./")
+                .context("a bind mount from the repository")?;
+            let mut text = std::fs::read_to_string(repo().join(source))?;
+            let local = dir.join(target.file_name().context("a file name")?);
+            if target == std::path::Path::new(config) {
+                text = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("store_dir"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                local_config = Some(local.clone());
+            }
+            std::fs::write(&local, text)?;
+        }
+        Ok(NatsSetup {
+            config: local_config.with_context(|| format!("nothing mounted at {config}"))?,
+            env: environment(&s["environment"])?,
         })
     }
 

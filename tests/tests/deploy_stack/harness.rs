@@ -48,6 +48,14 @@ pub struct Hosts {
     pub postgres: BTreeSet<String>,
 }
 
+/// nats-server as the file runs it: its config (the users and permissions, docs/adr/0027) and the
+/// environment that config reads its secrets from. The port, address and store are the test's.
+pub struct NatsSetup {
+    /// The config file (with what it includes beside it).
+    pub config: PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
 /// The test's servers and where the workspace's binaries are.
 pub struct Stack {
     pub nats: quorum_devstack::NatsServer,
@@ -76,17 +84,23 @@ pub fn repo() -> PathBuf {
 }
 
 impl Stack {
-    /// A nats-server and an empty database (no migrations: the file's own migration step makes
-    /// the schema), and the binaries built.
-    pub async fn start(hosts: Hosts) -> anyhow::Result<Self> {
+    /// A nats-server as the file configures it and an empty database (no migrations: the file's
+    /// own migration step makes the schema), and the binaries built.
+    pub async fn start(hosts: Hosts, nats: NatsSetup) -> anyhow::Result<Self> {
         quorum_testkit::init_tracing();
         let bin = binaries().await?;
-        let nats = quorum_testkit::nats().await?;
+        let scratch = std::env::temp_dir().join(format!("quorum-deploy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&scratch)?;
+        let nats = quorum_devstack::NatsServer::start(quorum_devstack::NatsOptions {
+            log_file: Some(scratch.join("nats-server.log")),
+            config_file: Some(nats.config),
+            env: nats.env.into_iter().collect(),
+            ..quorum_devstack::NatsOptions::new(0, scratch.join("nats"))
+        })
+        .await?;
         let pg = quorum_testkit::postgres().await;
         let name = format!("deploy_{}", uuid::Uuid::new_v4().simple());
         pg.server().create_database(&name)?;
-        let scratch = std::env::temp_dir().join(format!("quorum-deploy-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&scratch)?;
         Ok(Self {
             nats,
             database_url: pg.url(&name),
@@ -404,6 +418,36 @@ pub async fn answer_a_query(
         },
     )
     .await?;
+    Ok(())
+}
+
+/// The file's NATS refuses an anonymous client, and takes an upstream system's event published
+/// with its API key (`tenant`'s, with the publisher role): the users and the auth callout the
+/// file configures are in force, and the callout's issuer keys of nats and ingest match.
+pub async fn nats_is_locked_and_takes_a_key(
+    stack: &Stack,
+    key: &str,
+    tenant: &str,
+) -> anyhow::Result<()> {
+    ensure!(
+        async_nats::connect(stack.nats.url()).await.is_err(),
+        "nats lets an anonymous client in"
+    );
+    let client = async_nats::ConnectOptions::with_token(key.to_owned())
+        .custom_inbox_prefix(format!("_INBOX.{tenant}"))
+        .connect(stack.nats.url())
+        .await
+        .context("connect to nats with the API key")?;
+    let event = json!({"specversion": "1.0", "id": "over-nats-1", "source": "/deploy-test",
+        "type": "com.example.deployed", "data": {}});
+    async_nats::jetstream::new(client)
+        .publish(
+            format!("quorum.ingest.{tenant}.com.example.deployed"),
+            event.to_string().into(),
+        )
+        .await?
+        .await
+        .context("publish with the API key")?;
     Ok(())
 }
 

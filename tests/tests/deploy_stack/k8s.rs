@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::compose::dockerfile_array;
-use crate::harness::{Mount, ProcessSpec, repo};
+use crate::harness::{Mount, NatsSetup, ProcessSpec, repo};
 
 /// Where the manifests expect NATS: the official chart's Service, installed as release `nats` in
 /// namespace `nats` (deploy/k8s/nats/values.yaml).
@@ -103,6 +103,9 @@ impl Rendered {
             for (k, v) in object["data"].as_object().into_iter().flatten() {
                 let text = v.as_str().unwrap_or_default();
                 let value = if kind == "Secret" {
+                    // Kustomize folds long values over lines; Kubernetes' decoder skips the line
+                    // breaks, as here.
+                    let text: String = text.split_whitespace().collect();
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(text)
                         .ok()?;
@@ -255,6 +258,53 @@ impl Rendered {
         })
     }
 
+    /// nats-server as the NATS Helm chart runs it from deploy/k8s/nats/values.yaml: the config's
+    /// `config.merge` (the users and permissions, max_payload) as the chart writes it, `<< … >>`
+    /// raw, and the container's env, its secretKeyRefs read from the Secrets the overlay makes
+    /// (the same Secret is created in NATS's namespace: deploy/k8s/README.md).
+    pub fn nats(&self) -> anyhow::Result<NatsSetup> {
+        let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(
+            repo().join("deploy/k8s/nats/values.yaml"),
+        )?)?;
+        let merge = &values["config"]["merge"];
+        ensure!(merge.is_object(), "values.yaml has no config.merge");
+        let dir = std::env::temp_dir().join(format!("quorum-k8s-nats-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("nats.conf");
+        std::fs::write(&config, quorum_bus::access::render_conf(merge))?;
+        let mut env = BTreeMap::new();
+        for (name, value) in values["container"]["env"].as_object().into_iter().flatten() {
+            let value = match value {
+                Value::String(v) => v.clone(),
+                v => {
+                    let r = &v["valueFrom"]["secretKeyRef"];
+                    let (from, key) = (
+                        r["name"].as_str().unwrap_or(""),
+                        r["key"].as_str().unwrap_or(""),
+                    );
+                    self.data("Secret", from)
+                        .and_then(|d| d.get(key).cloned())
+                        .with_context(|| format!("nats env {name}: Secret {from} key {key}"))?
+                }
+            };
+            env.insert(name.clone(), value);
+        }
+        Ok(NatsSetup { config, env })
+    }
+
+    /// A connection as the operator's NATS user, its password from the overlay's Secret.
+    pub async fn connect_admin(&self, url: &str) -> anyhow::Result<async_nats::Client> {
+        let password = self
+            .data("Secret", "quorum-nats")
+            .and_then(|d| d.get("admin").cloned())
+            .context("Secret quorum-nats has no admin password")?;
+        Ok(
+            async_nats::ConnectOptions::with_user_and_password("admin".into(), password)
+                .connect(url)
+                .await?,
+        )
+    }
+
     /// Every ScaledObject's (stream, consumer), checked to scale a Deployment of the render.
     pub fn scaled_consumers(&self) -> anyhow::Result<BTreeSet<(String, String)>> {
         let mut out = BTreeSet::new();
@@ -269,6 +319,14 @@ impl Rendered {
             for t in so["spec"]["triggers"].as_array().into_iter().flatten() {
                 if t["type"] == "nats-jetstream" {
                     let m = &t["metadata"];
+                    // KEDA reads the consumer's backlog in one account's monitoring data: the
+                    // account the services' users, and so the streams, are in.
+                    ensure!(
+                        m["account"] == quorum_bus::access::ACCOUNT,
+                        "{target}: KEDA looks in account {}, the streams are in {}",
+                        m["account"],
+                        quorum_bus::access::ACCOUNT
+                    );
                     let (s, c) = (m["stream"].as_str(), m["consumer"].as_str());
                     out.insert((
                         s.context("stream")?.to_owned(),
@@ -279,4 +337,21 @@ impl Rendered {
         }
         Ok(out)
     }
+}
+
+#[test]
+fn the_helm_values_give_nats_the_shipped_users_and_permissions() -> anyhow::Result<()> {
+    let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(
+        repo().join("deploy/k8s/nats/values.yaml"),
+    )?)?;
+    let merge = &values["config"]["merge"];
+    let shipped =
+        quorum_bus::access::server_config_json(&quorum_bus::access::ServerAuth::from_env());
+    for block in ["accounts", "authorization"] {
+        ensure!(
+            merge[block] == shipped[block],
+            "values.yaml's config.merge.{block} differs from shared/bus/src/access.rs"
+        );
+    }
+    Ok(())
 }

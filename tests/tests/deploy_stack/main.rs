@@ -37,10 +37,13 @@ const KEY_ARGS: [&str; 9] = [
 #[tokio::test]
 async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyhow::Result<()> {
     let file = compose::Compose::load()?;
-    let stack = Stack::start(Hosts {
-        nats: BTreeSet::from(["nats".to_owned()]),
-        postgres: BTreeSet::from(["postgres".to_owned()]),
-    })
+    let stack = Stack::start(
+        Hosts {
+            nats: BTreeSet::from(["nats".to_owned()]),
+            postgres: BTreeSet::from(["postgres".to_owned()]),
+        },
+        file.nats()?,
+    )
     .await?;
     let client = quorum_http_client::client();
     let mut running: Vec<Running> = Vec::new();
@@ -71,6 +74,7 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
     let ingest = find(&running, "ingest")?.url(8080, "")?;
     let audit = find(&running, "audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
+    harness::nats_is_locked_and_takes_a_key(&stack, &key, "deploy").await?;
     eprintln!("answered after {:?}", stack.age());
     metrics::check(&client, &running).await?;
     stop_all(running).await
@@ -86,10 +90,13 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
         return Ok(());
     };
     let rendered = k8s::Rendered::overlay(&kubectl, "dev").await?;
-    let stack = Stack::start(Hosts {
-        nats: BTreeSet::from([k8s::NATS_HOST.to_owned()]),
-        postgres: BTreeSet::from([rendered.postgres_host.clone()]),
-    })
+    let stack = Stack::start(
+        Hosts {
+            nats: BTreeSet::from([k8s::NATS_HOST.to_owned()]),
+            postgres: BTreeSet::from([rendered.postgres_host.clone()]),
+        },
+        rendered.nats()?,
+    )
     .await?;
     let client = quorum_http_client::client();
     // The kubelet starts everything at once: the Job migrates while the services start (they
@@ -118,9 +125,10 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
     let ingest = find(&running, "quorum-ingest")?.url(8080, "")?;
     let audit = find(&running, "quorum-audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
+    harness::nats_is_locked_and_takes_a_key(&stack, &key, "deploy").await?;
     eprintln!("answered after {:?}", stack.age());
     // KEDA would find every consumer its ScaledObjects name, on the streams the services made.
-    let js = async_nats::jetstream::new(async_nats::connect(stack.nats.url()).await?);
+    let js = async_nats::jetstream::new(rendered.connect_admin(&stack.nats.url()).await?);
     for (stream, consumer) in rendered.scaled_consumers()? {
         js.get_stream(&stream)
             .await?

@@ -30,10 +30,13 @@ const KILL_AFTER: usize = 20;
 async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each_is_killed()
 -> anyhow::Result<()> {
     let file = Compose::load()?;
-    let stack = Stack::start(Hosts {
-        nats: BTreeSet::from(["nats".to_owned()]),
-        postgres: BTreeSet::from(["postgres".to_owned()]),
-    })
+    let stack = Stack::start(
+        Hosts {
+            nats: BTreeSet::from(["nats".to_owned()]),
+            postgres: BTreeSet::from(["postgres".to_owned()]),
+        },
+        file.nats()?,
+    )
     .await?;
     let client = quorum_http_client::client();
     stack.run_to_end(&file.spec("migrate", None)?).await?;

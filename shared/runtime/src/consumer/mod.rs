@@ -88,7 +88,7 @@ pub async fn run<H: Handler>(
         name: config.name.clone(),
         reason,
     };
-    quorum_bus::ensure_streams(&js)
+    quorum_bus::find_or_create_streams(&js)
         .await
         .map_err(|e| setup(e.to_string()))?;
     let consumer: PullConsumer = js
