@@ -247,10 +247,12 @@ async fn a_service_user_is_held_to_its_own_subjects() -> anyhow::Result<()> {
     denied(&mut errors, &inbox).await?;
     // The relay's user may publish history (the one that may).
     let relay = async_nats::jetstream::new(stack.service(ServiceUser::Relay).await?);
-    relay
+    let published = relay
         .publish("quorum.evt.acme.com.example.reading", event("r-1"))
         .await?
         .await?;
+    // And a consumer reads a message of its stream by sequence (the age of its lag).
+    stream.get_raw_message(published.sequence).await?;
     Ok(())
 }
 

@@ -137,10 +137,12 @@ impl fmt::Display for ServiceUser {
 }
 
 /// A durable pull consumer's own API, its acks, and its dead-letter notices; nothing of any other
-/// consumer's.
+/// consumer's. It may also read a message of its stream by sequence: its lag's age is the message
+/// just after its ack floor (the runtime's `consumer::lag`).
 fn durable(p: &mut Permissions, stream: &str, name: &str) {
     let api = "$JS.API.CONSUMER";
     p.publish.extend([
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
         // With one filter subject the client names it in the subject, after the consumer.
         format!("{api}.CREATE.{stream}.{name}"),
         format!("{api}.CREATE.{stream}.{name}.>"),
