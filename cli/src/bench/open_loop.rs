@@ -17,14 +17,9 @@ use super::stats::Samples;
 pub struct OpenLoopReport {
     pub max_sustained_queries_per_sec: u64,
     pub half_load_queries_per_sec: u64,
-    pub overhead_p50_ms: f64,
-    pub overhead_p99_ms: f64,
-    /// At half load: from the submit to the last expert result stored (relay, fan-out).
-    pub results_p50_ms: f64,
-    pub results_p99_ms: f64,
-    /// At half load: from the last result stored to the consensus (relay, consensus).
-    pub consensus_p50_ms: f64,
-    pub consensus_p99_ms: f64,
+    /// At half load, from the stored events.
+    #[serde(flatten)]
+    pub stages: Stages,
     /// Events the pipeline stored per second at the highest rate sustained, counted in the store.
     pub pipeline_events_per_sec: u64,
     pub raw_postgres_batched_rows_per_sec: f64,
@@ -113,28 +108,23 @@ pub(super) async fn open_loop(
     Ok(OpenLoopReport {
         max_sustained_queries_per_sec: max_sustained,
         half_load_queries_per_sec: half,
-        overhead_p50_ms: stages.overhead_p50_ms,
-        overhead_p99_ms: stages.overhead_p99_ms,
-        results_p50_ms: stages.results_p50_ms,
-        results_p99_ms: stages.results_p99_ms,
-        consensus_p50_ms: stages.consensus_p50_ms,
-        consensus_p99_ms: stages.consensus_p99_ms,
+        stages,
         pipeline_events_per_sec: events_per_sec.round() as u64,
         raw_postgres_batched_rows_per_sec: raw_batched.round(),
         rates,
     })
 }
 
-/// Submits `rate` queries a second for `seconds`, then waits for them all to be decided in the read
-/// model.
 /// Where a query's time goes inside the pipeline, from the stored events' commit times: submission
 /// to consensus (the overhead), split at the last expert result.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Stages {
     pub overhead_p50_ms: f64,
     pub overhead_p99_ms: f64,
+    /// From the submit to the last expert result stored (relay, fan-out).
     pub results_p50_ms: f64,
     pub results_p99_ms: f64,
+    /// From the last result stored to the consensus (relay, consensus).
     pub consensus_p50_ms: f64,
     pub consensus_p99_ms: f64,
 }
@@ -173,6 +163,8 @@ pub(super) async fn stored_stages(
     })
 }
 
+/// Submits `rate` queries a second for `seconds`, then waits for them all to be decided in the read
+/// model.
 async fn offer(
     client: &reqwest::Client,
     url: &str,
@@ -275,13 +267,16 @@ impl std::fmt::Display for OpenLoopReport {
             self.max_sustained_queries_per_sec,
             self.pipeline_events_per_sec,
             self.half_load_queries_per_sec,
-            self.overhead_p50_ms,
-            self.overhead_p99_ms
+            self.stages.overhead_p50_ms,
+            self.stages.overhead_p99_ms
         )?;
         writeln!(
             f,
             "    of which submit -> last result p50 {:.1} ms, p99 {:.1} ms; last result -> consensus p50 {:.1} ms, p99 {:.1} ms",
-            self.results_p50_ms, self.results_p99_ms, self.consensus_p50_ms, self.consensus_p99_ms
+            self.stages.results_p50_ms,
+            self.stages.results_p99_ms,
+            self.stages.consensus_p50_ms,
+            self.stages.consensus_p99_ms
         )?;
         writeln!(
             f,
