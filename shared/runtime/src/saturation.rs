@@ -12,7 +12,7 @@ const EVERY: Duration = Duration::from_secs(5);
 
 /// Reports `pool`'s connections until `shutdown`.
 pub async fn report_pool(pool: PgPool, shutdown: CancellationToken) {
-    metrics::gauge!(names::DB_CONNECTIONS_MAX).set(f64::from(pool.options().get_max_connections()));
+    let max = f64::from(pool.options().get_max_connections());
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tokio::select! {
@@ -20,6 +20,7 @@ pub async fn report_pool(pool: PgPool, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let (size, idle) = (pool.size(), pool.num_idle() as u32);
+        metrics::gauge!(names::DB_CONNECTIONS_MAX).set(max);
         metrics::gauge!(names::DB_CONNECTIONS, names::LABEL_STATE => "in_use")
             .set(f64::from(size.saturating_sub(idle)));
         metrics::gauge!(names::DB_CONNECTIONS, names::LABEL_STATE => "idle").set(f64::from(idle));

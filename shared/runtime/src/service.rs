@@ -101,14 +101,16 @@ where
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(service = name, %addr, "admin listening");
     }
-    shutdown.spawn(crate::saturation::report_pool(
-        pool.clone(),
-        shutdown.token(),
-    ));
+    // The recorder first: a metric recorded before it is installed is lost.
+    let recorder = metrics::install_recorder();
     shutdown.spawn(admin::serve(
         listener,
         readiness.clone(),
-        metrics::install_recorder(),
+        recorder,
+        shutdown.token(),
+    ));
+    shutdown.spawn(crate::saturation::report_pool(
+        pool.clone(),
         shutdown.token(),
     ));
     let context = Context {
