@@ -10,6 +10,7 @@ use quorum_domain::{Event, StreamId, types};
 use quorum_event_store::{Batcher, EventStore, ExpectedVersion, StoreError};
 use quorum_experts::embeddings::Embedder;
 use sqlx::{Acquire, PgPool};
+use tracing::Instrument as _;
 
 use crate::fold::Query;
 use crate::judge::{self, Judge};
@@ -31,6 +32,17 @@ pub enum Step {
     NoQuery,
 }
 
+impl Step {
+    /// How spans name it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Step::Decided => "decided",
+            Step::Waiting => "waiting",
+            Step::NoQuery => "no query",
+        }
+    }
+}
+
 pub struct Decider {
     pub pool: PgPool,
     /// Reads and appends go in groups with those of the other queries being decided.
@@ -47,7 +59,24 @@ pub struct Decider {
 impl Decider {
     /// Folds `stream` and appends its consensus if it is decided. A version conflict (someone
     /// appended meanwhile) is returned for the caller to retry; nothing was written then.
+    /// The step is the span `decide`, recording what it came to.
     pub async fn step(&self, stream: &StreamId) -> Result<Step, StoreError> {
+        let span = tracing::info_span!(
+            "decide",
+            otel.name = "decide",
+            otel.status_code = tracing::field::Empty,
+            quorum.stream = %stream,
+            quorum.step = tracing::field::Empty,
+        );
+        let step = self.step_traced(stream).instrument(span.clone()).await;
+        match &step {
+            Ok(s) => span.record("quorum.step", s.label()),
+            Err(_) => span.record("otel.status_code", "error"),
+        };
+        step
+    }
+
+    async fn step_traced(&self, stream: &StreamId) -> Result<Step, StoreError> {
         let events = self.store.read_stream(stream).await?;
         let Some(query) = Query::fold(&events) else {
             return Ok(Step::NoQuery);
@@ -99,7 +128,7 @@ impl Decider {
             }
             Decision::Failed(f) => (types::CONSENSUS_FAILED, serde_json::to_vec(&f)),
         };
-        let event = Event::derived(
+        let mut event = Event::derived(
             &query.submitted,
             HANDLER,
             0,
@@ -108,6 +137,11 @@ impl Decider {
             stream.clone(),
             Bytes::from(data.expect("a consensus serializes")),
         );
+        // The consensus continues the trace from this decision, not from the submission.
+        if let Some(cx) = quorum_runtime::trace::current() {
+            event.traceparent = Some(cx.traceparent);
+            event.tracestate = cx.tracestate;
+        }
         let expected = ExpectedVersion::Exact(query.version);
         match plan {
             // One statement: the common case stays cheap.

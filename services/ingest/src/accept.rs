@@ -167,7 +167,16 @@ pub fn prepare(
     let mut part_of: HashMap<StreamId, usize> = HashMap::new();
     let mut seen: HashMap<(String, String), (usize, usize)> = HashMap::new();
     let mut slots = Vec::with_capacity(events.len());
+    // An event that comes without a trace of its own continues the request's (or the message's),
+    // so what Quorum does with it is one trace from the caller on.
+    let here = quorum_runtime::trace::current();
     for (i, mut event) in events.into_iter().enumerate() {
+        if event.traceparent.is_none()
+            && let Some(cx) = &here
+        {
+            event.traceparent = Some(cx.traceparent.clone());
+            event.tracestate.clone_from(&cx.tracestate);
+        }
         match &event.tenant {
             Some(t) if t != tenant => {
                 return Err(at(

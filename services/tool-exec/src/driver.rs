@@ -13,7 +13,7 @@ use quorum_event_store::{EventStore, ExpectedVersion, RecordedEvent, StoreError}
 use quorum_saga::{
     Decision, PlanFailed, SagaEvent, SagaState, StepFailed, StepStarted, StepSucceeded, decide,
 };
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 use crate::tools::{Call, Tools};
 
@@ -161,6 +161,7 @@ pub async fn drive(
                 let timeout = state.plan().steps[step]
                     .timeout_ms
                     .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_millis);
+                let span = step_span(&saga_id, &call.tool, step, attempt, compensation);
                 let outcome = tools
                     .call(Call {
                         call: &call,
@@ -168,7 +169,11 @@ pub async fn drive(
                         workdir,
                         timeout,
                     })
+                    .instrument(span.clone())
                     .await;
+                if outcome.is_err() {
+                    span.record("otel.status_code", "error");
+                }
                 let event = match outcome {
                     Ok(output) => SagaEvent::StepSucceeded(StepSucceeded {
                         step,
@@ -193,6 +198,27 @@ pub async fn drive(
             }
         }
     }
+}
+
+/// The span of one attempt at a saga step or at its compensation.
+fn step_span(
+    saga: &str,
+    tool: &str,
+    step: usize,
+    attempt: u32,
+    compensation: bool,
+) -> tracing::Span {
+    let what = if compensation { "compensate" } else { "step" };
+    tracing::info_span!(
+        "step",
+        otel.name = %format_args!("{what} {step} {tool}"),
+        otel.status_code = tracing::field::Empty,
+        quorum.saga = saga,
+        quorum.step = step,
+        quorum.attempt = attempt,
+        quorum.compensation = compensation,
+        quorum.tool = tool,
+    )
 }
 
 /// Most bytes of a step's output kept in its event: every tool (exec, http, MCP) can return more

@@ -5,6 +5,7 @@
 //! mismatch, a duplicate, a concurrent writer) falls to the slow path, which finds out which it was.
 
 use std::collections::HashMap;
+use tracing::Instrument as _;
 
 use quorum_domain::{Event, StreamId};
 use sqlx::{Acquire, PgConnection, Row};
@@ -82,6 +83,19 @@ const ANY_RETRIES: usize = 16;
 /// Appends `events` to `stream` on `conn`, inside the caller's transaction if there is one (a savepoint
 /// keeps a failed attempt from poisoning it). Commit is the caller's business.
 pub(crate) async fn append(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[Event],
+    scope: Scope,
+) -> Result<AppendResult, StoreError> {
+    let span = crate::span::store_span(crate::span::Operation::Insert, events.len());
+    append_traced(conn, stream, expected, events, scope)
+        .instrument(span)
+        .await
+}
+
+async fn append_traced(
     conn: &mut PgConnection,
     stream: &StreamId,
     expected: ExpectedVersion,

@@ -11,6 +11,7 @@
 //! is left out of the insert while the rest goes in.
 
 use std::collections::HashMap;
+use tracing::Instrument as _;
 
 use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, Row};
@@ -41,6 +42,14 @@ struct Columns {
 /// event, in order, or `None` when the statement did not apply because a unique constraint was hit
 /// (nothing was written then).
 pub(crate) async fn append_group(
+    conn: &mut PgConnection,
+    events: &[(&StreamId, &Event)],
+) -> Result<Option<Vec<Appended>>, StoreError> {
+    let span = crate::span::store_span(crate::span::Operation::Insert, events.len());
+    append_group_traced(conn, events).instrument(span).await
+}
+
+async fn append_group_traced(
     conn: &mut PgConnection,
     events: &[(&StreamId, &Event)],
 ) -> Result<Option<Vec<Appended>>, StoreError> {

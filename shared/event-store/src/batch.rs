@@ -22,7 +22,7 @@ use quorum_domain::{Event, StreamId};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{Instrument as _, debug};
 
 use crate::{AppendResult, EventStore, ExpectedVersion, RecordedEvent, StoreError};
 
@@ -78,6 +78,14 @@ impl Batcher {
 
     /// The whole of `stream`, in version order: for small streams (a query's).
     pub async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let span = crate::span::store_span(crate::span::Operation::Select, 1);
+        self.read_stream_traced(stream).instrument(span).await
+    }
+
+    async fn read_stream_traced(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = ReadJob {
             stream: stream.clone(),
@@ -93,6 +101,18 @@ impl Batcher {
 
     /// [`EventStore::append`], in a group when it can be.
     pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<AppendResult, StoreError> {
+        let span = crate::span::store_span(crate::span::Operation::Insert, events.len());
+        self.append_traced(stream, expected, events)
+            .instrument(span)
+            .await
+    }
+
+    async fn append_traced(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use quorum_domain::TenantId;
 use sqlx::PgConnection;
+use tracing::Instrument as _;
 
 use crate::recorded::{COLUMNS, decode};
 use crate::{RecordedEvent, StoreError};
@@ -22,6 +23,14 @@ pub struct Filter {
 }
 
 pub(crate) async fn find(
+    conn: &mut PgConnection,
+    filter: &Filter,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let span = crate::span::store_span(crate::span::Operation::Select, 1);
+    find_traced(conn, filter).instrument(span).await
+}
+
+async fn find_traced(
     conn: &mut PgConnection,
     filter: &Filter,
 ) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -12,6 +12,7 @@ mod migrate;
 mod pool;
 mod read;
 mod recorded;
+mod span;
 mod store;
 mod wake;
 

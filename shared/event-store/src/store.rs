@@ -2,6 +2,7 @@
 
 use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument as _;
 
 use crate::read::{Committed, RelayRow};
 use crate::{AppendResult, CommitCursor, ExpectedVersion, RecordedEvent, StoreError, append, read};
@@ -165,7 +166,10 @@ impl EventStore {
         from_version: u64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read::read_stream(conn, stream, from_version, limit).await
+        let span = crate::span::store_span(crate::span::Operation::Select, 1);
+        read::read_stream(conn, stream, from_version, limit)
+            .instrument(span)
+            .await
     }
 
     /// Up to `limit` events after `after` in commit order, below the transaction-id watermark: a

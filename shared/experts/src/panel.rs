@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use quorum_domain::expert::{ErrorClass, FinalAnswer};
+use tracing::Instrument as _;
 
 use crate::breaker::Breaker;
 use crate::config::{ExpertConfig, ProviderConfig};
@@ -50,8 +51,35 @@ impl Panel {
     }
 
     /// Asks `expert` within its timeout, with the retries its config allows, and tells its breaker
-    /// how it went. Returns the outcome and the attempts made.
+    /// how it went. Returns the outcome and the attempts made. The call is one GenAI client span
+    /// (see [`call_span`]), a child of the caller's.
     pub async fn ask(
+        &self,
+        expert: &ExpertConfig,
+        question: &str,
+    ) -> (Result<Reply, ProviderError>, u32) {
+        let span = call_span(expert);
+        let (outcome, attempts) = self
+            .ask_within(expert, question)
+            .instrument(span.clone())
+            .await;
+        span.record("quorum.attempts", attempts);
+        match &outcome {
+            Ok(reply) => {
+                if let Some(usage) = &reply.usage {
+                    span.record("gen_ai.usage.input_tokens", usage.prompt);
+                    span.record("gen_ai.usage.output_tokens", usage.completion);
+                }
+            }
+            Err(e) => {
+                span.record("error.type", class_label(e));
+                span.record("otel.status_code", "error");
+            }
+        }
+        (outcome, attempts)
+    }
+
+    async fn ask_within(
         &self,
         expert: &ExpertConfig,
         question: &str,
@@ -134,13 +162,43 @@ pub const CALL_DURATION_SECONDS: &str = "quorum_expert_call_duration_seconds";
 /// `completion`).
 pub const TOKENS_TOTAL: &str = "quorum_expert_tokens_total";
 
+/// The span of one expert asked, as the OpenTelemetry GenAI conventions name a client's chat call:
+/// `chat {model}`, the provider, the model, the tokens used, and the error class of a failure.
+pub fn call_span(expert: &ExpertConfig) -> tracing::Span {
+    let provider = match &expert.provider {
+        ProviderConfig::Scripted(_) => "quorum.scripted",
+        ProviderConfig::Openai(_) => "openai",
+        ProviderConfig::Anthropic(_) => "anthropic",
+    };
+    let model = expert.provider.model();
+    tracing::info_span!(
+        "expert",
+        otel.name = %format_args!("chat {model}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = provider,
+        gen_ai.request.model = model,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        quorum.expert = %expert.name,
+        quorum.attempts = tracing::field::Empty,
+    )
+}
+
+/// An error's class as metrics and spans name it (`timeout`, `rate_limited`, `circuit_open`, …).
+fn class_label(e: &ProviderError) -> String {
+    serde_json::to_value(e.class)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn record(expert: &str, took: std::time::Duration, outcome: &Result<Reply, ProviderError>) {
     let class = match outcome {
         Ok(_) => "ok".to_owned(),
-        Err(e) => serde_json::to_value(e.class)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "unknown".to_owned()),
+        Err(e) => class_label(e),
     };
     metrics::histogram!(CALL_DURATION_SECONDS, "expert" => expert.to_owned(), "outcome" => class)
         .record(took.as_secs_f64());

@@ -25,6 +25,8 @@ pub async fn authorize(
         AuthError::Database(db) => Problem::database(&db),
         _ => Problem::unauthorized(e.to_string()),
     })?;
+    // The request's span (see `observe`) and so every log line in it name the caller's tenant.
+    tracing::Span::current().record("tenant", principal.tenant.as_str());
     if !roles.iter().any(|r| principal.has(*r)) {
         let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
         return Err(Problem::forbidden(format!(

@@ -1,12 +1,14 @@
-//! What every API records of each request: its duration by route and status, and how many are in
-//! flight. The route is the matched pattern (`/v1/queries/{id}`), never the path itself, so the
-//! labels stay bounded whatever clients ask for.
+//! What every API records of each request: its duration by route and status, how many are in
+//! flight, and its `http.server` span, which continues the trace of the request's `traceparent`
+//! header. The route is the matched pattern (`/v1/queries/{id}`), never the path itself, so the
+//! labels and span names stay bounded whatever clients ask for.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument as _;
 
 /// Histogram, seconds: time from a request's head to its response's head. Labels: `api`, `route`,
 /// `method`, `status`.
@@ -24,13 +26,23 @@ pub(crate) async fn record(api: &'static str, request: Request, next: Next) -> R
     let method = request.method().as_str().to_owned();
     let _in_flight = InFlight::enter(api);
     let started = Instant::now();
-    let response = next.run(request).await;
+    let span = quorum_trace::http_server_span(api, &method, &route);
+    {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        quorum_trace::continue_from(header("traceparent"), header("tracestate"), &span);
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        quorum_trace::record_error(&span);
+    }
     metrics::histogram!(
         REQUEST_DURATION_SECONDS,
         "api" => api,
         "route" => route,
         "method" => method,
-        "status" => response.status().as_u16().to_string(),
+        "status" => status.as_u16().to_string(),
     )
     .record(started.elapsed().as_secs_f64());
     response

@@ -1,8 +1,11 @@
-//! Publishing one event: subject, CloudEvent headers, the relay's headers, and `Nats-Msg-Id`.
+//! Publishing one event: subject, CloudEvent headers, the relay's headers, and `Nats-Msg-Id`; and
+//! its `send` span, whose context the message carries in place of the appender's (so a consumer's
+//! span is a child of the relay's, which is a child of the span that appended the event).
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use quorum_bus::{Unpublishable, check_size, encode_checked, subjects};
 use quorum_event_store::{CommitCursor, RecordedEvent};
+use tracing::Instrument as _;
 
 use crate::{CURSOR_HEADER, POSITION_HEADER, RelayError};
 
@@ -32,12 +35,31 @@ pub(crate) async fn send(
     if let Err(e) = check_size(&sized, payload.len(), max_payload) {
         return Ok(Err(e));
     }
+    let subject = subjects::event(&event.tenant, &event.event.ty);
+    // An event appended outside any trace is sent outside one too, rather than starting a trace
+    // of its own here. The new traceparent has the length of the old, so the size checked above
+    // still holds.
+    let span = match event.event.traceparent.as_deref() {
+        Some(traceparent) => {
+            let span = quorum_trace::producer_span(&subject, &event.event.id);
+            quorum_trace::continue_from(
+                Some(traceparent),
+                event.event.tracestate.as_deref(),
+                &span,
+            );
+            if let Some(cx) = quorum_trace::of(&span) {
+                headers.insert("traceparent", cx.traceparent.as_str());
+            }
+            span
+        }
+        None => tracing::Span::none(),
+    };
     let message = PublishMessage::build()
         .headers(headers)
         .payload(payload)
         .message_id(&msg_id);
-    let subject = subjects::event(&event.tenant, &event.event.ty);
     js.send_publish(subject, message)
+        .instrument(span)
         .await
         .map(Ok)
         .map_err(|e| RelayError::JetStream(e.to_string()))

@@ -4,6 +4,7 @@
 pub mod admin;
 /// Typed configuration (the `quorum-config` crate, which libraries without I/O use alone).
 pub use quorum_config as config;
+pub use quorum_trace as trace;
 pub mod consumer;
 pub mod leader;
 pub mod metrics;

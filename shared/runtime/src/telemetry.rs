@@ -1,5 +1,5 @@
-//! Logs and traces of a Quorum process: the global `tracing` subscriber, OTLP span export, and the
-//! W3C trace-context helpers that carry one trace across the bus.
+//! Logs and traces of a Quorum process: the global `tracing` subscriber and OTLP span export. The
+//! spans themselves and the trace context they carry across processes are `quorum_trace`'s.
 //!
 //! OpenTelemetry spans are always built (even with no exporter), so a service that does not export
 //! still passes on the `traceparent` it received and a downstream service that does export keeps
@@ -7,24 +7,18 @@
 //! feature (on by default); it speaks OTLP over HTTP/protobuf, plain `http://` only (no TLS client
 //! is compiled in: export to a collector beside the process).
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{Layer as _, fmt};
 
 /// The environment variable whose presence turns on span export.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
+mod logs;
 
 pub use quorum_config::LogFormat;
 
@@ -79,19 +73,8 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, 
     };
     let provider = tracer_provider(service)?;
 
-    let log_layer = if format.is_json() {
-        fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_writer(std::io::stderr)
-            .boxed()
-    } else {
-        fmt::layer().with_writer(std::io::stderr).boxed()
-    };
     tracing_subscriber::registry()
-        .with(log_layer)
+        .with(logs::layer(format, std::io::stderr))
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service)))
         .with(filter)
         .try_init()
@@ -131,114 +114,9 @@ fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telemetry
     }
 }
 
-/// The W3C `traceparent` and `tracestate` of the current span, to send along with a message;
-/// `None` when there is no valid trace context (no span, or no OpenTelemetry layer installed).
-pub fn current_traceparent() -> Option<(String, Option<String>)> {
-    traceparent_of(&tracing::Span::current())
-}
-
-/// The W3C `traceparent` and `tracestate` of `span`; see [`current_traceparent`].
-pub fn traceparent_of(span: &tracing::Span) -> Option<(String, Option<String>)> {
-    let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut carrier = HashMap::new();
-    // W3C by definition, whatever the global propagator is: these are the `traceparent` and
-    // `tracestate` CloudEvents extensions, not a free-form carrier.
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-    let traceparent = carrier.remove(TRACEPARENT)?;
-    let tracestate = carrier.remove(TRACESTATE).filter(|s| !s.is_empty());
-    Some((traceparent, tracestate))
-}
-
-/// Makes `span` a child of the remote span named by `traceparent` (and `tracestate`), as received
-/// with a message. Call it before the span is first entered.
-///
-/// Returns whether the parent was set: `false` for a malformed `traceparent`, a span already
-/// started, or no OpenTelemetry layer. A bad header from upstream is not an error worth failing a
-/// message for; the span then starts a trace of its own.
-pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &tracing::Span) -> bool {
-    let mut carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
-    if let Some(tracestate) = tracestate {
-        carrier.insert(TRACESTATE.to_owned(), tracestate.to_owned());
-    }
-    let cx = TraceContextPropagator::new().extract(&carrier);
-    if !cx.span().span_context().is_valid() {
-        tracing::debug!(traceparent, "ignoring an invalid traceparent");
-        return false;
-    }
-    span.set_parent(cx).is_ok()
-}
-
-/// A subscriber with the OpenTelemetry layer but no exporter or log output, for tests of code that
-/// propagates trace context (use with `tracing::subscriber::with_default`). The provider must
-/// outlive the subscriber's use.
-#[doc(hidden)]
-pub fn test_subscriber() -> (impl tracing::Subscriber + Send + Sync, SdkTracerProvider) {
-    let provider = SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    (subscriber, provider)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-    #[test]
-    fn a_span_continues_the_trace_it_was_given() {
-        let (subscriber, _provider) = test_subscriber();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("handle");
-            assert!(set_parent_from(PARENT, Some("congo=t61rcWkgMzE"), &span));
-
-            let (traceparent, tracestate) =
-                span.in_scope(current_traceparent).expect("a trace context");
-            let parts: Vec<_> = traceparent.split('-').collect();
-            assert_eq!(parts[0], "00");
-            assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
-            assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own");
-            assert_eq!(parts[3], "01", "sampled, as the parent was");
-            assert_eq!(tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
-        });
-    }
-
-    #[test]
-    fn a_root_span_starts_a_new_trace() {
-        let (subscriber, _provider) = test_subscriber();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("ingest");
-            let (traceparent, tracestate) = traceparent_of(&span).expect("a trace context");
-            assert_eq!(traceparent.len(), 55, "{traceparent}");
-            assert_eq!(tracestate, None);
-        });
-    }
-
-    #[test]
-    fn a_malformed_traceparent_is_ignored() {
-        let (subscriber, _provider) = test_subscriber();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("handle");
-            assert!(!set_parent_from("not-a-traceparent", None, &span));
-            assert!(!set_parent_from(
-                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-                None,
-                &span
-            ));
-        });
-    }
-
-    #[test]
-    fn no_trace_context_without_the_layer() {
-        let subscriber = tracing_subscriber::registry();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("handle");
-            assert!(span.in_scope(current_traceparent).is_none());
-        });
-    }
 
     #[test]
     fn log_format_parses_lowercase_names() {

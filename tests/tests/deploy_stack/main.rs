@@ -14,6 +14,7 @@ mod harness;
 mod k8s;
 mod metrics;
 mod replicas;
+mod traces;
 mod up_processes;
 
 use std::collections::BTreeSet;

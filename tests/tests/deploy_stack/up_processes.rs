@@ -1,7 +1,7 @@
 //! `quorum up --processes`, as a user runs it (its own nats-server and Postgres): every service its
 //! own OS process with the `QUORUM__…` variables docker-compose.yml gives that service; a question
-//! answered end to end; a service killed with SIGKILL started again and answering; Ctrl-C stops
-//! every process.
+//! answered end to end, in one trace across the processes; a service killed with SIGKILL started
+//! again and answering; Ctrl-C stops every process.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::compose::Compose;
 use crate::harness::{answer_a_query, binaries};
+use crate::traces;
 
 /// The Quorum service processes whose parent is `parent`: service name to pid and its
 /// `QUORUM__…` variables.
@@ -79,6 +80,7 @@ fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
 async fn quorum_up_processes_runs_each_service_as_compose_does() -> anyhow::Result<()> {
     quorum_testkit::init_tracing();
     let bin = binaries().await?;
+    let receiver = traces::Receiver::start().await?;
     let data = std::env::temp_dir().join(format!("quorum-up-processes-{}", uuid::Uuid::new_v4()));
     let log = std::fs::File::create(std::env::temp_dir().join(format!(
         "{}.log",
@@ -94,6 +96,9 @@ async fn quorum_up_processes_runs_each_service_as_compose_does() -> anyhow::Resu
         .env("QUORUM__INGEST__HTTP_ADDR", "127.0.0.1:0")
         .env("QUORUM__AUDIT__HTTP_ADDR", "127.0.0.1:0")
         .env("QUORUM__DLQ__HTTP_ADDR", "127.0.0.1:0")
+        // Every process exports its spans to the test's receiver, soon after they end.
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -149,6 +154,36 @@ async fn quorum_up_processes_runs_each_service_as_compose_does() -> anyhow::Resu
 
     let client = quorum_http_client::client();
     answer_a_query(&client, &ingest, &audit, &key, "up-processes-1").await?;
+
+    // A question asked inside a client's trace is one trace across the processes.
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let client_span = "00f067aa0ba902b7";
+    traces::ask_in_a_trace(
+        &client,
+        &ingest,
+        &key,
+        &format!("00-{trace_id}-{client_span}-01"),
+    )
+    .await?;
+    let mut last = None;
+    let traced = wait_until(
+        "one trace from ingest to the consensus",
+        2 * DEADLINE,
+        || {
+            let spans = receiver.trace(&trace_id);
+            let checked = traces::check_one_trace(&spans, client_span);
+            let done = checked.is_ok();
+            last = checked.err();
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+    if let Err(e) = traced {
+        anyhow::bail!(
+            "{e}: {:#}",
+            last.unwrap_or_else(|| anyhow::anyhow!("nothing checked"))
+        );
+    }
 
     // A service killed outright is started again, and the stack answers with the new one.
     let (killed, _) = services["consensus"];

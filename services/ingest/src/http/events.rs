@@ -9,7 +9,7 @@ use quorum_domain::{Event, cloudevent};
 use serde::Serialize;
 
 use super::problem::Problem;
-use super::{App, media_type, read_body, trace_context};
+use super::{App, media_type, read_body};
 use crate::accept::{self, Accepted};
 
 const STRUCTURED: &str = "application/cloudevents+json";
@@ -56,7 +56,7 @@ pub async fn post(
         _ => limits.max_event_bytes.min(limits.max_body_bytes),
     };
     let body = read_body(&headers, body, limit).await?;
-    let mut events = match mode {
+    let events = match mode {
         Mode::Structured => vec![cloudevent::parse_structured(&body).map_err(problem)?],
         Mode::Batch => cloudevent::parse_batch(&body).map_err(problem)?,
         Mode::Binary => vec![binary(&headers, body)?],
@@ -68,7 +68,6 @@ pub async fn post(
             limits.max_batch_events
         )));
     }
-    inherit_trace(&headers, &mut events);
     accept::from_upstream(&events)?;
     let prepared = accept::prepare(&principal.tenant, events, &app.0.schemas, app.0.bounds)?;
     let _admitted = app.0.admission.admit(&principal.tenant, prepared.len())?;
@@ -111,18 +110,6 @@ fn binary(headers: &HeaderMap, body: axum::body::Bytes) -> Result<Event, Problem
         body,
     )
     .map_err(problem)
-}
-
-/// An event without trace context joins the request's trace.
-fn inherit_trace(headers: &HeaderMap, events: &mut [Event]) {
-    let (traceparent, tracestate) = trace_context(headers);
-    let Some(traceparent) = traceparent else {
-        return;
-    };
-    for e in events.iter_mut().filter(|e| e.traceparent.is_none()) {
-        e.traceparent = Some(traceparent.clone());
-        e.tracestate.clone_from(&tracestate);
-    }
 }
 
 #[cfg(test)]

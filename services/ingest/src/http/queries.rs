@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::problem::Problem;
 use super::waiters::TooManyWaits;
-use super::{App, media_type, read_body, trace_context};
+use super::{App, media_type, read_body};
 use crate::accept::{self, Rejection};
 use crate::streams::query_stream;
 
@@ -88,9 +88,6 @@ pub async fn post(
     );
     event.id = id.to_string();
     event.correlationid = stream.as_str().strip_prefix("query/").map(str::to_owned);
-    let (traceparent, tracestate) = trace_context(&headers);
-    event.traceparent = traceparent;
-    event.tracestate = tracestate;
     let prepared = accept::prepare(&tenant, vec![event], &app.0.schemas, app.0.bounds)?;
     let _admitted = app.0.admission.admit(&tenant, 1)?;
     let accepted = accept::store(&app.0.committer, prepared)

@@ -19,6 +19,7 @@ use quorum_bus::decode;
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::settle::{self, Settler};
 use super::{ConsumerConfig, Delivery, Handler, Outcome};
@@ -218,34 +219,70 @@ impl<H: Handler> Worker<H> {
         };
         let started = Instant::now();
         let event = decode(msg.headers.as_ref(), &msg.payload);
+        let span = self.span(&msg, event.as_ref().ok());
         let outcome = match &event {
             _ if delivered > self.max_deliver => Outcome::dead(format!(
                 "delivered {delivered} times without an outcome (the handler crashed or exceeded ack_wait)"
             )),
             Err(e) => Outcome::dead(format!("undecodable message: {e}")),
             Ok(event) => {
+                let mut event = event.clone();
+                // What the handler derives continues the trace from this span, not from the
+                // relay's: the handler's own spans and events are children of its processing.
+                if let Some(cx) = quorum_trace::of(&span) {
+                    event.traceparent = Some(cx.traceparent);
+                    event.tracestate = cx.tracestate;
+                }
                 let delivery = Delivery {
-                    event: event.clone(),
+                    event,
                     subject: msg.subject.to_string(),
                     stream_seq,
                     delivered,
                 };
-                self.handle_with_progress(&msg, &delivery).await
+                self.handle_with_progress(&msg, &delivery)
+                    .instrument(span.clone())
+                    .await
             }
         };
         let label = self
             .settler
             .settle(&msg, event.as_ref().ok(), outcome, stream_seq, delivered)
+            .instrument(span.clone())
             .await;
         let label = if label == "dead" && event.is_err() {
             "undecodable"
         } else {
             label
         };
+        if label != "done" {
+            quorum_trace::record_error(&span);
+        }
         ::metrics::histogram!(names::HANDLER_DURATION_SECONDS, names::LABEL_CONSUMER => self.consumer.clone(), names::LABEL_OUTCOME => label)
             .record(started.elapsed().as_secs_f64());
         ::metrics::counter!(names::MESSAGES_TOTAL, names::LABEL_CONSUMER => self.consumer.clone(), names::LABEL_OUTCOME => label)
             .increment(1);
+    }
+
+    /// The span of this message's processing, continuing the trace its publisher sent.
+    fn span(
+        &self,
+        msg: &jetstream::Message,
+        event: Option<&quorum_domain::Event>,
+    ) -> tracing::Span {
+        let span = quorum_trace::consumer_span(quorum_trace::Received {
+            consumer: &self.consumer,
+            subject: msg.subject.as_str(),
+            message_id: event.map_or("", |e| e.id.as_str()),
+            event_type: event.map_or("", |e| e.ty.as_str()),
+            tenant: event.and_then(|e| e.tenant.as_ref()).map(|t| t.as_str()),
+            correlation_id: event.and_then(|e| e.correlationid.as_deref()),
+        });
+        quorum_trace::continue_from(
+            event.and_then(|e| e.traceparent.as_deref()),
+            event.and_then(|e| e.tracestate.as_deref()),
+            &span,
+        );
+        span
     }
 
     /// Runs the handler, telling JetStream the message is in progress every third of `ack_wait`, so a

@@ -1,0 +1,307 @@
+//! One trace across Quorum's processes.
+//!
+//! A request or a message arrives with a W3C `traceparent` (an HTTP header, a NATS header, or the
+//! CloudEvents distributed-tracing extension an event keeps in Postgres). The span that handles it
+//! continues that trace ([`continue_from`]), and what it sends on carries the span's own context
+//! ([`current`]). The spans are built here, one constructor per kind, so that every service names
+//! them and their attributes as the OpenTelemetry semantic conventions do (HTTP server, messaging
+//! producer and consumer); `tracing-opentelemetry` turns them into OpenTelemetry spans
+//! (`otel.name`, `otel.kind` and `otel.status_code` are its special fields).
+//!
+//! Every root span of a unit of work carries `trace_id` (and, where known, `tenant` and
+//! `correlation_id`), so each log line written inside it can be found from the trace and back.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// A W3C trace context as it travels with a message: the `traceparent` and `tracestate` headers
+/// (or the CloudEvents extensions of the same names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
+}
+
+/// The trace context of the current span, to send along with a message; `None` when there is no
+/// valid one (no span, or no OpenTelemetry layer installed).
+pub fn current() -> Option<TraceContext> {
+    of(&tracing::Span::current())
+}
+
+/// The trace context of `span`; see [`current`].
+pub fn of(span: &tracing::Span) -> Option<TraceContext> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    // W3C by definition, whatever the global propagator is: these are the `traceparent` and
+    // `tracestate` CloudEvents extensions, not a free-form carrier.
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    let traceparent = carrier.remove(TRACEPARENT)?;
+    let tracestate = carrier.remove(TRACESTATE).filter(|s| !s.is_empty());
+    Some(TraceContext {
+        traceparent,
+        tracestate,
+    })
+}
+
+/// Makes `span` a child of the remote span named by `traceparent` (and `tracestate`), as received
+/// with a message. Call it before the span is first entered.
+///
+/// Returns whether the parent was set: `false` for a malformed `traceparent`, a span already
+/// started, or no OpenTelemetry layer. A bad header from upstream is not an error worth failing a
+/// message for; the span then starts a trace of its own.
+///
+/// Only a well-formed context is taken, as W3C Trace Context asks: a version-00 `traceparent` in
+/// lowercase hex with ids not all zero, and a `tracestate` of at most 512 printable characters
+/// (another is dropped, the parent kept). What a span carries on ends up in stored events, so a
+/// caller's header can never put there what an event attribute may not hold.
+pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &tracing::Span) -> bool {
+    if !is_traceparent(traceparent) {
+        tracing::debug!(traceparent, "ignoring a malformed traceparent");
+        return false;
+    }
+    let mut carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    if let Some(tracestate) = tracestate
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
+    {
+        carrier.insert(TRACESTATE.to_owned(), tracestate.to_owned());
+    }
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if !cx.span().span_context().is_valid() {
+        tracing::debug!(traceparent, "ignoring an invalid traceparent");
+        return false;
+    }
+    span.set_parent(cx).is_ok()
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0'))
+}
+
+/// Continues the trace of `traceparent` in `span` when there is a valid one (see
+/// [`set_parent_from`]), then records the span's `trace_id` field, so log lines show the trace
+/// whether it was continued or started here. Call it before the span is first entered.
+pub fn continue_from(traceparent: Option<&str>, tracestate: Option<&str>, span: &tracing::Span) {
+    if let Some(traceparent) = traceparent {
+        set_parent_from(traceparent, tracestate, span);
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
+/// The span of one HTTP request a server handles (`http.server` conventions). `route` is the
+/// matched pattern, never the raw path, so span names stay bounded. Record
+/// `http.response.status_code` (and `otel.status_code` = `error` for a 5xx) when answered, and
+/// `tenant` once the caller is known.
+pub fn http_server_span(api: &'static str, method: &str, route: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = Empty,
+        quorum.api = api,
+        trace_id = Empty,
+        tenant = Empty,
+    )
+}
+
+/// What a consumer span is about: one delivered event.
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    /// The durable consumer (the `messaging.consumer.group.name`).
+    pub consumer: &'a str,
+    /// The subject it was delivered on.
+    pub subject: &'a str,
+    /// The event's id.
+    pub message_id: &'a str,
+    /// The event's type.
+    pub event_type: &'a str,
+    pub tenant: Option<&'a str>,
+    pub correlation_id: Option<&'a str>,
+}
+
+/// The span of one message a consumer processes (messaging `process` conventions), a child of the
+/// span that published it. Record `otel.status_code` = `error` when the handler did not succeed.
+pub fn consumer_span(received: Received<'_>) -> tracing::Span {
+    tracing::info_span!(
+        "message",
+        otel.name = %format_args!("process {}", received.consumer),
+        otel.kind = "consumer",
+        otel.status_code = Empty,
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = received.subject,
+        messaging.consumer.group.name = received.consumer,
+        messaging.message.id = received.message_id,
+        cloudevents.event_type = received.event_type,
+        trace_id = Empty,
+        tenant = received.tenant,
+        correlation_id = received.correlation_id,
+    )
+}
+
+/// The span of one event the relay sends to the bus (messaging `send` conventions), a child of the
+/// span that appended the event; the message carries this span's context, so each consumer's
+/// process span is its child.
+pub fn producer_span(subject: &str, message_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "publish",
+        otel.name = %format_args!("send {subject}"),
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.operation.type = "send",
+        messaging.operation.name = "publish",
+        messaging.destination.name = subject,
+        messaging.message.id = message_id,
+    )
+}
+
+/// Marks `span` as failed (`otel.status_code` = `error`); it must declare that field.
+pub fn record_error(span: &tracing::Span) {
+    span.record("otel.status_code", "error");
+}
+
+/// A subscriber with the OpenTelemetry layer but no exporter or log output, for tests of code that
+/// propagates trace context (use with `tracing::subscriber::with_default`). The provider must
+/// outlive the subscriber's use.
+#[doc(hidden)]
+pub fn test_subscriber() -> (
+    impl tracing::Subscriber + Send + Sync,
+    opentelemetry_sdk::trace::SdkTracerProvider,
+) {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    (subscriber, provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_span_continues_the_trace_it_was_given() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle");
+            assert!(set_parent_from(PARENT, Some("congo=t61rcWkgMzE"), &span));
+
+            let cx = span.in_scope(current).expect("a trace context");
+            let parts: Vec<_> = cx.traceparent.split('-').collect();
+            assert_eq!(parts[0], "00");
+            assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+            assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own");
+            assert_eq!(parts[3], "01", "sampled, as the parent was");
+            assert_eq!(cx.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+        });
+    }
+
+    #[test]
+    fn a_root_span_starts_a_new_trace() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("ingest");
+            let cx = of(&span).expect("a trace context");
+            assert_eq!(cx.traceparent.len(), 55, "{}", cx.traceparent);
+            assert_eq!(cx.tracestate, None);
+        });
+    }
+
+    #[test]
+    fn a_malformed_traceparent_is_ignored() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle");
+            assert!(!set_parent_from("not-a-traceparent", None, &span));
+            assert!(!set_parent_from(
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                None,
+                &span
+            ));
+        });
+    }
+
+    #[test]
+    fn only_a_well_formed_trace_context_is_taken() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let taken = |parent: &str, state: &str| {
+                let span = tracing::info_span!("handle");
+                set_parent_from(parent, Some(state), &span).then(|| of(&span).expect("a context"))
+            };
+            let good = taken(PARENT, "congo=t61rcWkgMzE").expect("taken");
+            assert_eq!(good.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+            for bad in [
+                "00\tx",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ] {
+                assert!(taken(bad, "a=b").is_none(), "{bad:?}");
+            }
+            for state in ["x".repeat(600), "a=b\tc".to_owned()] {
+                let cx = taken(PARENT, &state).expect("the parent is taken");
+                assert_eq!(cx.tracestate, None, "{state:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_consumer_span_continues_the_message_trace() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = consumer_span(Received {
+                consumer: "consensus",
+                subject: "quorum.evt.t.expert",
+                message_id: "e1",
+                event_type: "quorum.expert.answered",
+                tenant: Some("t"),
+                correlation_id: Some("q1"),
+            });
+            continue_from(Some(PARENT), None, &span);
+            let cx = of(&span).expect("a trace context");
+            assert!(cx.traceparent.contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+        });
+    }
+
+    #[test]
+    fn no_trace_context_without_the_layer() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle");
+            assert!(span.in_scope(current).is_none());
+        });
+    }
+}
