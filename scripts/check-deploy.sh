@@ -7,6 +7,12 @@
 #   the oldest Kubernetes version the manifests support and the newest the validator knows;
 # - every KEDA ScaledObject validates against the CRD's schema (deploy/k8s/schemas/), with
 #   check-jsonschema; an object of any other kind fails the check.
+# - deploy/observability (docs/adr/0029-observability-stack.md): promtool checks the Prometheus
+#   config and its rule files, runs the rules' unit tests (prometheus/tests), and parses every
+#   query of the Grafana dashboard (as recording rules); tsc type-checks the dashboard against
+#   Grafana's published types (@grafana/schema); scripts/check-observability.py checks that every
+#   metric named is one the services export, that compose, Prometheus and Grafana agree, and the
+#   collector config's structure (no collector binary can be installed to validate it).
 # The tests in tests/tests/deploy_stack then run the services as these files say.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,16 +31,35 @@ need() {
 need check-jsonschema
 need kubernetes-validate
 need kubectl
+need promtool
+need node
+tsc="$tools/node/node_modules/.bin/tsc"
+[ -x "$tsc" ] || { say "tsc not found in $tools/node: run scripts/setup.sh"; exit 1; }
 python="$tools/bin/python3"
 [ -x "$python" ] || python=python3
 
 say "check-jsonschema $(check-jsonschema --version | awk '{print $NF}'), kubernetes-validate $(kubernetes-validate --version), $(kubectl version --client 2>/dev/null | tr '\n' ' ')"
+say "$(promtool --version 2>&1 | head -1), tsc $("$tsc" --version | awk '{print $NF}'), @grafana/schema $(node -p "require('$tools/node/node_modules/@grafana/schema/package.json').version")"
 
-say "docker-compose.yml against the Compose Specification"
-check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+say "docker-compose.yml (and the observability file it includes) against the Compose Specification"
+check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml deploy/observability/compose.yml
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+say "observability: promtool check config (and the rule files it loads)"
+promtool check config deploy/observability/prometheus/prometheus.yml
+say "observability: promtool test rules"
+(cd deploy/observability/prometheus && promtool test rules tests/*.yml)
+say "observability: metric names, compose, Prometheus, Grafana and collector agree"
+mkdir -p "$work/observability"
+"$python" scripts/check-observability.py "$work/observability"
+say "observability: every dashboard query parsed by promtool"
+promtool check rules "$work/observability/dashboard-rules.yml"
+say "observability: the dashboard against @grafana/schema's Dashboard type (tsc --strict)"
+ln -s "$tools/node/node_modules" "$work/observability/ts/node_modules"
+"$tsc" --noEmit --strict --target es2022 --module esnext --moduleResolution bundler --skipLibCheck \
+  "$work/observability/ts/dashboard.ts"
 for overlay in deploy/k8s/overlays/*/; do
   name="$(basename "$overlay")"
   say "overlay $name: kubectl kustomize"

@@ -167,6 +167,54 @@ else
     fi
   fi
 fi
+# Observability validators (deploy/observability): promtool, which parses and unit-tests the
+# Prometheus config, rules and dashboard queries, taken out of Debian's prometheus package (pinned)
+# into $deploy_tools/bin rather than installed: installing the package would also add a system
+# user and a Prometheus service, which its scripts start where no policy-rc.d forbids it. And,
+# from npm (pinned), TypeScript with @grafana/schema, Grafana's published dashboard types, which
+# the dashboard JSON is type-checked against.
+PROMTOOL_DEB_VERSION=2.42.0+ds-5+deb12u1
+DASHBOARD_NODE_PACKAGES=("typescript@5.9.3" "@grafana/schema@13.2.3")
+if [ -x "$deploy_tools/bin/promtool" ] && "$deploy_tools/bin/promtool" --version 2>&1 | grep -q "${PROMTOOL_DEB_VERSION}"; then
+  say "promtool ${PROMTOOL_DEB_VERSION} present in $deploy_tools"
+else
+  if [ "$apt_updated" = no ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=yes
+  fi
+  deb_dir="$(mktemp -d)"
+  version="$PROMTOOL_DEB_VERSION"
+  if ! apt-cache show "prometheus=${version}" >/dev/null 2>&1; then
+    # The archive keeps only the newest point release of a stable package.
+    version="$(apt-cache policy prometheus | awk '/Candidate:/ {print $2}')"
+    say "prometheus ${PROMTOOL_DEB_VERSION} is no longer in the archive; taking promtool from ${version}"
+  fi
+  say "extracting promtool from Debian's prometheus ${version} into $deploy_tools/bin"
+  # Into a directory of ours: as root, not as apt's sandbox user, who cannot write there.
+  (cd "$deb_dir" && apt-get download -qq -o APT::Sandbox::User=root "prometheus=${version}" >/dev/null)
+  dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/root"
+  mkdir -p "$deploy_tools/bin"
+  install -m 755 "$deb_dir/root/usr/bin/promtool" "$deploy_tools/bin/promtool"
+  rm -rf "$deb_dir"
+  "$deploy_tools/bin/promtool" --version >/dev/null
+fi
+dashboard_node="$deploy_tools/node"
+dashboard_node_have() {
+  local spec name want
+  for spec in "${DASHBOARD_NODE_PACKAGES[@]}"; do
+    name="${spec%@*}"; want="${spec##*@}"
+    [ "$(node -p "require('$dashboard_node/node_modules/$name/package.json').version" 2>/dev/null)" = "$want" ] || return 1
+  done
+}
+if dashboard_node_have; then
+  say "dashboard type-checkers present in $dashboard_node"
+else
+  say "installing ${DASHBOARD_NODE_PACKAGES[*]} into $dashboard_node"
+  mkdir -p "$dashboard_node"
+  npm install --prefix "$dashboard_node" --no-audit --no-fund --save-exact --loglevel=error \
+    "${DASHBOARD_NODE_PACKAGES[@]}" >/dev/null
+fi
 # --- end of deployment validators ------------------------------------------------------------------
 # cargo-fuzz, for scripts/fuzz.sh (pinned; libfuzzer-sys builds libFuzzer with the machine's g++)
 CARGO_FUZZ_VERSION=0.13.2
