@@ -126,9 +126,26 @@ pub struct Accepted {
 /// Events checked and grouped by stream, ready to append.
 pub struct Prepared {
     parts: Parts,
-    /// For each event in the order received: (part, index within the part, a repeat of an event
-    /// earlier in the same request).
-    slots: Vec<(usize, usize, bool)>,
+    /// For each event in the order received, where it went.
+    slots: Vec<Slot>,
+}
+
+/// Where one received event is among the parts.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    part: usize,
+    /// Its index within the part.
+    index: usize,
+    /// It repeats an event earlier in the same request, and is answered as that one.
+    repeat: bool,
+}
+
+/// What a caller is told of an event besides where it was stored, kept while the parts are in
+/// the committer.
+struct Named {
+    id: String,
+    source: String,
+    stream: String,
 }
 
 impl Prepared {
@@ -165,7 +182,8 @@ pub fn prepare(
     let at = |i: usize, r: Rejection| if batch { r.at(i) } else { r };
     let mut parts: Parts = Vec::new();
     let mut part_of: HashMap<StreamId, usize> = HashMap::new();
-    let mut seen: HashMap<(String, String), (usize, usize)> = HashMap::new();
+    // (source, id) to the slot of its first occurrence.
+    let mut seen: HashMap<(String, String), Slot> = HashMap::new();
     let mut slots = Vec::with_capacity(events.len());
     // An event that comes without a trace of its own continues the request's (or the message's),
     // so what Quorum does with it is one trace from the caller on.
@@ -221,9 +239,9 @@ pub fn prepare(
         // The same event twice in one request is stored once, as if sent twice; the same identity
         // with other content is refused, as the store would refuse it.
         let identity = (event.source.clone(), event.id.clone());
-        if let Some(&(part, index)) = seen.get(&identity) {
-            let first = &parts[part].1[index];
-            if parts[part].0 != stream || first.ty != event.ty || first.data != event.data {
+        if let Some(&slot) = seen.get(&identity) {
+            let (first_stream, first) = (&parts[slot.part].0, &parts[slot.part].1[slot.index]);
+            if *first_stream != stream || first.ty != event.ty || first.data != event.data {
                 return Err(at(
                     i,
                     Rejection::invalid(
@@ -232,15 +250,23 @@ pub fn prepare(
                     ),
                 ));
             }
-            slots.push((part, index, true));
+            slots.push(Slot {
+                repeat: true,
+                ..slot
+            });
             continue;
         }
         let part = *part_of.entry(stream.clone()).or_insert_with(|| {
             parts.push((stream, Vec::new()));
             parts.len() - 1
         });
-        seen.insert(identity, (part, parts[part].1.len()));
-        slots.push((part, parts[part].1.len(), false));
+        let slot = Slot {
+            part,
+            index: parts[part].1.len(),
+            repeat: false,
+        };
+        seen.insert(identity, slot);
+        slots.push(slot);
         parts[part].1.push(event);
     }
     Ok(Prepared { parts, slots })
@@ -300,13 +326,17 @@ pub async fn store(committer: &Committer, prepared: Prepared) -> Result<Vec<Acce
         return Ok(Vec::new());
     }
     // Kept for the answer, since the parts move into the committer.
-    let names: Vec<Vec<(String, String, String)>> = prepared
+    let names: Vec<Vec<Named>> = prepared
         .parts
         .iter()
         .map(|(stream, events)| {
             events
                 .iter()
-                .map(|e| (e.id.clone(), e.source.clone(), stream.to_string()))
+                .map(|e| Named {
+                    id: e.id.clone(),
+                    source: e.source.clone(),
+                    stream: stream.to_string(),
+                })
                 .collect()
         })
         .collect();
@@ -314,7 +344,7 @@ pub async fn store(committer: &Committer, prepared: Prepared) -> Result<Vec<Acce
     let duplicates = prepared
         .slots
         .iter()
-        .filter(|&&(part, i, repeat)| repeat || results[part].events[i].duplicate)
+        .filter(|s| s.repeat || results[s.part].events[s.index].duplicate)
         .count();
     metrics::counter!(crate::metrics::EVENTS_TOTAL, "outcome" => "duplicate")
         .increment(duplicates as u64);
@@ -323,16 +353,16 @@ pub async fn store(committer: &Committer, prepared: Prepared) -> Result<Vec<Acce
     Ok(prepared
         .slots
         .iter()
-        .map(|&(part, i, repeat)| {
-            let (id, source, stream) = &names[part][i];
-            let appended = results[part].events[i];
+        .map(|s| {
+            let named = &names[s.part][s.index];
+            let appended = results[s.part].events[s.index];
             Accepted {
-                id: id.clone(),
-                source: source.clone(),
-                stream: stream.clone(),
+                id: named.id.clone(),
+                source: named.source.clone(),
+                stream: named.stream.clone(),
                 position: appended.position,
                 version: appended.stream_version,
-                duplicate: appended.duplicate || repeat,
+                duplicate: appended.duplicate || s.repeat,
             }
         })
         .collect())
