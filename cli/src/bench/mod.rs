@@ -13,3 +13,4 @@ pub mod stats;
 pub mod store;
 pub mod stub;
 pub mod tools;
+pub mod tracing;

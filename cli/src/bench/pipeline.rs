@@ -43,6 +43,10 @@ pub struct PipelineBenchArgs {
     /// Seconds each closed-loop run lasts (after a warm-up of a tenth of it).
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Measure what tracing costs: run the bench twice, each in a child process, with tracing off
+    /// and with every span exported over OTLP/HTTP to a collector this process runs.
+    #[arg(long)]
+    pub tracing: bool,
 }
 
 /// Which experts answer the benchmark's queries.

@@ -86,6 +86,11 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
             .await?,
             json,
         ),
+        Bench::Pipeline(args) if args.tracing => print(
+            &crate::bench::tracing::run(&stack.pool, &stack.nats_url, &stack.database_url, args)
+                .await?,
+            json,
+        ),
         Bench::Pipeline(args) => print(
             &pipeline::run(
                 &stack.pool,

@@ -21,6 +21,10 @@ use crate::semantic::Semantic;
 pub const HANDLER: &str = "consensus";
 pub const SOURCE: &str = "/quorum/consensus";
 
+/// Histogram, seconds: from a query's submission (its event's `time`) to its consensus being
+/// stored, as its asker waits for it. Label: `outcome` (`reached`, `failed`).
+pub const DECISION_SECONDS: &str = "quorum_query_decision_seconds";
+
 /// What deciding a query came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -143,20 +147,31 @@ impl Decider {
             event.tracestate = cx.tracestate;
         }
         let expected = ExpectedVersion::Exact(query.version);
-        match plan {
+        let submitted_at = query.submitted.time;
+        let appended = match plan {
             // One statement: the common case stays cheap.
-            None => {
-                self.store.append(stream, expected, &[event]).await?;
-            }
+            None => self.store.append(stream, expected, &[event]).await?,
             // The consensus and the plan it proposes commit together, or neither does.
             Some((saga, request)) => {
                 let mut conn = self.pool.acquire().await?;
                 let mut tx = conn.begin().await?;
-                EventStore::append_in(&mut tx, stream, expected, &[event]).await?;
+                let appended = EventStore::append_in(&mut tx, stream, expected, &[event]).await?;
                 EventStore::append_in(&mut tx, &saga, ExpectedVersion::Exact(0), &[request])
                     .await?;
                 tx.commit().await?;
+                appended
             }
+        };
+        if !appended.all_duplicates()
+            && let Some(submitted_at) = submitted_at
+        {
+            let outcome = if ty == types::CONSENSUS_REACHED {
+                "reached"
+            } else {
+                "failed"
+            };
+            let took = (Utc::now() - submitted_at).to_std().unwrap_or_default();
+            metrics::histogram!(DECISION_SECONDS, "outcome" => outcome).record(took.as_secs_f64());
         }
         Ok(Step::Decided)
     }

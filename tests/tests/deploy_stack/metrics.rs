@@ -42,6 +42,7 @@ const EXPECTED: [(&str, &[&str]); 6] = [
             "quorum_consumer_pending_messages",
             "quorum_consumer_oldest_pending_seconds",
             "quorum_handler_duration_seconds_bucket",
+            "quorum_query_decision_seconds_bucket",
             "quorum_db_connections",
         ],
     ),

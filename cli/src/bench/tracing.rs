@@ -1,0 +1,324 @@
+//! `quorum bench pipeline --tracing`: what tracing costs. The same pipeline bench runs three times,
+//! each in a child process of this binary against the same stack:
+//! - `off`: no subscriber, so no span is even built;
+//! - `built`: as a service runs without an exporter (logs and the OpenTelemetry layer at `info`:
+//!   spans built and their context passed on, nothing exported);
+//! - `on`: the same, every span exported over OTLP/HTTP to a collector this process runs, which
+//!   decodes each export and counts its spans.
+//!
+//! The reports, the CPU each child spent per query, and the ratios to `off` come out together.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::State;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message as _;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::pipeline::PipelineBenchArgs;
+use super::stats::ratio;
+
+#[derive(Debug, Serialize)]
+pub struct TracingReport {
+    pub off: Run,
+    pub built: Run,
+    pub on: Run,
+    /// Spans the collector received from the run with tracing on, and the exports they came in.
+    pub spans_exported: u64,
+    pub export_requests: u64,
+    /// On over off: the highest rate sustained (open loop) or queries/s (closed loop, first row);
+    /// none with `--at`, where both were offered the same rate.
+    pub throughput_ratio: Option<f64>,
+    /// On over off: the overhead p99 (open loop, at half load) or the p99 (closed loop).
+    pub p99_ratio: f64,
+    pub cpu_per_query_ratio: f64,
+    /// `built` over `off`: what building the spans costs without exporting them.
+    pub built_throughput_ratio: Option<f64>,
+    pub built_p99_ratio: f64,
+    pub built_cpu_per_query_ratio: f64,
+}
+
+/// One child's run.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    /// The child's `bench pipeline --json` report.
+    pub report: Value,
+    /// Queries it submitted, counted in the store.
+    pub queries: u64,
+    /// CPU the child spent (user and system) per query, ms.
+    pub cpu_ms_per_query: f64,
+}
+
+pub async fn run(
+    pool: &PgPool,
+    nats_url: &str,
+    database_url: &str,
+    args: &PipelineBenchArgs,
+) -> anyhow::Result<TracingReport> {
+    let collector = Collector::start().await?;
+    let child = Child {
+        nats_url,
+        database_url,
+        args,
+    };
+    let off = child.run(pool, Tracing::Off).await?;
+    let built = child.run(pool, Tracing::Built).await?;
+    let on = child
+        .run(pool, Tracing::Exported(&collector.endpoint))
+        .await?;
+    let (throughput, p99) = headline(&off.report, &on.report)?;
+    let (built_throughput, built_p99) = headline(&off.report, &built.report)?;
+    Ok(TracingReport {
+        throughput_ratio: throughput,
+        p99_ratio: p99,
+        cpu_per_query_ratio: ratio(on.cpu_ms_per_query, off.cpu_ms_per_query),
+        built_throughput_ratio: built_throughput,
+        built_p99_ratio: built_p99,
+        built_cpu_per_query_ratio: ratio(built.cpu_ms_per_query, off.cpu_ms_per_query),
+        built,
+        spans_exported: collector.spans.load(Ordering::Relaxed),
+        export_requests: collector.requests.load(Ordering::Relaxed),
+        off,
+        on,
+    })
+}
+
+/// The ratios of on over off for the figures a user compares: throughput (unless both were
+/// offered one rate) and p99.
+fn headline(off: &Value, on: &Value) -> anyhow::Result<(Option<f64>, f64)> {
+    let figure = |report: &Value, open: &str, closed: &str| -> anyhow::Result<f64> {
+        report["open_loop"][open]
+            .as_f64()
+            .or_else(|| report["closed_loop"][0]["quorum"][closed].as_f64())
+            .with_context(|| format!("no {open} or {closed} in {report}"))
+    };
+    let throughput = |r| figure(r, "max_sustained_queries_per_sec", "queries_per_sec");
+    let p99 = |r| figure(r, "overhead_p99_ms", "p99_ms");
+    let (on_rate, off_rate) = (throughput(on)?, throughput(off)?);
+    // The rate search did not run (`--at`): a sustained rate of 0 is no measurement.
+    let searched = on_rate > 0.0 && off_rate > 0.0;
+    Ok((
+        searched.then(|| ratio(on_rate, off_rate)),
+        ratio(p99(on)?, p99(off)?),
+    ))
+}
+
+/// How a child traces.
+#[derive(Clone, Copy, Debug)]
+enum Tracing<'a> {
+    Off,
+    Built,
+    /// To this OTLP/HTTP endpoint.
+    Exported(&'a str),
+}
+
+/// How a child is started: this binary, `bench pipeline --json` with the parent's flags, against
+/// the parent's stack.
+struct Child<'a> {
+    nats_url: &'a str,
+    database_url: &'a str,
+    args: &'a PipelineBenchArgs,
+}
+
+impl Child<'_> {
+    /// Runs the child, tracing as `tracing` says.
+    async fn run(&self, pool: &PgPool, tracing: Tracing<'_>) -> anyhow::Result<Run> {
+        let since: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+        let mut command = tokio::process::Command::new(std::env::current_exe()?);
+        command
+            .args(["--json", "bench", "pipeline"])
+            .args(self.flags())
+            .env("QUORUM_NATS_URL", self.nats_url)
+            .env("QUORUM_DATABASE_URL", self.database_url)
+            .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        // As a service runs: its default filter; spans exported as they end, when exported.
+        match tracing {
+            Tracing::Off => {}
+            Tracing::Built => {
+                command.env("RUST_LOG", "info,async_nats=warn");
+            }
+            Tracing::Exported(endpoint) => {
+                command
+                    .env("RUST_LOG", "info,async_nats=warn")
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+            }
+        }
+        let cpu_before = children_cpu_seconds();
+        let output = command.output().await?;
+        let cpu = children_cpu_seconds() - cpu_before;
+        anyhow::ensure!(
+            output.status.success(),
+            "the child bench failed: {}",
+            output.status
+        );
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .context("the child bench's report is not JSON")?;
+        let queries: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE type = 'quorum.query.submitted' AND recorded_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(pool)
+        .await?;
+        let queries = u64::try_from(queries).unwrap_or(0);
+        Ok(Run {
+            report,
+            queries,
+            cpu_ms_per_query: cpu * 1000.0 / queries.max(1) as f64,
+        })
+    }
+
+    fn flags(&self) -> Vec<String> {
+        let a = self.args;
+        let mut flags = vec![
+            format!("--step-seconds={}", a.step_seconds),
+            format!("--max-rate={}", a.max_rate),
+            format!("--seconds={}", a.seconds),
+            format!(
+                "--experts={}",
+                serde_json::to_value(a.experts)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "scripted".to_owned())
+            ),
+        ];
+        if let Some(at) = a.at {
+            flags.push(format!("--at={at}"));
+        }
+        if !a.clients.is_empty() {
+            let clients: Vec<String> = a.clients.iter().map(ToString::to_string).collect();
+            flags.push(format!("--clients={}", clients.join(",")));
+        }
+        flags
+    }
+}
+
+/// CPU seconds (user and system) of this process's children that have ended and been waited for:
+/// `cutime` and `cstime` of `/proc/self/stat`, in the kernel's fixed USER_HZ of 100 ticks a second.
+fn children_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces: cutime and
+    // cstime are fields 16 and 17 of the line, 14 and 15 after the name and state.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(13) + ticks(14)) / 100.0
+}
+
+/// The stand-in for an OpenTelemetry Collector: takes OTLP/HTTP exports, decodes them with the
+/// protocol's own types and counts the spans.
+struct Collector {
+    endpoint: String,
+    spans: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+impl Collector {
+    async fn start() -> anyhow::Result<Self> {
+        let spans = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(export))
+            .with_state((spans.clone(), requests.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self {
+            endpoint,
+            spans,
+            requests,
+        })
+    }
+}
+
+async fn export(
+    State((spans, requests)): State<(Arc<AtomicU64>, Arc<AtomicU64>)>,
+    body: Bytes,
+) -> Result<Vec<u8>, axum::http::StatusCode> {
+    let request =
+        ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+    let count: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    spans.fetch_add(count as u64, Ordering::Relaxed);
+    requests.fetch_add(1, Ordering::Relaxed);
+    Ok(ExportTraceServiceResponse::default().encode_to_vec())
+}
+
+impl std::fmt::Display for TracingReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "pipeline with tracing off (no subscriber), built (spans made, not exported) and on (exported over OTLP/HTTP), one child process each:"
+        )?;
+        for (name, run) in [("off", &self.off), ("built", &self.built), ("on", &self.on)] {
+            let open = &run.report["open_loop"];
+            let closed = &run.report["closed_loop"][0]["quorum"];
+            if open.is_object() {
+                writeln!(
+                    f,
+                    "  {name:>5}: max sustained {} queries/s; at half load overhead p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
+                    open["max_sustained_queries_per_sec"],
+                    open["overhead_p50_ms"],
+                    open["overhead_p99_ms"],
+                    run.cpu_ms_per_query,
+                    run.queries
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  {name:>5}: {} clients, {} queries/s, p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
+                    closed["clients"],
+                    closed["queries_per_sec"],
+                    closed["p50_ms"],
+                    closed["p99_ms"],
+                    run.cpu_ms_per_query,
+                    run.queries
+                )?;
+            }
+        }
+        let shown =
+            |r: Option<f64>| r.map_or_else(|| "n/a (--at)".to_owned(), |r| format!("{r:.2}"));
+        writeln!(
+            f,
+            "  built/off: throughput {}, p99 {:.2}, CPU per query {:.2}",
+            shown(self.built_throughput_ratio),
+            self.built_p99_ratio,
+            self.built_cpu_per_query_ratio
+        )?;
+        writeln!(
+            f,
+            "  on/off: throughput {}, p99 {:.2}, CPU per query {:.2}; {} spans exported in {} requests",
+            shown(self.throughput_ratio),
+            self.p99_ratio,
+            self.cpu_per_query_ratio,
+            self.spans_exported,
+            self.export_requests
+        )
+    }
+}

@@ -1,0 +1,42 @@
+//! `quorum bench pipeline --tracing` compares a run with tracing off against one whose spans are
+//! really exported: the collector it runs must have received the spans of the queries, or the
+//! comparison would measure nothing.
+
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracing_bench_exports_the_spans_it_compares() -> anyhow::Result<()> {
+    let nats = quorum_testkit::nats().await?;
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_quorum"))
+        .args(["--nats-url", &nats.url(), "--database-url", &db.url])
+        .args(["--json", "bench", "pipeline", "--tracing"])
+        .args(["--at", "20", "--step-seconds", "2"])
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    for run in ["off", "built", "on"] {
+        let queries = report[run]["queries"].as_u64().unwrap_or(0);
+        assert!(queries >= 20, "{run}: {queries} queries: {report}");
+        assert!(
+            report[run]["report"]["open_loop"]["overhead_p99_ms"].as_f64() > Some(0.0),
+            "{run}: {report}"
+        );
+    }
+    // Every query of the traced run is several spans (a request, sends, processes, three expert
+    // calls, a decision), all received and decoded by the collector.
+    let queries = report["on"]["queries"].as_u64().unwrap_or(0);
+    let spans = report["spans_exported"].as_u64().unwrap_or(0);
+    assert!(
+        spans >= 5 * queries,
+        "{spans} spans for {queries} queries: {report}"
+    );
+    for ratio in ["p99_ratio", "cpu_per_query_ratio"] {
+        assert!(report[ratio].as_f64() > Some(0.0), "{ratio}: {report}");
+    }
+    // Both were offered one rate: no throughput is compared.
+    assert!(report["throughput_ratio"].is_null(), "{report}");
+    Ok(())
+}
