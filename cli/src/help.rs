@@ -129,6 +129,22 @@ pub const BENCH_ONE: &str = "Examples:
   quorum bench store
   quorum bench ingest --json > ingest.json";
 
+pub const CHAOS: &str = "Every service runs as its own process on a throwaway stack; the run exits non-zero on any
+loss, duplicate or broken audit chain, and keeps the stack's logs then.
+
+Examples:
+  quorum chaos --duration 90s --seed 7
+  quorum chaos --duration 10m --rate 20 --faults kill,stop,nats,nats-wipe,postgres --json > chaos.json";
+
+pub const SOAK: &str =
+    "Every service runs as its own process on a throwaway stack; the run exits non-zero when a
+process's memory or open files keep growing, the p99 drifts, a refusal lacks Retry-After, or
+anything acknowledged is lost.
+
+Examples:
+  quorum soak --duration 1m --rate 20
+  quorum soak --duration 2h --rate 500 --json > soak.json";
+
 pub const COMPLETION: &str = "Examples:
   quorum completion bash > ~/.local/share/bash-completion/completions/quorum
   quorum completion zsh > \"${fpath[1]}/_quorum\"

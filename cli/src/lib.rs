@@ -4,6 +4,7 @@
 pub mod api;
 pub mod args;
 pub mod bench;
+pub mod chaos;
 pub mod commands;
 pub mod confirm;
 pub mod exit;
@@ -80,6 +81,13 @@ pub enum Command {
     /// Measure throughput and latency beside raw baselines.
     #[command(subcommand, after_help = help::BENCH)]
     Bench(commands::bench::Bench),
+    /// Kill, stop and restart the stack's parts under load, then check nothing acknowledged was
+    /// lost or doubled.
+    #[command(after_help = help::CHAOS)]
+    Chaos(chaos::ChaosArgs),
+    /// A steady load for a long time, then a burst: memory, open files and latency must hold.
+    #[command(after_help = help::SOAK)]
+    Soak(chaos::soak::SoakArgs),
     /// Shell completions for bash, zsh or fish, on standard output.
     #[command(after_help = help::COMPLETION)]
     Completion(commands::completion::CompletionArgs),
@@ -113,6 +121,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Saga(a) => commands::saga::run(&cli.target, a, cli.json).await,
         Command::Tools(t) => commands::saga::tools(&cli.target, t, cli.json).await,
         Command::Bench(b) => commands::bench::run(&cli.target, b, cli.json).await,
+        Command::Chaos(a) => chaos::run(a, cli.json).await,
+        Command::Soak(a) => chaos::soak::run(a, cli.json).await,
         Command::Completion(a) => commands::completion::run(a),
     }
 }

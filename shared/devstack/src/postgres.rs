@@ -238,6 +238,15 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// An immediate stop, as a crash or `pg_ctl stop -m immediate` would (SIGQUIT: no checkpoint;
+    /// the next start recovers from the WAL), then a start on the same port and data.
+    pub async fn crash_and_restart(&mut self) -> Result<(), DevstackError> {
+        if let Some(mut child) = self.child.take() {
+            process::stop(&mut child, libc::SIGQUIT, Duration::from_secs(30)).await;
+        }
+        self.start_server(RunAs::unprivileged_if_root()?).await
+    }
+
     /// Fast shutdown (SIGINT: abort open transactions, checkpoint, exit).
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

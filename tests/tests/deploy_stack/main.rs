@@ -9,6 +9,7 @@
 //! filesystem, networking) is what these tests cannot show; `scripts/check-deploy.sh` validates
 //! the files against their schemas.
 
+mod chaos;
 mod compose;
 mod harness;
 mod k8s;
