@@ -4,7 +4,9 @@
 //! - `built`: as a service runs without an exporter (logs and the OpenTelemetry layer at `info`:
 //!   spans built and their context passed on, nothing exported);
 //! - `on`: the same, every span exported over OTLP/HTTP to a collector this process runs, which
-//!   decodes each export and counts its spans.
+//!   decodes each export and counts its spans;
+//! - `sampled`: the same with one trace in ten kept (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`,
+//!   the SDK's own variables), as a busy deployment would run.
 //!
 //! The reports, the CPU each child spent per query, and the ratios to `off` come out together.
 
@@ -31,7 +33,9 @@ pub struct TracingReport {
     pub off: Run,
     pub built: Run,
     pub on: Run,
-    /// Spans the collector received from the run with tracing on, and the exports they came in.
+    pub sampled: Run,
+    /// Spans the collector received from the run with every span exported, and the exports they
+    /// came in.
     pub spans_exported: u64,
     pub export_requests: u64,
     /// On over off: the highest rate sustained (open loop) or queries/s (closed loop, first row);
@@ -44,6 +48,10 @@ pub struct TracingReport {
     pub built_throughput_ratio: Option<f64>,
     pub built_p99_ratio: f64,
     pub built_cpu_per_query_ratio: f64,
+    /// `sampled` over `off`.
+    pub sampled_throughput_ratio: Option<f64>,
+    pub sampled_p99_ratio: f64,
+    pub sampled_cpu_per_query_ratio: f64,
 }
 
 /// One child's run.
@@ -74,7 +82,13 @@ pub async fn run(
     let on = child
         .run(pool, Tracing::Exported(&collector.endpoint))
         .await?;
+    let spans_exported = collector.spans.load(Ordering::Relaxed);
+    let export_requests = collector.requests.load(Ordering::Relaxed);
+    let sampled = child
+        .run(pool, Tracing::Sampled(&collector.endpoint))
+        .await?;
     let (throughput, p99) = headline(&off.report, &on.report)?;
+    let (sampled_throughput, sampled_p99) = headline(&off.report, &sampled.report)?;
     let (built_throughput, built_p99) = headline(&off.report, &built.report)?;
     Ok(TracingReport {
         throughput_ratio: throughput,
@@ -83,9 +97,13 @@ pub async fn run(
         built_throughput_ratio: built_throughput,
         built_p99_ratio: built_p99,
         built_cpu_per_query_ratio: ratio(built.cpu_ms_per_query, off.cpu_ms_per_query),
+        sampled_throughput_ratio: sampled_throughput,
+        sampled_p99_ratio: sampled_p99,
+        sampled_cpu_per_query_ratio: ratio(sampled.cpu_ms_per_query, off.cpu_ms_per_query),
         built,
-        spans_exported: collector.spans.load(Ordering::Relaxed),
-        export_requests: collector.requests.load(Ordering::Relaxed),
+        sampled,
+        spans_exported,
+        export_requests,
         off,
         on,
     })
@@ -118,6 +136,8 @@ enum Tracing<'a> {
     Built,
     /// To this OTLP/HTTP endpoint.
     Exported(&'a str),
+    /// To this endpoint, one trace in ten.
+    Sampled(&'a str),
 }
 
 /// How a child is started: this binary, `bench pipeline --json` with the parent's flags, against
@@ -129,18 +149,37 @@ struct Child<'a> {
 }
 
 impl Child<'_> {
-    /// Runs the child, tracing as `tracing` says.
+    /// Runs the child, tracing as `tracing` says, on a database of its own (made on the stack's
+    /// server, dropped after): each run starts from the same empty store, so a later run is not
+    /// slowed by the events of the ones before.
     async fn run(&self, pool: &PgPool, tracing: Tracing<'_>) -> anyhow::Result<Run> {
-        let since: chrono::DateTime<chrono::Utc> =
-            sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+        let name = format!("quorum_tracing_{}", uuid::Uuid::new_v4().simple());
+        // The name is ours: a fixed prefix and hex digits.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(pool)
+            .await?;
+        let mut url = url::Url::parse(self.database_url)?;
+        url.set_path(&name);
+        let run = self.run_on(url.as_str(), tracing).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(pool)
+        .await?;
+        run
+    }
+
+    async fn run_on(&self, database_url: &str, tracing: Tracing<'_>) -> anyhow::Result<Run> {
         let mut command = tokio::process::Command::new(std::env::current_exe()?);
         command
             .args(["--json", "bench", "pipeline"])
             .args(self.flags())
             .env("QUORUM_NATS_URL", self.nats_url)
-            .env("QUORUM_DATABASE_URL", self.database_url)
+            .env("QUORUM_DATABASE_URL", database_url)
             .env_remove("RUST_LOG")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_TRACES_SAMPLER")
+            .env_remove("OTEL_TRACES_SAMPLER_ARG")
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
@@ -155,6 +194,13 @@ impl Child<'_> {
                     .env("RUST_LOG", "info,async_nats=warn")
                     .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
             }
+            Tracing::Sampled(endpoint) => {
+                command
+                    .env("RUST_LOG", "info,async_nats=warn")
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                    .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                    .env("OTEL_TRACES_SAMPLER_ARG", "0.1");
+            }
         }
         let cpu_before = children_cpu_seconds();
         let output = command.output().await?;
@@ -166,12 +212,12 @@ impl Child<'_> {
         );
         let report: Value = serde_json::from_slice(&output.stdout)
             .context("the child bench's report is not JSON")?;
-        let queries: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE type = 'quorum.query.submitted' AND recorded_at >= $1",
-        )
-        .bind(since)
-        .fetch_one(pool)
-        .await?;
+        let pool = crate::stack::pool(database_url, 1).await?;
+        let queries: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE type = 'quorum.query.submitted'")
+                .fetch_one(&pool)
+                .await?;
+        pool.close().await;
         let queries = u64::try_from(queries).unwrap_or(0);
         Ok(Run {
             report,
@@ -274,9 +320,14 @@ impl std::fmt::Display for TracingReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "pipeline with tracing off (no subscriber), built (spans made, not exported) and on (exported over OTLP/HTTP), one child process each:"
+            "pipeline with tracing off (no subscriber), built (spans made, not exported), on (all exported over OTLP/HTTP) and 1/10 (one trace in ten exported), one child process each:"
         )?;
-        for (name, run) in [("off", &self.off), ("built", &self.built), ("on", &self.on)] {
+        for (name, run) in [
+            ("off", &self.off),
+            ("built", &self.built),
+            ("on", &self.on),
+            ("1/10", &self.sampled),
+        ] {
             let open = &run.report["open_loop"];
             let closed = &run.report["closed_loop"][0]["quorum"];
             if open.is_object() {
@@ -319,6 +370,13 @@ impl std::fmt::Display for TracingReport {
             self.cpu_per_query_ratio,
             self.spans_exported,
             self.export_requests
+        )?;
+        writeln!(
+            f,
+            "  1/10 sampled/off: throughput {}, p99 {:.2}, CPU per query {:.2}",
+            shown(self.sampled_throughput_ratio),
+            self.sampled_p99_ratio,
+            self.sampled_cpu_per_query_ratio
         )
     }
 }
