@@ -1,5 +1,6 @@
-//! `quorum bench pipeline --tracing`: what tracing costs. The same pipeline bench runs three times,
-//! each in a child process of this binary against the same stack:
+//! `quorum bench pipeline --tracing`: what tracing costs. The same pipeline bench runs four times,
+//! each in a child process of this binary, on a database of its own on the stack's Postgres and a
+//! nats-server of its own:
 //! - `off`: no subscriber, so no span is even built;
 //! - `built`: as a service runs without an exporter (logs and the OpenTelemetry layer at `info`:
 //!   spans built and their context passed on, nothing exported);
@@ -21,6 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message as _;
+use quorum_devstack::{NatsOptions, NatsServer};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -67,16 +69,11 @@ pub struct Run {
 
 pub async fn run(
     pool: &PgPool,
-    nats_url: &str,
     database_url: &str,
     args: &PipelineBenchArgs,
 ) -> anyhow::Result<TracingReport> {
     let collector = Collector::start().await?;
-    let child = Child {
-        nats_url,
-        database_url,
-        args,
-    };
+    let child = Child { database_url, args };
     let off = child.run(pool, Tracing::Off).await?;
     let built = child.run(pool, Tracing::Built).await?;
     let on = child
@@ -140,19 +137,37 @@ enum Tracing<'a> {
     Sampled(&'a str),
 }
 
-/// How a child is started: this binary, `bench pipeline --json` with the parent's flags, against
-/// the parent's stack.
+/// How a child is started: this binary, `bench pipeline --json` with the parent's flags, on the
+/// parent's Postgres.
 struct Child<'a> {
-    nats_url: &'a str,
     database_url: &'a str,
     args: &'a PipelineBenchArgs,
 }
 
 impl Child<'_> {
     /// Runs the child, tracing as `tracing` says, on a database of its own (made on the stack's
-    /// server, dropped after): each run starts from the same empty store, so a later run is not
-    /// slowed by the events of the ones before.
+    /// server, dropped after) and a nats-server of its own (started here, stopped after): each
+    /// run starts from the same empty store and bus, so a later run is not slowed by the events
+    /// of the ones before. (Both must be new together: the relay resumes from the cursor the
+    /// stream's last message carries, and JetStream drops a message id it saw lately.)
     async fn run(&self, pool: &PgPool, tracing: Tracing<'_>) -> anyhow::Result<Run> {
+        let store = std::env::temp_dir().join(format!(
+            "quorum-tracing-nats-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut nats = NatsServer::start(NatsOptions::new(0, &store)).await?;
+        let run = self.run_with(pool, &nats.url(), tracing).await;
+        nats.stop().await?;
+        let _ = std::fs::remove_dir_all(&store);
+        run
+    }
+
+    async fn run_with(
+        &self,
+        pool: &PgPool,
+        nats_url: &str,
+        tracing: Tracing<'_>,
+    ) -> anyhow::Result<Run> {
         let name = format!("quorum_tracing_{}", uuid::Uuid::new_v4().simple());
         // The name is ours: a fixed prefix and hex digits.
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -160,7 +175,7 @@ impl Child<'_> {
             .await?;
         let mut url = url::Url::parse(self.database_url)?;
         url.set_path(&name);
-        let run = self.run_on(url.as_str(), tracing).await;
+        let run = self.run_on(url.as_str(), nats_url, tracing).await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
@@ -169,12 +184,17 @@ impl Child<'_> {
         run
     }
 
-    async fn run_on(&self, database_url: &str, tracing: Tracing<'_>) -> anyhow::Result<Run> {
+    async fn run_on(
+        &self,
+        database_url: &str,
+        nats_url: &str,
+        tracing: Tracing<'_>,
+    ) -> anyhow::Result<Run> {
         let mut command = tokio::process::Command::new(std::env::current_exe()?);
         command
             .args(["--json", "bench", "pipeline"])
             .args(self.flags())
-            .env("QUORUM_NATS_URL", self.nats_url)
+            .env("QUORUM_NATS_URL", nats_url)
             .env("QUORUM_DATABASE_URL", database_url)
             .env_remove("RUST_LOG")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

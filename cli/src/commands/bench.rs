@@ -87,8 +87,7 @@ async fn measure(target: &Target, bench: &Bench, json: bool) -> anyhow::Result<(
             json,
         ),
         Bench::Pipeline(args) if args.tracing => print(
-            &crate::bench::tracing::run(&stack.pool, &stack.nats_url, &stack.database_url, args)
-                .await?,
+            &crate::bench::tracing::run(&stack.pool, &stack.database_url, args).await?,
             json,
         ),
         Bench::Pipeline(args) => print(
