@@ -106,14 +106,26 @@ fn binary(headers: &http::HeaderMap, body: Bytes) -> Option<Event> {
     .ok()
 }
 
-/// Mirrors `inherit_trace` of `services/ingest/src/http`, with ingest's own `trace_context`.
+/// Mirrors ingest: the request's span continues the headers' trace by `quorum_trace`'s rules
+/// (as `quorum_http`'s `observe` does), and an event without a trace of its own gets the span's
+/// (as `accept::prepare` does). A hostile header must never put into an event what an attribute
+/// may not hold.
 fn inherit_trace(headers: &http::HeaderMap, events: &mut [Event]) {
-    let (traceparent, tracestate) = quorum_ingest::http::trace_context(headers);
-    let Some(traceparent) = traceparent else {
+    static TRACING: std::sync::Once = std::sync::Once::new();
+    TRACING.call_once(|| {
+        let (subscriber, provider) = quorum_trace::test_subscriber();
+        // Kept for the life of the fuzz process, as a service keeps its own.
+        std::mem::forget(provider);
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    let span = quorum_trace::http_server_span("ingest", "POST", "/v1/events");
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    quorum_trace::continue_from(header("traceparent"), header("tracestate"), &span);
+    let Some(cx) = quorum_trace::of(&span) else {
         return;
     };
     for e in events.iter_mut().filter(|e| e.traceparent.is_none()) {
-        e.traceparent = Some(traceparent.clone());
-        e.tracestate.clone_from(&tracestate);
+        e.traceparent = Some(cx.traceparent.clone());
+        e.tracestate.clone_from(&cx.tracestate);
     }
 }
