@@ -204,23 +204,16 @@ impl Child<'_> {
             .stderr(Stdio::null())
             .kill_on_drop(true);
         // As a service runs: its default filter; spans exported as they end, when exported.
-        match tracing {
-            Tracing::Off => {}
-            Tracing::Built => {
-                command.env("RUST_LOG", "info,async_nats=warn");
-            }
-            Tracing::Exported(endpoint) => {
-                command
-                    .env("RUST_LOG", "info,async_nats=warn")
-                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
-            }
-            Tracing::Sampled(endpoint) => {
-                command
-                    .env("RUST_LOG", "info,async_nats=warn")
-                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-                    .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-                    .env("OTEL_TRACES_SAMPLER_ARG", "0.1");
-            }
+        if !matches!(tracing, Tracing::Off) {
+            command.env("RUST_LOG", "info,async_nats=warn");
+        }
+        if let Tracing::Exported(endpoint) | Tracing::Sampled(endpoint) = tracing {
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        }
+        if let Tracing::Sampled(_) = tracing {
+            command
+                .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                .env("OTEL_TRACES_SAMPLER_ARG", "0.1");
         }
         let cpu_before = children_cpu_seconds();
         let output = command.output().await?;

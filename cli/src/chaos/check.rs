@@ -249,31 +249,23 @@ impl std::fmt::Display for Verdict {
             "{:<42} {:>14} {:>14} {:>14} {:>14} {:>14}",
             "after (events / queries)", "ok", "lost", "unknown", "recovered", "duplicated"
         )?;
-        let cell = |e: u64, q: u64| format!("{e} / {q}");
-        for w in &self.windows {
-            let (e, q) = (&w.events, &w.queries);
+        let row = |f: &mut std::fmt::Formatter<'_>, after: &str, e: &Counts, q: &Counts| {
+            let cell = |e: u64, q: u64| format!("{e} / {q}");
             writeln!(
                 f,
-                "{:<42} {:>14} {:>14} {:>14} {:>14} {:>14}",
-                w.after,
+                "{after:<42} {:>14} {:>14} {:>14} {:>14} {:>14}",
                 cell(e.ok, q.ok),
                 cell(e.lost, q.lost),
                 cell(e.unknown, q.unknown),
                 cell(e.recovered, q.recovered),
                 cell(e.duplicated, q.duplicated)
-            )?;
+            )
+        };
+        for w in &self.windows {
+            row(f, &w.after, &w.events, &w.queries)?;
         }
         let (e, q) = self.totals();
-        writeln!(
-            f,
-            "{:<42} {:>14} {:>14} {:>14} {:>14} {:>14}",
-            "total",
-            cell(e.ok, q.ok),
-            cell(e.lost, q.lost),
-            cell(e.unknown, q.unknown),
-            cell(e.recovered, q.recovered),
-            cell(e.duplicated, q.duplicated)
-        )?;
+        row(f, "total", &e, &q)?;
         writeln!(
             f,
             "unexpected events {}; queries undecided {}, decided more than once {}; audit chain {} ({} links)",
