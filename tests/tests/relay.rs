@@ -201,6 +201,64 @@ async fn after_nats_loses_its_store_the_relay_republishes_from_postgres() -> any
     Ok(())
 }
 
+/// A store wiped while the relay is idle, and the stream made anew by another service binding
+/// to it (a consumer does at once) before the relay publishes again: the relay's next message
+/// lands at sequence 1, ahead of nothing. The relay must see a stream behind its checkpoint and
+/// publish everything again, not resume after that one message.
+#[tokio::test]
+async fn a_stream_made_anew_by_someone_else_is_refilled_from_the_start() -> anyhow::Result<()> {
+    let mut env = env().await?;
+    let relay = start_relay(&env);
+    for i in 0..20 {
+        let s = StreamId::parse(format!("test/m{}", i % 2))?;
+        let batch: Vec<_> = (0..10)
+            .map(|j| test_event("acme", &s, &format!("m{i}-{j}")))
+            .collect();
+        env.store.append(&s, ExpectedVersion::Any, &batch).await?;
+    }
+    wait_until("all relayed", DEADLINE, || async {
+        stream_len(&env.js).await >= 200
+    })
+    .await?;
+    // The checkpoint must have recorded how far the stream got before the wipe.
+    wait_until("the checkpoint saved", DEADLINE, || async {
+        sqlx::query_scalar::<_, i64>("SELECT stream_seq FROM relay_checkpoints")
+            .fetch_optional(&env.db.pool)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|seq| seq >= 200)
+    })
+    .await?;
+
+    env.nats.stop().await?;
+    std::fs::remove_dir_all(env.nats.store_dir())?;
+    env.nats.start_again().await?;
+    wait_until("the streams made anew", DEADLINE, || async {
+        quorum_bus::find_or_create_streams(&env.js).await.is_ok()
+    })
+    .await?;
+    let s = StreamId::parse("test/after-remade")?;
+    env.store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            &[test_event("acme", &s, "after-remade")],
+        )
+        .await?;
+    wait_until("everything published again", DEADLINE * 2, || async {
+        stream_len(&env.js).await >= 201
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let messages = relayed(&env.js).await?;
+    let ids: std::collections::HashSet<_> = messages.iter().map(|m| m.event.id.clone()).collect();
+    assert_eq!((messages.len(), ids.len()), (201, 201));
+    env.shutdown.cancel();
+    relay.await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_clean_nats_restart_republishes_nothing() -> anyhow::Result<()> {
     let mut env = env().await?;

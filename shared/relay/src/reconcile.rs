@@ -66,11 +66,21 @@ pub(crate) async fn resume_point(
         seq -= 1;
     }
     let recorded = load_relay_checkpoint(pool, name).await?;
-    let (cursor, stream_seq) = found.unwrap_or((CommitCursor::START, 0));
+    let (last_relayed, stream_seq) = found.unwrap_or((CommitCursor::START, 0));
+    // Sequences never go back on a stream; one behind the checkpoint's is a stream made anew
+    // (a store wiped, a stream deleted and created again by whoever bound to it first). What it
+    // holds was published after that, so it says nothing of what came before: publish again from
+    // the start, up to whichever of its last message and the checkpoint is further.
+    let remade = recorded.as_ref().is_some_and(|r| stream_seq < r.stream_seq);
+    let cursor = if remade {
+        CommitCursor::START
+    } else {
+        last_relayed
+    };
     let republish_until = recorded
         .as_ref()
-        .filter(|r| r.cursor > cursor)
-        .map(|r| r.cursor);
+        .map(|r| r.cursor.max(last_relayed))
+        .filter(|until| *until > cursor);
     match (&recorded, republish_until) {
         (Some(r), Some(_)) => warn!(
             relay = name,

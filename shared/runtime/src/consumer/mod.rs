@@ -71,6 +71,42 @@ pub fn spawn<H: Handler>(
     });
 }
 
+/// The streams and this durable consumer, created if missing (creating an existing one with the
+/// same settings returns it).
+async fn bind(js: &jetstream::Context, config: &ConsumerConfig) -> Result<PullConsumer, String> {
+    quorum_bus::find_or_create_streams(js)
+        .await
+        .map_err(|e| e.to_string())?;
+    js.get_stream(&config.stream)
+        .await
+        .map_err(|e| e.to_string())?
+        .create_consumer(config.jetstream())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// After a pause, binds again until it succeeds; `false` once `shutdown` is cancelled.
+async fn rebind(
+    js: &jetstream::Context,
+    config: &ConsumerConfig,
+    consumer: &mut PullConsumer,
+    shutdown: &CancellationToken,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        match bind(js, config).await {
+            Ok(bound) => {
+                *consumer = bound;
+                return true;
+            }
+            Err(error) => warn!(consumer = %config.name, %error, "cannot bind; retrying"),
+        }
+    }
+}
+
 /// Runs `handler` on the durable consumer `config` until `shutdown`. On shutdown it stops fetching,
 /// naks what it fetched but did not start (so another replica takes it at once), lets every message
 /// being handled finish and settle, and returns. Transient NATS errors are retried, not returned.
@@ -88,16 +124,7 @@ pub async fn run<H: Handler>(
         name: config.name.clone(),
         reason,
     };
-    quorum_bus::find_or_create_streams(&js)
-        .await
-        .map_err(|e| setup(e.to_string()))?;
-    let consumer: PullConsumer = js
-        .get_stream(&config.stream)
-        .await
-        .map_err(|e| setup(e.to_string()))?
-        .create_consumer(config.jetstream())
-        .await
-        .map_err(|e| setup(e.to_string()))?;
+    let mut consumer = bind(&js, &config).await.map_err(setup)?;
     on_bound();
     info!(consumer = %config.name, concurrency = config.concurrency, "consumer bound");
     let settler = Arc::new(Settler {
@@ -122,11 +149,11 @@ pub async fn run<H: Handler>(
         {
             Ok(m) => m,
             Err(e) => {
-                warn!(consumer = %config.name, error = %e, "cannot fetch; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                warn!(consumer = %config.name, error = %e, "cannot fetch; binding again");
+                if !rebind(&js, &config, &mut consumer, &shutdown).await {
+                    break;
                 }
+                continue;
             }
         };
         loop {
@@ -139,8 +166,15 @@ pub async fn run<H: Handler>(
                 next = messages.next() => match next {
                     Some(Ok(msg)) => msg,
                     Some(Err(e)) => {
-                        warn!(consumer = %config.name, error = %e, "fetch error");
-                        continue;
+                        // Missed heartbeats or no responders: the server restarted, and may have
+                        // lost the consumer or its stream with its store. Bind again (creating
+                        // them if they are gone), or this loop would wait on nothing forever.
+                        warn!(consumer = %config.name, error = %e, "fetch error; binding again");
+                        give_back_fetched(&mut messages).await;
+                        if !rebind(&js, &config, &mut consumer, &shutdown).await {
+                            break 'outer;
+                        }
+                        continue 'outer;
                     }
                     None => continue 'outer,
                 },
