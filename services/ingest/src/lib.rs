@@ -120,6 +120,7 @@ pub async fn start(
             ConsumerConfig::new(nats::CONSUMER, vec![nats::FILTER.to_owned()]);
         consumer_config.stream = quorum_bus::INGEST_STREAM.to_owned();
         consumer_config.concurrency = config.nats.concurrency;
+        consumer_config.max_deliver = nats::MAX_DELIVER;
         let handler = Arc::new(nats::IngestHandler {
             committer: committer.clone(),
             admission,

@@ -21,6 +21,21 @@ use crate::commit::Committer;
 pub const CONSUMER: &str = "ingest";
 /// What it reads.
 pub const FILTER: &str = "quorum.ingest.>";
+/// Deliveries before a message that is still waiting (its tenant over its rate, ingest saturated,
+/// the store down) is parked. A message here was acknowledged to its publisher and this stream
+/// holds its only copy, so it waits its turn rather than failing: with waits growing to
+/// [`MAX_WAIT`], a thousand deliveries are more than an hour.
+pub const MAX_DELIVER: u32 = 1000;
+/// The longest a waiting message stays away before it is tried again.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a message waits before it comes back: at least what admission asks, more the more
+/// often it came back, so that a backlog is not redelivered all at once.
+fn wait(delivered: u32, at_least: Duration) -> Duration {
+    (Duration::from_millis(100) * delivered)
+        .min(MAX_WAIT)
+        .max(at_least)
+}
 
 pub struct IngestHandler {
     pub committer: Committer,
@@ -49,25 +64,29 @@ impl Handler for IngestHandler {
             Err(e) => return Outcome::dead(e),
         };
         // Over its rate or its share, a tenant's message waits in JetStream (not in memory here)
-        // and comes back when the rate allows, while other tenants' messages go on. One that
-        // stays refused for every delivery is parked with the reason, as any message that cannot
-        // be taken is: the NATS side of HTTP's 429.
+        // and comes back when the rate allows, while other tenants' messages go on: the NATS side
+        // of HTTP's 429. Waiting is not failing: JetStream acknowledged it to its publisher, so it
+        // is parked only after `MAX_DELIVER` deliveries, never for a burst.
+        let delivered = delivery.delivered;
         let _admitted = match self.admission.admit(&tenant, 1) {
             Ok(admitted) => admitted,
             Err(Refusal::RateLimited { retry_after }) => {
-                return Outcome::retry(
-                    retry_after.max(Duration::from_millis(100)),
+                return Outcome::wait(
+                    wait(delivered, retry_after),
                     format!("tenant {tenant} is over its rate"),
                 );
             }
             Err(Refusal::TenantBusy) => {
-                return Outcome::retry(
-                    Duration::from_secs(1),
+                return Outcome::wait(
+                    wait(delivered, Duration::from_millis(500)),
                     format!("tenant {tenant} holds its whole share of the events in flight"),
                 );
             }
             Err(Refusal::Saturated) => {
-                return Outcome::retry(Duration::from_secs(1), "ingest is saturated");
+                return Outcome::wait(
+                    wait(delivered, Duration::from_millis(500)),
+                    "ingest is saturated",
+                );
             }
         };
         if let Err(e) = accept::from_upstream(std::slice::from_ref(&delivery.event)) {
@@ -88,7 +107,7 @@ impl Handler for IngestHandler {
                 e @ Rejection::Store {
                     transient: true, ..
                 },
-            ) => Outcome::retry(Duration::from_secs(1), e),
+            ) => Outcome::wait(wait(delivered, Duration::from_secs(1)), e),
             Err(e) => Outcome::dead(format!("refused: {e}")),
         }
     }
@@ -141,8 +160,8 @@ mod tests {
             delivered: 1,
         };
         match handler.handle(&delivery).await {
-            Outcome::Retry { error, .. } => assert!(error.contains("share"), "{error}"),
-            other => panic!("expected a retry for the tenant's share, got {other:?}"),
+            Outcome::Wait { reason, .. } => assert!(reason.contains("share"), "{reason}"),
+            other => panic!("expected a wait for the tenant's share, got {other:?}"),
         }
         drop(held);
     }

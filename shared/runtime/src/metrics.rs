@@ -86,14 +86,17 @@ pub const LABEL_OUTCOME: &str = "outcome";
 pub const OUTCOME_DONE: &str = "done";
 /// `outcome` value: nakked with a delay, to be redelivered.
 pub const OUTCOME_RETRY: &str = "retry";
+/// `outcome` value: nakked with a delay to wait its turn, not a failure.
+pub const OUTCOME_WAIT: &str = "wait";
 /// `outcome` value: parked as a dead letter and terminated.
 pub const OUTCOME_DEAD: &str = "dead";
 /// `outcome` value: could not be decoded, so parked as a dead letter without reaching a handler.
 pub const OUTCOME_UNDECODABLE: &str = "undecodable";
 /// Every value the `outcome` label takes.
-pub const OUTCOMES: [&str; 4] = [
+pub const OUTCOMES: [&str; 5] = [
     OUTCOME_DONE,
     OUTCOME_RETRY,
+    OUTCOME_WAIT,
     OUTCOME_DEAD,
     OUTCOME_UNDECODABLE,
 ];

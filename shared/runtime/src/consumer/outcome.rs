@@ -25,6 +25,11 @@ pub enum Outcome {
     /// Failed in a way that may pass later: the message is redelivered after `after` (nak with delay),
     /// or parked as a dead letter once it has been delivered `max_deliver` times.
     Retry { after: Duration, error: String },
+    /// Not a failure, and not now: the message is redelivered after `after` (nak with delay),
+    /// with no failed attempt recorded, and parked only once it has been delivered `max_deliver`
+    /// times. For a message whose only copy is on the stream and that must wait its turn (a
+    /// tenant over its rate, a store that is down), however often it comes back.
+    Wait { after: Duration, reason: String },
     /// Will never succeed as it is: parked as a dead letter for an operator, then terminated.
     Dead { error: String },
 }
@@ -35,6 +40,14 @@ impl Outcome {
         Outcome::Retry {
             after,
             error: error.to_string(),
+        }
+    }
+
+    /// A wait of `after` for `reason`.
+    pub fn wait(after: Duration, reason: impl std::fmt::Display) -> Self {
+        Outcome::Wait {
+            after,
+            reason: reason.to_string(),
         }
     }
 
@@ -50,6 +63,7 @@ impl Outcome {
         match self {
             Outcome::Done => "done",
             Outcome::Retry { .. } => "retry",
+            Outcome::Wait { .. } => "wait",
             Outcome::Dead { .. } => "dead",
         }
     }

@@ -14,7 +14,7 @@ use quorum_bus::{headers_json, subjects};
 use quorum_domain::Event;
 use quorum_event_store::{DeadLetter, FailedAttempt, park_dead_letter};
 use sqlx::{PgPool, Row};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::Outcome;
 use crate::metrics as names;
@@ -64,6 +64,17 @@ impl Settler {
                     warn!(consumer = %self.consumer, stream_seq, error = %e, "nak failed; redelivery after ack_wait");
                 }
                 names::OUTCOME_RETRY
+            }
+            Outcome::Wait { after, reason } => {
+                if delivered >= self.max_deliver {
+                    let reason = format!("still waiting after {delivered} deliveries: {reason}");
+                    return self.park(msg, event, stream_seq, delivered, reason).await;
+                }
+                debug!(consumer = %self.consumer, stream_seq, delivered, reason = %reason, "waits its turn");
+                if let Err(e) = msg.ack_with(AckKind::Nak(Some(after))).await {
+                    warn!(consumer = %self.consumer, stream_seq, error = %e, "nak failed; redelivery after ack_wait");
+                }
+                names::OUTCOME_WAIT
             }
             Outcome::Dead { error } => {
                 self.record_attempt(stream_seq, delivered, &error).await;
