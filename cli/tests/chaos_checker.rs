@@ -78,7 +78,7 @@ async fn the_checker_catches_a_relay_that_skips_and_doubles() -> anyhow::Result<
     publish(&js, &tenant, &events[2], 1).await;
     let held = Held::read(&db.pool, &js, &tenant).await?;
     let verdict = check::check(&history, &no_faults, &held, (0, true));
-    let (found, _) = verdict.totals();
+    let [found, ..] = verdict.totals();
     assert_eq!(
         (found.ok, found.lost, found.duplicated),
         (1, 1, 1),
@@ -125,7 +125,7 @@ async fn the_checker_passes_what_was_kept() -> anyhow::Result<()> {
     });
     let held = Held::read(&db.pool, &js, &tenant).await?;
     let verdict = check::check(&history, &[], &held, (0, true));
-    let (found, _) = verdict.totals();
+    let [found, ..] = verdict.totals();
     assert_eq!(
         (found.ok, found.unknown, found.lost),
         (1, 1, 0),

@@ -4,8 +4,13 @@
 //! For each event sent: told 202 (acked), it must be in Postgres exactly once and on JetStream
 //! exactly once; otherwise (refused, or no answer) it may be absent, or present once
 //! (`recovered`: a retry or the first attempt got through). Anything of the workload's tenant and
-//! type that nobody sent is `unexpected`. Every query stored must be decided exactly once. Each
-//! send is counted under the last fault that struck before it.
+//! type that nobody sent is `unexpected`. Every query stored must be decided exactly once, and
+//! every saga end as its plan says with each step's effect applied once (`sagas`). Each send is
+//! counted under the last fault that struck before it.
+//!
+//! One loss is the fault's, not Quorum's: an event JetStream acknowledged on the ingest queue and
+//! not yet taken into Postgres when nats-server's store was wiped. Its only copy was on the disk
+//! the fault destroyed; it is counted apart (`lost_with_wiped_store`) and fails nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -16,8 +21,9 @@ use quorum_domain::TenantId;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::faults::Fault;
-use super::workload::{EVENT_TYPE, Sent, Told, What};
+use super::faults::{Fault, FaultKind};
+use super::sagas::{self, Ending};
+use super::workload::{EVENT_TYPE, NATS_SOURCE, Sent, Told, What};
 
 /// What one fault's window (the sends after it, up to the next) came to.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -35,6 +41,7 @@ pub struct Window {
     pub after: String,
     pub events: Counts,
     pub queries: Counts,
+    pub sagas: Counts,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +49,20 @@ pub struct Verdict {
     pub windows: Vec<Window>,
     /// Events of the workload's type stored that no sender sent.
     pub unexpected: u64,
+    /// Effects the recording service applied for no saga of the workload.
+    pub unexpected_effects: u64,
+    /// Saga queries whose experts did not agree (no plan, so no saga): nothing to check.
+    pub sagas_not_started: u64,
+    /// Queries decided without agreement (the deadline passed first, as it may while a fault
+    /// holds the experts' answers back): decided, so counted ok, and told apart here.
+    pub queries_not_agreed: u64,
+    /// The first few of what was lost or doubled (`event <source> <id>`, `query <id>`,
+    /// `saga of query <id>`), to start looking from.
+    pub examples: Vec<String>,
+    /// Of the events counted ok, those published over NATS.
+    pub nats_events_ok: u64,
+    /// Events acknowledged over NATS whose only copy was on the store a `nats-wipe` destroyed.
+    pub lost_with_wiped_store: u64,
     /// Queries stored without exactly one consensus.
     pub undecided_queries: u64,
     pub multiply_decided_queries: u64,
@@ -53,24 +74,25 @@ pub struct Verdict {
 impl Verdict {
     /// No loss, no duplicate, nothing unexpected, every query decided once, the chain intact.
     pub fn passed(&self) -> bool {
-        let bad = |c: &Counts| c.lost + c.duplicated;
         self.windows
             .iter()
-            .all(|w| bad(&w.events) + bad(&w.queries) == 0)
+            .all(|w| bad(&w.events) + bad(&w.queries) + bad(&w.sagas) == 0)
             && self.unexpected == 0
+            && self.unexpected_effects == 0
             && self.undecided_queries == 0
             && self.multiply_decided_queries == 0
             && self.audit_ok
     }
 
-    pub fn totals(&self) -> (Counts, Counts) {
-        let mut events = Counts::default();
-        let mut queries = Counts::default();
+    /// Events, queries and sagas over every window.
+    pub fn totals(&self) -> [Counts; 3] {
+        let mut totals: [Counts; 3] = Default::default();
         for w in &self.windows {
-            add(&mut events, &w.events);
-            add(&mut queries, &w.queries);
+            add(&mut totals[0], &w.events);
+            add(&mut totals[1], &w.queries);
+            add(&mut totals[2], &w.sagas);
         }
-        (events, queries)
+        totals
     }
 }
 
@@ -90,6 +112,12 @@ pub struct Held {
     pub published: BTreeMap<(String, String), u64>,
     /// Query id → consensus events.
     pub decisions: BTreeMap<String, u64>,
+    /// Queries whose consensus was reached.
+    pub reached: BTreeSet<String>,
+    /// Query id → the sagas its consensus started.
+    pub sagas: BTreeMap<String, Vec<sagas::Held>>,
+    /// What the recording service applied, by saga (filled in by whoever runs the service).
+    pub effects: BTreeMap<String, BTreeSet<(String, String)>>,
 }
 
 impl Held {
@@ -111,25 +139,31 @@ impl Held {
             .map(|(s, i, n)| ((s, i), n as u64))
             .collect();
         // Every query stream stored, with how many consensus events it holds.
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64, bool)> = sqlx::query_as(
             "SELECT stream_id,
-                    count(*) FILTER (WHERE type IN ('quorum.consensus.reached', 'quorum.consensus.failed'))
+                    count(*) FILTER (WHERE type IN ('quorum.consensus.reached', 'quorum.consensus.failed')),
+                    bool_or(type = 'quorum.consensus.reached')
              FROM events WHERE tenant = $1 AND stream_id LIKE 'query/%' GROUP BY stream_id",
         )
         .bind(tenant.as_str())
         .fetch_all(pool)
         .await?;
-        let decisions = rows
-            .into_iter()
-            .map(|(s, n)| {
-                let id = s.strip_prefix("query/").unwrap_or(&s).to_owned();
-                (id, n as u64)
-            })
-            .collect();
+        let mut decisions = BTreeMap::new();
+        let mut reached = BTreeSet::new();
+        for (stream, n, agreed) in rows {
+            let id = stream.strip_prefix("query/").unwrap_or(&stream).to_owned();
+            if agreed {
+                reached.insert(id.clone());
+            }
+            decisions.insert(id, n as u64);
+        }
         Ok(Self {
             stored,
             published: published(js, tenant).await?,
             decisions,
+            reached,
+            sagas: sagas::read(pool, tenant).await?,
+            effects: BTreeMap::new(),
         })
     }
 }
@@ -168,6 +202,19 @@ async fn published(
     Ok(counts)
 }
 
+/// What counts against a run.
+fn bad(c: &Counts) -> u64 {
+    c.lost + c.duplicated
+}
+
+/// A query as the history tells it: sent twice, it is acked if either send was.
+struct Query {
+    at: Duration,
+    acked: bool,
+    id: Option<String>,
+    saga: Option<Ending>,
+}
+
 /// Reads the history against what is held. `audit` is the chain's verification: links checked
 /// and whether it held.
 pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)) -> Verdict {
@@ -177,12 +224,13 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
             after,
             events: Counts::default(),
             queries: Counts::default(),
+            sagas: Counts::default(),
         })
         .collect();
     let window_of = |at: Duration| faults.iter().take_while(|f| f.at <= at).count();
     // An event sent twice is one outcome: acked if either send was.
     let mut events: BTreeMap<(String, String), (Duration, bool)> = BTreeMap::new();
-    let mut queries: BTreeMap<String, (Duration, bool, Option<String>)> = BTreeMap::new();
+    let mut queries: BTreeMap<String, Query> = BTreeMap::new();
     for sent in history {
         let acked = sent.told == Told::Acked;
         match &sent.what {
@@ -192,40 +240,90 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
                     .or_insert((sent.at, false));
                 e.1 |= acked;
             }
-            What::Query { key, id } => {
-                let q = queries.entry(key.clone()).or_insert((sent.at, false, None));
-                q.1 |= acked;
+            What::Query { key, id, saga } => {
+                let q = queries.entry(key.clone()).or_insert(Query {
+                    at: sent.at,
+                    acked: false,
+                    id: None,
+                    saga: *saga,
+                });
+                q.acked |= acked;
                 if id.is_some() {
-                    q.2.clone_from(id);
+                    q.id.clone_from(id);
                 }
             }
         }
     }
+    // The last time nats-server's store was wiped.
+    let last_wipe = faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::NatsWipe)
+        .map(|f| f.at)
+        .max();
+    let mut lost_with_wiped_store = 0;
+    let mut nats_events_ok = 0;
+    let mut examples = Vec::new();
+    let mut example = |bad: bool, what: String| {
+        if bad && examples.len() < 20 {
+            examples.push(what);
+        }
+    };
     for (identity, (at, acked)) in &events {
         let stored = held.stored.get(identity).copied().unwrap_or(0);
         let published = held.published.get(identity).copied().unwrap_or(0);
         let outcome = &mut windows[window_of(*at)].events;
+        let wiped = identity.0 == NATS_SOURCE && last_wipe.is_some_and(|w| *at < w);
+        let before = bad(outcome);
         match (acked, stored, published) {
             (_, s, p) if s > 1 || p > 1 => outcome.duplicated += 1,
-            (true, 1, 1) => outcome.ok += 1,
+            (true, 1, 1) => {
+                outcome.ok += 1;
+                nats_events_ok += u64::from(identity.0 == NATS_SOURCE);
+            }
+            (true, 0, 0) if wiped => lost_with_wiped_store += 1,
             (true, _, _) => outcome.lost += 1,
             (false, 0, 0) => outcome.unknown += 1,
             (false, 1, 1) => outcome.recovered += 1,
             // Stored but never published, or the other way: lost on the way.
             (false, _, _) => outcome.lost += 1,
         }
+        example(
+            bad(outcome) > before,
+            format!("event {} {}", identity.0, identity.1),
+        );
     }
-    for (at, acked, id) in queries.values() {
-        let outcome = &mut windows[window_of(*at)].queries;
-        let decided = id.as_ref().and_then(|id| held.decisions.get(id)).copied();
-        match (acked, decided) {
+    let mut sagas_not_started = 0;
+    for q in queries.values() {
+        let window = &mut windows[window_of(q.at)];
+        let decided = q.id.as_ref().and_then(|id| held.decisions.get(id)).copied();
+        let outcome = &mut window.queries;
+        let id = q.id.clone().unwrap_or_default();
+        let before = bad(outcome);
+        match (q.acked, decided) {
             (_, Some(n)) if n > 1 => outcome.duplicated += 1,
             (true, Some(1)) => outcome.ok += 1,
             (true, _) => outcome.lost += 1,
             (false, None) => outcome.unknown += 1,
             (false, Some(_)) => outcome.recovered += 1,
         }
+        example(bad(outcome) > before, format!("query {id}"));
+        let Some(ending) = q.saga else { continue };
+        let started = held.sagas.get(&id).map_or(&[][..], Vec::as_slice);
+        if started.is_empty() && decided.is_some() && !held.reached.contains(&id) {
+            // Decided without agreement: no plan, so no saga to check.
+            sagas_not_started += 1;
+            continue;
+        }
+        let before = bad(&window.sagas);
+        sagas::count(&mut window.sagas, ending, q.acked, started, &held.effects);
+        example(bad(&window.sagas) > before, format!("saga of query {id}"));
     }
+    let ours: BTreeSet<&str> = held
+        .sagas
+        .values()
+        .flatten()
+        .map(|s| s.id.as_str())
+        .collect();
     let sent: BTreeSet<&(String, String)> = events.keys().collect();
     Verdict {
         windows,
@@ -235,6 +333,21 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
             .chain(held.published.keys())
             .filter(|k| !sent.contains(k))
             .count() as u64,
+        unexpected_effects: held
+            .effects
+            .iter()
+            .filter(|(saga, _)| !ours.contains(saga.as_str()))
+            .map(|(_, applied)| applied.len() as u64)
+            .sum(),
+        sagas_not_started,
+        queries_not_agreed: held
+            .decisions
+            .iter()
+            .filter(|(id, n)| **n > 0 && !held.reached.contains(*id))
+            .count() as u64,
+        examples,
+        nats_events_ok,
+        lost_with_wiped_store,
         undecided_queries: held.decisions.values().filter(|n| **n == 0).count() as u64,
         multiply_decided_queries: held.decisions.values().filter(|n| **n > 1).count() as u64,
         audit_links: audit.0,
@@ -246,35 +359,45 @@ impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{:<42} {:>14} {:>14} {:>14} {:>14} {:>14}",
-            "after (events / queries)", "ok", "lost", "unknown", "recovered", "duplicated"
+            "{:<40} {:>16} {:>16} {:>16} {:>16} {:>16}",
+            "after (events / queries / sagas)", "ok", "lost", "unknown", "recovered", "duplicated"
         )?;
-        let row = |f: &mut std::fmt::Formatter<'_>, after: &str, e: &Counts, q: &Counts| {
-            let cell = |e: u64, q: u64| format!("{e} / {q}");
+        let row = |f: &mut std::fmt::Formatter<'_>, after: &str, c: [&Counts; 3]| {
+            let cell = |n: fn(&Counts) -> u64| format!("{} / {} / {}", n(c[0]), n(c[1]), n(c[2]));
             writeln!(
                 f,
-                "{after:<42} {:>14} {:>14} {:>14} {:>14} {:>14}",
-                cell(e.ok, q.ok),
-                cell(e.lost, q.lost),
-                cell(e.unknown, q.unknown),
-                cell(e.recovered, q.recovered),
-                cell(e.duplicated, q.duplicated)
+                "{after:<40} {:>16} {:>16} {:>16} {:>16} {:>16}",
+                cell(|c| c.ok),
+                cell(|c| c.lost),
+                cell(|c| c.unknown),
+                cell(|c| c.recovered),
+                cell(|c| c.duplicated)
             )
         };
         for w in &self.windows {
-            row(f, &w.after, &w.events, &w.queries)?;
+            row(f, &w.after, [&w.events, &w.queries, &w.sagas])?;
         }
-        let (e, q) = self.totals();
-        row(f, "total", &e, &q)?;
+        let [e, q, s] = self.totals();
+        row(f, "total", [&e, &q, &s])?;
         writeln!(
             f,
-            "unexpected events {}; queries undecided {}, decided more than once {}; audit chain {} ({} links)",
+            "events ok over NATS {}; unexpected events {}, saga effects {}; queries undecided {}, \
+             decided more than once {}, decided without agreement {}; sagas not started (no \
+             agreement) {}; lost with a wiped NATS store {}; audit chain {} ({} links)",
+            self.nats_events_ok,
             self.unexpected,
+            self.unexpected_effects,
             self.undecided_queries,
             self.multiply_decided_queries,
+            self.queries_not_agreed,
+            self.sagas_not_started,
+            self.lost_with_wiped_store,
             if self.audit_ok { "verified" } else { "BROKEN" },
             self.audit_links
         )?;
+        for example in &self.examples {
+            writeln!(f, "  lost or doubled: {example}")?;
+        }
         write!(
             f,
             "{}",

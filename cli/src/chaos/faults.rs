@@ -9,8 +9,7 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
-    /// SIGKILL of a service process (ingest's is the relay leader's); the supervisor starts it
-    /// again.
+    /// SIGKILL of a service process, the relay leader's first; the supervisor starts it again.
     Kill,
     /// SIGSTOP of a service process for longer than `ack_wait`, then SIGCONT.
     Stop,
@@ -23,8 +22,8 @@ pub enum FaultKind {
     Postgres,
 }
 
-/// The services a process fault may strike, in the order `kill` takes them: ingest first, since
-/// its leader runs the relay.
+/// The services a process fault may strike, in the order `kill` takes them after the relay
+/// leader.
 pub const SERVICES: [&str; 6] = [
     "ingest",
     "expert-fanout",
@@ -33,6 +32,9 @@ pub const SERVICES: [&str; 6] = [
     "audit",
     "dlq-replayer",
 ];
+
+/// The target of the first `kill`: whichever ingest replica leads the relay when it strikes.
+pub const RELAY_LEADER: &str = "relay leader";
 
 /// How long a stopped service stays stopped: past the consumers' `ack_wait` (30 s), so that its
 /// messages are delivered again elsewhere or after it resumes.
@@ -45,7 +47,8 @@ pub struct Fault {
     #[serde(rename = "at_seconds", serialize_with = "seconds")]
     pub at: Duration,
     pub kind: FaultKind,
-    /// The service struck (`kill`, `stop`), or the server.
+    /// The service replica struck (`kill`, `stop`: `consensus`, `consensus#2`, or the relay
+    /// leader), or the server.
     pub target: String,
 }
 
@@ -67,8 +70,9 @@ impl std::fmt::Display for Fault {
 
 /// The schedule for a run of `duration`: one fault every 20 s or so (at least one of each kind),
 /// kinds in turn, each at a time drawn from `seed` within its slot, after a warm-up of a tenth of
-/// the run. `kill` takes the services in turn from ingest; `stop` from one the seed picks.
-pub fn schedule(kinds: &[FaultKind], duration: Duration, seed: u64) -> Vec<Fault> {
+/// the run. `kill` takes the relay leader, then the services in turn; `stop` the services in
+/// turn from one the seed picks; of a service with `replicas`, the seed picks the replica.
+pub fn schedule(kinds: &[FaultKind], duration: Duration, seed: u64, replicas: u32) -> Vec<Fault> {
     if kinds.is_empty() {
         return Vec::new();
     }
@@ -77,16 +81,24 @@ pub fn schedule(kinds: &[FaultKind], duration: Duration, seed: u64) -> Vec<Fault
     let slots = (span.as_secs() / 20).max(kinds.len() as u64);
     let slot = span / u32::try_from(slots).unwrap_or(u32::MAX);
     let mut random = SplitMix(seed);
-    let mut killed = SERVICES.iter().cycle();
-    let mut stopped = SERVICES.iter().cycle().skip((seed % 6) as usize);
+    let mut killed = std::iter::once(RELAY_LEADER).chain(SERVICES).cycle();
+    let mut stopped = SERVICES.iter().copied().cycle().skip((seed % 6) as usize);
+    let replica = |service: &str, random: &mut SplitMix| match service {
+        RELAY_LEADER => service.to_owned(),
+        _ if replicas <= 1 => service.to_owned(),
+        _ => match 1 + (random.next_f64() * f64::from(replicas)) as u32 {
+            1 => service.to_owned(),
+            n => format!("{service}#{n}"),
+        },
+    };
     (0..slots)
         .map(|i| {
             let kind = kinds[(i as usize) % kinds.len()];
             // Within the first half of its slot: what it disturbs has the rest to show it.
             let jitter = slot.mul_f64(random.next_f64() * 0.5);
             let target = match kind {
-                FaultKind::Kill => (*killed.next().expect("cycles")).to_owned(),
-                FaultKind::Stop => (*stopped.next().expect("cycles")).to_owned(),
+                FaultKind::Kill => replica(killed.next().expect("cycles"), &mut random),
+                FaultKind::Stop => replica(stopped.next().expect("cycles"), &mut random),
                 FaultKind::Nats => "nats-server".to_owned(),
                 FaultKind::NatsWipe => "nats-server (store wiped)".to_owned(),
                 FaultKind::Postgres => "postgres".to_owned(),
@@ -129,27 +141,27 @@ mod tests {
     #[test]
     fn a_seed_gives_the_same_schedule() {
         let d = Duration::from_secs(600);
-        assert_eq!(schedule(&ALL, d, 7), schedule(&ALL, d, 7));
-        assert_ne!(schedule(&ALL, d, 7), schedule(&ALL, d, 8));
+        assert_eq!(schedule(&ALL, d, 7, 2), schedule(&ALL, d, 7, 2));
+        assert_ne!(schedule(&ALL, d, 7, 2), schedule(&ALL, d, 8, 2));
     }
 
     #[test]
     fn every_kind_strikes_in_order_within_the_run() {
         for secs in [30, 90, 600] {
             let d = Duration::from_secs(secs);
-            let faults = schedule(&ALL, d, 1);
+            let faults = schedule(&ALL, d, 1, 2);
             for kind in ALL {
                 assert!(faults.iter().any(|f| f.kind == kind), "{kind:?} in {secs}s");
             }
             assert!(faults.windows(2).all(|w| w[0].at < w[1].at), "{faults:?}");
             assert!(faults.iter().all(|f| f.at < d), "{faults:?}");
         }
-        // Ten minutes: every kind at least twice, the relay's process killed first.
-        let faults = schedule(&ALL, Duration::from_secs(600), 1);
+        // Ten minutes: every kind at least twice, the relay leader killed first.
+        let faults = schedule(&ALL, Duration::from_secs(600), 1, 2);
         for kind in ALL {
             assert!(faults.iter().filter(|f| f.kind == kind).count() >= 2);
         }
         let first_kill = faults.iter().find(|f| f.kind == FaultKind::Kill).unwrap();
-        assert_eq!(first_kill.target, "ingest");
+        assert_eq!(first_kill.target, RELAY_LEADER);
     }
 }

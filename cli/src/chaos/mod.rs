@@ -4,6 +4,8 @@
 
 pub mod check;
 pub mod faults;
+mod recorder;
+pub mod sagas;
 pub mod soak;
 mod stack;
 pub mod workload;
@@ -17,7 +19,7 @@ use serde::Serialize;
 
 use check::Verdict;
 use faults::{Fault, FaultKind};
-use stack::ChaosStack;
+use stack::{ChaosStack, Setup};
 use workload::{Ledger, Workload};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -25,7 +27,8 @@ pub struct ChaosArgs {
     /// How long the workload runs while faults strike (`90s`, `10m`).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Sends a second: events over HTTP, every fifth a query instead.
+    /// Sends a second: events (three publishers over HTTP, one over NATS), every fifth a query
+    /// instead, one query in two asking for a saga.
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
     /// Which faults strike, in turn.
@@ -39,6 +42,10 @@ pub struct ChaosArgs {
     /// The schedule's seed: the same seed strikes the same targets at the same times.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Processes of each service, as a deployment scales them: a struck replica's work goes on
+    /// in the others.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub replicas: u32,
     /// Where the stack keeps its data and logs (a temporary directory, removed after a pass).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -71,7 +78,7 @@ pub async fn run(args: &ChaosArgs, json: bool) -> anyhow::Result<()> {
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("quorum-chaos-{}", uuid::Uuid::new_v4().simple()))
     });
-    let schedule = faults::schedule(&args.faults, args.duration, seed);
+    let schedule = faults::schedule(&args.faults, args.duration, seed, args.replicas);
     if !json {
         eprintln!(
             "chaos: seed {seed}, {} faults over {}s, stack in {}",
@@ -123,7 +130,11 @@ async fn run_in(
     json: bool,
 ) -> anyhow::Result<Settled> {
     let shutdown = Shutdown::new();
-    let mut stack = ChaosStack::start(dir, &shutdown).await?;
+    let setup = Setup {
+        replicas: args.replicas,
+        events_per_second: None,
+    };
+    let mut stack = ChaosStack::start(dir, &shutdown, &setup).await?;
     let ledger = Ledger::default();
     let workload = tokio::spawn(workload::drive(
         Workload {
@@ -132,6 +143,7 @@ async fn run_in(
                 .build()?,
             ingest: stack.ingest.clone(),
             key: stack.key.clone(),
+            nats: Some(stack.publisher.clone()),
             rate: args.rate,
             duration: args.duration,
             wait_answers: false,
@@ -142,10 +154,10 @@ async fn run_in(
     let mut stopped = tokio::task::JoinSet::new();
     for fault in schedule {
         tokio::time::sleep(fault.at.saturating_sub(started.elapsed())).await;
+        let struck = stack.strike(fault, &mut stopped).await?;
         if !json {
-            eprintln!("chaos: {fault}");
+            eprintln!("chaos: {fault} ({struck})");
         }
-        stack.strike(fault, &mut stopped).await?;
     }
     workload.await?;
     // Heal: every stopped process resumed; the servers run.

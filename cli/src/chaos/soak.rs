@@ -1,8 +1,10 @@
-//! `quorum soak`: the stack of `quorum chaos`, no faults, a steady load for a long time, every
-//! process sampled (resident memory, open files) and every query's wait measured; then a burst
-//! far above what the stack sustains. It passes when memory and open files stop growing after
-//! the warm-up, the p99 stays stable, the burst is refused with `Retry-After` rather than
-//! queued without bound, and nothing acknowledged was lost.
+//! `quorum soak`: the stack of `quorum chaos`, no faults, a steady load at half the sustained
+//! rate for a long time, every process sampled (resident memory, open files) and every query's
+//! wait measured; then a burst at ten times the sustained rate. The tenant is admitted at the
+//! sustained rate, as an operator sizes `rate.events_per_second`. It passes when memory and open
+//! files stop growing after the warm-up, the p99 stays stable, admission control refuses the
+//! burst with `Retry-After` rather than queueing it without bound, and nothing acknowledged was
+//! lost.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use quorum_runtime::Shutdown;
 use serde::Serialize;
 
 use super::check::Verdict;
-use super::stack::{ChaosStack, parent_of, service_pid};
+use super::stack::{ChaosStack, Setup, base, parent_of, pid_listening};
 use super::workload::{self, Ledger, Sent, Told, Workload};
 use super::{TENANT, faults};
 use crate::bench::stats::Samples;
@@ -23,13 +25,16 @@ pub struct SoakArgs {
     /// How long the steady load runs (`1m`, `2h`); the first fifth is the warm-up.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Sends a second of the steady load (every fifth a query, waited for). About half the rate
-    /// `quorum bench pipeline` finds sustained on the machine is what the soak is for.
+    /// Sends a second of the steady load (every fifth a query, waited for): half the sustained
+    /// rate, which is twice this. The tenant is admitted at the sustained rate.
     #[arg(long, default_value_t = 50)]
     pub rate: u32,
-    /// Then, for a tenth of the run (at least 10 s), this many times the rate.
+    /// Then, for a tenth of the run (at least 10 s), this many times the sustained rate.
     #[arg(long, default_value_t = 10)]
     pub burst: u32,
+    /// Processes of each service.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub replicas: u32,
     /// How many times the first half's p99 the second half's may be; 0 checks nothing (a run on
     /// a machine shared with other work, where latency says more about the neighbours).
     #[arg(long, default_value_t = 1.5)]
@@ -87,7 +92,11 @@ pub async fn run(args: &SoakArgs, json: bool) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("quorum-soak-{}", uuid::Uuid::new_v4().simple()))
     });
     let shutdown = Shutdown::new();
-    let stack = ChaosStack::start(&dir, &shutdown).await?;
+    let setup = Setup {
+        replicas: args.replicas,
+        events_per_second: Some(sustained(args)),
+    };
+    let stack = ChaosStack::start(&dir, &shutdown, &setup).await?;
     let report = soak(&stack, args, json).await;
     stack.pool.close().await;
     shutdown.cancel();
@@ -119,6 +128,7 @@ async fn soak(stack: &ChaosStack, args: &SoakArgs, json: bool) -> anyhow::Result
             .build()?,
         ingest: stack.ingest.clone(),
         key: stack.key.clone(),
+        nats: Some(stack.publisher.clone()),
         rate: args.rate,
         duration: args.duration,
         wait_answers: true,
@@ -136,7 +146,7 @@ async fn soak(stack: &ChaosStack, args: &SoakArgs, json: bool) -> anyhow::Result
     load.await?;
     samples.push(sample(stack));
     let burst_ledger = Ledger::default();
-    let burst_rate = args.rate.saturating_mul(args.burst.max(1));
+    let burst_rate = sustained(args).saturating_mul(args.burst.max(1));
     if !json {
         eprintln!("soak: steady load done; a burst at {burst_rate}/s");
     }
@@ -194,6 +204,11 @@ async fn soak(stack: &ChaosStack, args: &SoakArgs, json: bool) -> anyhow::Result
     Ok(report)
 }
 
+/// The rate the soak takes as sustained: twice its steady rate.
+fn sustained(args: &SoakArgs) -> u32 {
+    args.rate.saturating_mul(2).max(1)
+}
+
 fn burst_summary(burst: &[Sent], offered_per_sec: u32) -> Burst {
     let refused: Vec<&Sent> = burst
         .iter()
@@ -222,7 +237,7 @@ fn burst_summary(burst: &[Sent], offered_per_sec: u32) -> Burst {
 fn failures(r: &SoakReport, max_p99_drift: f64) -> Vec<String> {
     let mut failures = Vec::new();
     for (name, c) in &r.processes {
-        let ours = faults::SERVICES.contains(&name.as_str());
+        let ours = faults::SERVICES.contains(&base(name));
         if ours && c.rss_growth > MAX_GROWTH {
             failures.push(format!(
                 "{name}'s memory grew {:.0}% after the warm-up",
@@ -248,6 +263,12 @@ fn failures(r: &SoakReport, max_p99_drift: f64) -> Vec<String> {
             r.p99_ms[0], r.p99_ms[1]
         ));
     }
+    if r.burst.refused == 0 {
+        failures.push(format!(
+            "admission control refused nothing of a burst at {}/s",
+            r.burst.offered_per_sec
+        ));
+    }
     if r.burst.refused_without_retry_after > 0 {
         failures.push(format!(
             "{} refusals in the burst without Retry-After",
@@ -264,9 +285,9 @@ fn failures(r: &SoakReport, max_p99_drift: f64) -> Vec<String> {
 /// name. Postgres is its postmaster and every backend.
 fn sample(stack: &ChaosStack) -> BTreeMap<String, (f64, u64)> {
     let mut out = BTreeMap::new();
-    for service in faults::SERVICES {
-        if let Ok(pid) = service_pid(service) {
-            out.insert(service.to_owned(), usage(&[pid]));
+    for service in &stack.services {
+        if let Some(Ok(pid)) = service.admin.map(pid_listening) {
+            out.insert(service.name.clone(), usage(&[pid]));
         }
     }
     if let Some(pid) = stack.local.nats.pid() {

@@ -1,22 +1,27 @@
 //! The workload `quorum chaos` drives while faults strike: events with known ids from several
-//! publishers over HTTP (one in ten sent a second time, as a client retrying would), and a query
-//! every fifth tick, each with an `Idempotency-Key`. Every send is recorded with what its sender
-//! was told, for the checker.
+//! publishers, three over HTTP and one over NATS with its API key (one event in five sent a
+//! second time, as a client retrying would), and a query every fifth tick, each with an
+//! `Idempotency-Key`; one query in two asks for a saga (`sagas`). Every send is recorded with
+//! what its sender was told, for the checker.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::sagas::{self, Ending};
+
 /// The event type the workload sends.
 pub const EVENT_TYPE: &str = "chaos.event";
-/// How many publishers (event sources) send.
+/// How many publishers (event sources) send; the last publishes over NATS.
 const PUBLISHERS: u64 = 4;
+/// The source of the events published over NATS.
+pub const NATS_SOURCE: &str = "/chaos/nats-publisher";
 
 /// What a sender was told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Told {
-    /// 202: ingest said it is stored.
+    /// 202 (HTTP) or a JetStream ack (NATS): it is stored.
     Acked,
     /// Refused before anything was stored (429, 503, 4xx): it may be absent, or present once if
     /// a repeat of it was acked.
@@ -44,10 +49,12 @@ pub enum What {
         source: String,
         id: String,
     },
-    /// A query by its idempotency key; the id ingest gave it once acked.
+    /// A query by its idempotency key; the id ingest gave it once acked, and the saga its
+    /// experts' plan is to start, if it asks for one.
     Query {
         key: String,
         id: Option<String>,
+        saga: Option<Ending>,
     },
 }
 
@@ -69,9 +76,11 @@ impl Ledger {
 #[derive(Clone)]
 pub struct Workload {
     pub http: reqwest::Client,
-    /// `http://<ingest>`.
-    pub ingest: String,
+    /// `http://<ingest>` of each ingest replica, sent to in turn.
+    pub ingest: Vec<String>,
     pub key: String,
+    /// The NATS publisher: a connection made with the API key (`None`: HTTP only).
+    pub nats: Option<async_nats::jetstream::Context>,
     /// Sends a second.
     pub rate: u32,
     pub duration: Duration,
@@ -86,6 +95,7 @@ pub async fn drive(workload: Workload, ledger: Ledger) {
         http,
         ingest,
         key,
+        nats,
         rate,
         duration,
         wait_answers,
@@ -100,20 +110,30 @@ pub async fn drive(workload: Workload, ledger: Ledger) {
         n += 1;
         let sender = || Send {
             http: http.clone(),
-            ingest: ingest.clone(),
+            ingest: ingest[(n as usize) % ingest.len()].clone(),
             key: key.clone(),
+            nats: nats.clone(),
             ledger: ledger.clone(),
             started,
             wait_answers,
         };
         let send = sender();
         if n.is_multiple_of(5) {
-            sends.spawn(send.query(format!("chaos-q-{n}")));
+            let saga = match n % 20 {
+                0 => Some(Ending::Completed),
+                10 => Some(Ending::Compensated),
+                _ => None,
+            };
+            sends.spawn(send.query(format!("chaos-q-{n}"), n, saga));
         } else {
-            let source = format!("/chaos/publisher-{}", n % PUBLISHERS);
+            let source = match n % PUBLISHERS {
+                0 if nats.is_some() => NATS_SOURCE.to_owned(),
+                p => format!("/chaos/publisher-{p}"),
+            };
             let id = format!("chaos-{n}");
-            // One in ten twice: the same event, as a client that did not see the first answer.
-            if n % 10 == 1 {
+            // One in five twice (every publisher's turn comes): the same event, as a client that
+            // did not see the first answer.
+            if n % 10 == 1 || n % 10 == 4 {
                 let again = sender();
                 let (source, id) = (source.clone(), id.clone());
                 sends.spawn(async move {
@@ -133,6 +153,7 @@ struct Send {
     http: reqwest::Client,
     ingest: String,
     key: String,
+    nats: Option<async_nats::jetstream::Context>,
     ledger: Ledger,
     started: Instant,
     wait_answers: bool,
@@ -149,17 +170,22 @@ impl Send {
             "datacontenttype": "application/json",
             "data": {"sent_at_ms": at.as_millis() as u64},
         });
-        let answer = self
-            .http
-            .post(format!("{}/v1/events", self.ingest))
-            .bearer_auth(&self.key)
-            .header("content-type", "application/cloudevents+json")
-            .body(body.to_string())
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        let retry_after = answer.as_ref().is_ok_and(has_retry_after);
-        let told = told(answer.map(|r| r.status().as_u16()));
+        let (told, retry_after) = match (&self.nats, source == NATS_SOURCE) {
+            (Some(js), true) => (publish(js, body).await, false),
+            _ => {
+                let answer = self
+                    .http
+                    .post(format!("{}/v1/events", self.ingest))
+                    .bearer_auth(&self.key)
+                    .header("content-type", "application/cloudevents+json")
+                    .body(body.to_string())
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                let retry_after = answer.as_ref().is_ok_and(has_retry_after);
+                (told(answer.map(|r| r.status().as_u16())), retry_after)
+            }
+        };
         self.ledger.record(Sent {
             at,
             what: What::Event { source, id },
@@ -169,14 +195,20 @@ impl Send {
         });
     }
 
-    async fn query(self, key: String) {
+    async fn query(self, key: String, n: u64, saga: Option<Ending>) {
         let at = self.started.elapsed();
+        let query = match saga {
+            Some(ending) => {
+                json!({"question": ending.question(n), "tool_policy": sagas::tool_policy()})
+            }
+            None => json!({"question": "What is the capital of France?"}),
+        };
         let answer = self
             .http
             .post(format!("{}/v1/queries", self.ingest))
             .bearer_auth(&self.key)
             .header("Idempotency-Key", &key)
-            .json(&json!({"question": "What is the capital of France?"}))
+            .json(&query)
             .timeout(Duration::from_secs(10))
             .send()
             .await;
@@ -195,7 +227,7 @@ impl Send {
         };
         self.ledger.record(Sent {
             at,
-            what: What::Query { key, id },
+            what: What::Query { key, id, saga },
             told,
             retry_after,
             answered_in,
@@ -218,6 +250,25 @@ impl Send {
         }
         .await;
         view.is_some_and(|v| v["status"] != "pending" && !v["status"].is_null())
+    }
+}
+
+/// Publishes an event to the tenant's ingest subject and waits for JetStream's ack, which is the
+/// NATS publisher's 202.
+async fn publish(js: &async_nats::jetstream::Context, body: serde_json::Value) -> Told {
+    let tenant = quorum_domain::TenantId::new(super::TENANT).expect("a valid tenant");
+    let subject = quorum_bus::subjects::ingest(&tenant, EVENT_TYPE);
+    let acked = async {
+        js.publish(subject, body.to_string().into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(10), acked).await {
+        Ok(Ok(_)) => Told::Acked,
+        Ok(Err(e)) => Told::Unknown(e),
+        Err(_) => Told::Unknown("no JetStream ack within 10 s".into()),
     }
 }
 

@@ -24,8 +24,11 @@ pub struct Urls {
 }
 
 /// One service to run: its binary, its settings file, its variables, and where it listens.
+#[derive(Clone)]
 pub struct Plan {
     pub name: &'static str,
+    /// Which copy of the service this is, from 1 (`docker compose up --scale`'s numbering).
+    pub replica: u32,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -121,6 +124,7 @@ pub fn plans(
         }
         plans.push(Plan {
             name,
+            replica: 1,
             program,
             args: vec!["--config".into(), file.display().to_string()],
             env,
@@ -129,6 +133,48 @@ pub fn plans(
         });
     }
     Ok(plans)
+}
+
+impl Plan {
+    /// `ingest`, or `ingest#2` for a second replica: how logs and addresses name it.
+    pub fn label(&self) -> String {
+        match self.replica {
+            1 => self.name.to_owned(),
+            n => format!("{}#{n}", self.name),
+        }
+    }
+
+    /// Replica `n` of this service: the same binary, settings and variables, listening on ports
+    /// of its own.
+    pub fn replica(&self, n: u32) -> anyhow::Result<Plan> {
+        let mut plan = self.clone();
+        plan.replica = n;
+        plan.admin = local(0)?;
+        plan.http = self.http.map(|_| local(0)).transpose()?;
+        for (key, value) in &mut plan.env {
+            match key.as_str() {
+                "QUORUM__COMMON__ADMIN_ADDR" => *value = plan.admin.to_string(),
+                "QUORUM__HTTP_ADDR" => {
+                    *value = plan.http.map(|a| a.to_string()).unwrap_or_default();
+                }
+                _ => {}
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// Every plan `replicas` times, replicas of a service side by side.
+pub fn scale(plans: Vec<Plan>, replicas: u32) -> anyhow::Result<Vec<Plan>> {
+    let mut scaled = Vec::new();
+    for plan in plans {
+        let copies = (2..=replicas)
+            .map(|n| plan.replica(n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        scaled.push(plan);
+        scaled.extend(copies);
+    }
+    Ok(scaled)
 }
 
 /// Starts every planned service, waits until each is ready, and supervises them on `shutdown`
@@ -142,7 +188,7 @@ pub async fn start(
     std::fs::create_dir_all(logs).with_context(|| format!("create {}", logs.display()))?;
     let mut running = Vec::new();
     for plan in plans {
-        let log = logs.join(format!("{}.log", plan.name));
+        let log = logs.join(format!("{}.log", plan.label()));
         let process = spawn(&plan, &log)?;
         running.push(Supervised {
             plan,
@@ -159,7 +205,7 @@ pub async fn start(
     let mut addrs: Vec<ServiceAddr> = running
         .iter()
         .map(|s| ServiceAddr {
-            name: s.plan.name.to_owned(),
+            name: s.plan.label(),
             http: s.plan.http,
             admin: Some(s.plan.admin),
         })
