@@ -118,9 +118,14 @@ fn inherit_trace(headers: &http::HeaderMap, events: &mut [Event]) {
         std::mem::forget(provider);
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
-    let span = quorum_trace::http_server_span("ingest", "POST", "/v1/events");
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    quorum_trace::continue_from(header("traceparent"), header("tracestate"), &span);
+    let span = quorum_trace::http_server_span(
+        "ingest",
+        "POST",
+        "/v1/events",
+        header("traceparent"),
+        header("tracestate"),
+    );
     let Some(cx) = quorum_trace::of(&span) else {
         return;
     };

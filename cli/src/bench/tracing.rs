@@ -1,15 +1,16 @@
 //! `quorum bench pipeline --tracing`: what tracing costs. The same pipeline bench runs four times,
 //! each in a child process of this binary, on a database of its own on the stack's Postgres and a
 //! nats-server of its own:
-//! - `off`: no subscriber, so no span is even built;
-//! - `built`: as a service runs without an exporter (logs and the OpenTelemetry layer at `info`:
-//!   spans built and their context passed on, nothing exported);
-//! - `on`: the same, every span exported over OTLP/HTTP to a collector this process runs, which
-//!   decodes each export and counts its spans;
+//! - `silent`: no subscriber at all, no logs either: the floor, for reference;
+//! - `off`: tracing off, as a service runs without an exporter: logs at `info` (each line with its
+//!   trace id, tenant and correlation id), trace context passed on, no span built;
+//! - `on`: the same with every span exported over OTLP/HTTP to a collector this process runs,
+//!   which decodes each export and counts its spans;
 //! - `sampled`: the same with one trace in ten kept (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`,
 //!   the SDK's own variables), as a busy deployment would run.
 //!
-//! The reports, the CPU each child spent per query, and the ratios to `off` come out together.
+//! The reports, the CPU each child spent per query, and the ratios to `off` (and `off` to
+//! `silent`: what the logs cost) come out together.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -32,24 +33,26 @@ use super::stats::ratio;
 
 #[derive(Debug, Serialize)]
 pub struct TracingReport {
+    pub silent: Run,
     pub off: Run,
-    pub built: Run,
     pub on: Run,
     pub sampled: Run,
     /// Spans the collector received from the run with every span exported, and the exports they
     /// came in.
     pub spans_exported: u64,
     pub export_requests: u64,
+    /// Spans the collector received from the run with one trace in ten exported.
+    pub sampled_spans_exported: u64,
     /// On over off: the highest rate sustained (open loop) or queries/s (closed loop, first row);
     /// none with `--at`, where both were offered the same rate.
     pub throughput_ratio: Option<f64>,
     /// On over off: the overhead p99 (open loop, at half load) or the p99 (closed loop).
     pub p99_ratio: f64,
     pub cpu_per_query_ratio: f64,
-    /// `built` over `off`: what building the spans costs without exporting them.
-    pub built_throughput_ratio: Option<f64>,
-    pub built_p99_ratio: f64,
-    pub built_cpu_per_query_ratio: f64,
+    /// `off` over `silent`: what the logs cost, tracing off.
+    pub logs_throughput_ratio: Option<f64>,
+    pub logs_p99_ratio: f64,
+    pub logs_cpu_per_query_ratio: f64,
     /// `sampled` over `off`.
     pub sampled_throughput_ratio: Option<f64>,
     pub sampled_p99_ratio: f64,
@@ -74,8 +77,8 @@ pub async fn run(
 ) -> anyhow::Result<TracingReport> {
     let collector = Collector::start().await?;
     let child = Child { database_url, args };
+    let silent = child.run(pool, Tracing::Silent).await?;
     let off = child.run(pool, Tracing::Off).await?;
-    let built = child.run(pool, Tracing::Built).await?;
     let on = child
         .run(pool, Tracing::Exported(&collector.endpoint))
         .await?;
@@ -84,23 +87,25 @@ pub async fn run(
     let sampled = child
         .run(pool, Tracing::Sampled(&collector.endpoint))
         .await?;
+    let sampled_spans_exported = collector.spans.load(Ordering::Relaxed) - spans_exported;
     let (throughput, p99) = headline(&off.report, &on.report)?;
     let (sampled_throughput, sampled_p99) = headline(&off.report, &sampled.report)?;
-    let (built_throughput, built_p99) = headline(&off.report, &built.report)?;
+    let (logs_throughput, logs_p99) = headline(&silent.report, &off.report)?;
     Ok(TracingReport {
         throughput_ratio: throughput,
         p99_ratio: p99,
         cpu_per_query_ratio: ratio(on.cpu_ms_per_query, off.cpu_ms_per_query),
-        built_throughput_ratio: built_throughput,
-        built_p99_ratio: built_p99,
-        built_cpu_per_query_ratio: ratio(built.cpu_ms_per_query, off.cpu_ms_per_query),
+        logs_throughput_ratio: logs_throughput,
+        logs_p99_ratio: logs_p99,
+        logs_cpu_per_query_ratio: ratio(off.cpu_ms_per_query, silent.cpu_ms_per_query),
         sampled_throughput_ratio: sampled_throughput,
         sampled_p99_ratio: sampled_p99,
         sampled_cpu_per_query_ratio: ratio(sampled.cpu_ms_per_query, off.cpu_ms_per_query),
-        built,
+        silent,
         sampled,
         spans_exported,
         export_requests,
+        sampled_spans_exported,
         off,
         on,
     })
@@ -129,8 +134,10 @@ fn headline(off: &Value, on: &Value) -> anyhow::Result<(Option<f64>, f64)> {
 /// How a child traces.
 #[derive(Clone, Copy, Debug)]
 enum Tracing<'a> {
+    /// No subscriber.
+    Silent,
+    /// Logs, no exporter.
     Off,
-    Built,
     /// To this OTLP/HTTP endpoint.
     Exported(&'a str),
     /// To this endpoint, one trace in ten.
@@ -204,7 +211,7 @@ impl Child<'_> {
             .stderr(Stdio::null())
             .kill_on_drop(true);
         // As a service runs: its default filter; spans exported as they end, when exported.
-        if !matches!(tracing, Tracing::Off) {
+        if !matches!(tracing, Tracing::Silent) {
             command.env("RUST_LOG", "info,async_nats=warn");
         }
         if let Tracing::Exported(endpoint) | Tracing::Sampled(endpoint) = tracing {
@@ -333,11 +340,11 @@ impl std::fmt::Display for TracingReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "pipeline with tracing off (no subscriber), built (spans made, not exported), on (all exported over OTLP/HTTP) and 1/10 (one trace in ten exported), one child process each:"
+            "pipeline silent (no subscriber, no logs), with tracing off (logs, no exporter), on (every span exported over OTLP/HTTP) and 1/10 (one trace in ten exported), one child process each:"
         )?;
         for (name, run) in [
+            ("silent", &self.silent),
             ("off", &self.off),
-            ("built", &self.built),
             ("on", &self.on),
             ("1/10", &self.sampled),
         ] {
@@ -346,7 +353,7 @@ impl std::fmt::Display for TracingReport {
             if open.is_object() {
                 writeln!(
                     f,
-                    "  {name:>5}: max sustained {} queries/s; at half load overhead p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
+                    "  {name:>6}: max sustained {} queries/s; at half load overhead p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
                     open["max_sustained_queries_per_sec"],
                     open["overhead_p50_ms"],
                     open["overhead_p99_ms"],
@@ -356,7 +363,7 @@ impl std::fmt::Display for TracingReport {
             } else {
                 writeln!(
                     f,
-                    "  {name:>5}: {} clients, {} queries/s, p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
+                    "  {name:>6}: {} clients, {} queries/s, p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
                     closed["clients"],
                     closed["queries_per_sec"],
                     closed["p50_ms"],
@@ -370,10 +377,10 @@ impl std::fmt::Display for TracingReport {
             |r: Option<f64>| r.map_or_else(|| "n/a (--at)".to_owned(), |r| format!("{r:.2}"));
         writeln!(
             f,
-            "  built/off: throughput {}, p99 {:.2}, CPU per query {:.2}",
-            shown(self.built_throughput_ratio),
-            self.built_p99_ratio,
-            self.built_cpu_per_query_ratio
+            "  off/silent (what the logs cost): throughput {}, p99 {:.2}, CPU per query {:.2}",
+            shown(self.logs_throughput_ratio),
+            self.logs_p99_ratio,
+            self.logs_cpu_per_query_ratio
         )?;
         writeln!(
             f,
@@ -386,10 +393,11 @@ impl std::fmt::Display for TracingReport {
         )?;
         writeln!(
             f,
-            "  1/10 sampled/off: throughput {}, p99 {:.2}, CPU per query {:.2}",
+            "  1/10 sampled/off: throughput {}, p99 {:.2}, CPU per query {:.2}; {} spans exported",
             shown(self.sampled_throughput_ratio),
             self.sampled_p99_ratio,
-            self.sampled_cpu_per_query_ratio
+            self.sampled_cpu_per_query_ratio,
+            self.sampled_spans_exported
         )
     }
 }

@@ -208,6 +208,9 @@ fn step_span(
     attempt: u32,
     compensation: bool,
 ) -> tracing::Span {
+    if !quorum_runtime::trace::recording() {
+        return tracing::Span::none();
+    }
     let what = if compensation { "compensate" } else { "step" };
     tracing::info_span!(
         "step",

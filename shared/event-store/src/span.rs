@@ -13,9 +13,10 @@ pub(crate) enum Operation {
 }
 
 /// A span for one store call of `operation` on `rows` rows (events appended or streams read),
-/// inside the current span; [`Span::none`] when there is no current span.
+/// inside the current span; [`Span::none`] when there is no current span or its trace is not
+/// recorded.
 pub(crate) fn store_span(operation: Operation, rows: usize) -> Span {
-    if Span::current().is_none() {
+    if Span::current().is_none() || !quorum_trace::recording() {
         return Span::none();
     }
     let name = match operation {

@@ -164,7 +164,11 @@ pub const TOKENS_TOTAL: &str = "quorum_expert_tokens_total";
 
 /// The span of one expert asked, as the OpenTelemetry GenAI conventions name a client's chat call:
 /// `chat {model}`, the provider, the model, the tokens used, and the error class of a failure.
+/// `Span::none()` in a trace not recorded.
 pub fn call_span(expert: &ExpertConfig) -> tracing::Span {
+    if !quorum_trace::recording() {
+        return tracing::Span::none();
+    }
     let provider = match &expert.provider {
         ProviderConfig::Scripted(_) => "quorum.scripted",
         ProviderConfig::Openai(_) => "openai",

@@ -26,11 +26,16 @@ pub(crate) async fn record(api: &'static str, request: Request, next: Next) -> R
     let method = request.method().as_str().to_owned();
     let _in_flight = InFlight::enter(api);
     let started = Instant::now();
-    let span = quorum_trace::http_server_span(api, &method, &route);
-    {
+    let span = {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-        quorum_trace::continue_from(header("traceparent"), header("tracestate"), &span);
-    }
+        quorum_trace::http_server_span(
+            api,
+            &method,
+            &route,
+            header("traceparent"),
+            header("tracestate"),
+        )
+    };
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());

@@ -41,11 +41,11 @@ pub(crate) async fn send(
     // still holds.
     let span = match event.event.traceparent.as_deref() {
         Some(traceparent) => {
-            let span = quorum_trace::producer_span(&subject, &event.event.id);
-            quorum_trace::continue_from(
-                Some(traceparent),
+            let span = quorum_trace::producer_span(
+                &subject,
+                &event.event.id,
+                traceparent,
                 event.event.tracestate.as_deref(),
-                &span,
             );
             if let Some(cx) = quorum_trace::of(&span) {
                 headers.insert("traceparent", cx.traceparent.as_str());

@@ -1,16 +1,19 @@
 //! Logs and traces of a Quorum process: the global `tracing` subscriber and OTLP span export. The
 //! spans themselves and the trace context they carry across processes are `quorum_trace`'s.
 //!
-//! OpenTelemetry spans are always built (even with no exporter), so a service that does not export
-//! still passes on the `traceparent` it received and a downstream service that does export keeps
-//! one trace from ingest to audit. Exporting needs `OTEL_EXPORTER_OTLP_ENDPOINT` and the `otlp`
-//! feature (on by default); it speaks OTLP over HTTP/protobuf, plain `http://` only (no TLS client
-//! is compiled in: export to a collector beside the process).
+//! OpenTelemetry spans are built only for the traces this process records (`quorum_trace`
+//! decides, once per request or message): with an exporter, those the sampler in
+//! `OTEL_TRACES_SAMPLER` keeps (every one by default) and those a sampled parent asks for; without
+//! one, none. A trace not recorded still passes its `traceparent` on as it came, so a downstream
+//! service that does export keeps one trace. Exporting needs `OTEL_EXPORTER_OTLP_ENDPOINT` and the
+//! `otlp` feature (on by default); it speaks OTLP over HTTP/protobuf, plain `http://` only (no TLS
+//! client is compiled in: export to a collector beside the process).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Config, Sampler, SdkTracerProvider};
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -72,10 +75,21 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, 
         _ => EnvFilter::new("info,async_nats=warn"),
     };
     let provider = tracer_provider(service)?;
+    // What the defaults add and nothing here reads: code locations, thread and target attributes,
+    // busy/idle timings, and an OpenTelemetry context made current at every poll (quorum_trace
+    // asks the span itself).
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(quorum_trace::otel_filter());
 
     tracing_subscriber::registry()
         .with(logs::layer(format, std::io::stderr))
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service)))
+        .with(otel)
         .with(filter)
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;
@@ -85,10 +99,14 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, 
 }
 
 fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
+    // quorum_trace decides which traces are recorded (with the sampler `OTEL_TRACES_SAMPLER`
+    // names, where a trace starts); what reaches the SDK is to be recorded.
     let builder = SdkTracerProvider::builder()
-        .with_resource(Resource::builder().with_service_name(service).build());
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
     let export = std::env::var_os(OTLP_ENDPOINT_ENV).is_some_and(|v| !v.is_empty());
     if !export {
+        quorum_trace::set_sampling(quorum_trace::Sampling::Off);
         return Ok(builder.build());
     }
 
@@ -102,6 +120,7 @@ fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telemetry
             .with_protocol(Protocol::HttpBinary)
             .build()
             .map_err(TelemetryError::Exporter)?;
+        quorum_trace::set_sampling(quorum_trace::Sampling::On(Config::default().sampler));
         Ok(builder.with_batch_exporter(exporter).build())
     }
     #[cfg(not(feature = "otlp"))]
@@ -110,6 +129,7 @@ fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telemetry
         eprintln!(
             "{OTLP_ENDPOINT_ENV} is set but quorum-runtime was built without the `otlp` feature; spans are not exported"
         );
+        quorum_trace::set_sampling(quorum_trace::Sampling::Off);
         Ok(builder.build())
     }
 }

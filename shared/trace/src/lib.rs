@@ -10,14 +10,132 @@
 //!
 //! Every root span of a unit of work carries `trace_id` (and, where known, `tenant` and
 //! `correlation_id`), so each log line written inside it can be found from the trace and back.
+//!
+//! **Only recorded traces cost spans.** Whether a trace is recorded is decided once, where a unit
+//! of work starts: a received `traceparent`'s sampled flag, or, for a trace that starts here, the
+//! process's [`Sampling`]. The root span of a trace not recorded is log-only: it has the target
+//! [`UNRECORDED`], which [`otel_filter`] keeps from the OpenTelemetry layer, carries `trace_id`,
+//! `tenant` and `correlation_id` for the logs, and passes the trace context on as it came ([`of`]);
+//! no other span is made inside it ([`recording`]). Building an OpenTelemetry span costs tens of
+//! microseconds whether or not the SDK's sampler later drops it, so deciding first is what makes a
+//! sampled or an unexported trace cheap.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{SpanKind, TraceContextExt as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, SamplingDecision, ShouldSample,
+};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::registry::{LookupSpan as _, SpanData as _};
+
+/// The target of a root span whose trace this process does not record.
+pub const UNRECORDED: &str = "quorum_trace::unrecorded";
+
+/// Which traces this process records, set once at start ([`set_sampling`]); until then every one
+/// is (as in tests).
+pub enum Sampling {
+    /// None (nothing exports them): every trace is passed on as it came, and one that starts here
+    /// is passed on as not sampled.
+    Off,
+    /// A trace continued from a sampled parent, and one started here if `root` samples it (the
+    /// parent-based samplers' rule, which OpenTelemetry's default follows).
+    On(Box<dyn ShouldSample>),
+}
+
+static SAMPLING: OnceLock<Sampling> = OnceLock::new();
+
+/// Sets which traces this process records; the first call wins.
+pub fn set_sampling(sampling: Sampling) {
+    let _ = SAMPLING.set(sampling);
+}
+
+/// The filter of the OpenTelemetry layer: every span but the log-only roots of traces not
+/// recorded. (A filter on targets is decided once per call site, so it costs nothing per span.)
+pub fn otel_filter() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::level_filters::LevelFilter::TRACE)
+        .with_target(UNRECORDED, tracing::level_filters::LevelFilter::OFF)
+}
+
+/// Whether the work at hand is recorded: `false` inside the root span of a trace not recorded,
+/// where a span made would start a trace of its own. Span constructors return `Span::none()`
+/// then.
+pub fn recording() -> bool {
+    tracing::Span::current()
+        .metadata()
+        .is_none_or(|m| m.target() != UNRECORDED)
+}
+
+/// The context a unit of work passes on when its trace is not recorded: the received one (if
+/// well-formed), or a new unsampled one; `None` when the trace is recorded.
+fn unrecorded(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<TraceContext> {
+    let received = traceparent
+        .filter(|p| is_traceparent(p))
+        .map(|p| TraceContext {
+            traceparent: p.to_owned(),
+            tracestate: tracestate.and_then(well_formed_state).map(str::to_owned),
+        });
+    match (SAMPLING.get(), received) {
+        (Some(Sampling::Off), Some(cx)) => Some(cx),
+        (Some(Sampling::Off), None) => Some(new_context()),
+        // The sampled flag is the low bit of the flags' last hex digit.
+        (_, Some(cx)) => (!cx
+            .traceparent
+            .ends_with(['1', '3', '5', '7', '9', 'b', 'd', 'f']))
+        .then_some(cx),
+        (Some(Sampling::On(root)), None) => {
+            let trace_id = RandomIdGenerator::default().new_trace_id();
+            let decision = root
+                .should_sample(None, trace_id, "", &SpanKind::Server, &[], &[])
+                .decision;
+            (decision == SamplingDecision::Drop).then(new_context)
+        }
+        (None, None) => None,
+    }
+}
+
+/// A new trace, not sampled.
+fn new_context() -> TraceContext {
+    let ids = RandomIdGenerator::default();
+    TraceContext {
+        traceparent: format!("00-{}-{}-00", ids.new_trace_id(), ids.new_span_id()),
+        tracestate: None,
+    }
+}
+
+/// The trace context a log-only root passes on, kept in its registry data.
+struct PassedOn(TraceContext);
+
+/// `span` (a log-only root) passing `cx` on.
+fn passing_on(span: tracing::Span, cx: TraceContext) -> tracing::Span {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>();
+        if let Some(data) = registry.and_then(|r| r.span_data(id)) {
+            data.extensions_mut().insert(PassedOn(cx));
+        }
+    });
+    span
+}
+
+/// The context a log-only root passes on.
+fn passed_on(span: &tracing::Span) -> Option<TraceContext> {
+    span.with_subscriber(|(id, dispatch)| {
+        let data = dispatch
+            .downcast_ref::<tracing_subscriber::Registry>()?
+            .span_data(id)?;
+        data.extensions().get::<PassedOn>().map(|p| p.0.clone())
+    })?
+}
+
+/// The trace id of a well-formed `traceparent`.
+fn trace_id_of(cx: &TraceContext) -> &str {
+    &cx.traceparent[3..35]
+}
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -38,6 +156,9 @@ pub fn current() -> Option<TraceContext> {
 
 /// The trace context of `span`; see [`current`].
 pub fn of(span: &tracing::Span) -> Option<TraceContext> {
+    if span.metadata().is_some_and(|m| m.target() == UNRECORDED) {
+        return passed_on(span);
+    }
     let cx = span.context();
     if !cx.span().span_context().is_valid() {
         return None;
@@ -71,10 +192,7 @@ pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &traci
         return false;
     }
     let mut carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
-    if let Some(tracestate) = tracestate
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
-    {
+    if let Some(tracestate) = tracestate.and_then(well_formed_state) {
         carrier.insert(TRACESTATE.to_owned(), tracestate.to_owned());
     }
     let cx = TraceContextPropagator::new().extract(&carrier);
@@ -83,6 +201,12 @@ pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &traci
         return false;
     }
     span.set_parent(cx).is_ok()
+}
+
+/// A `tracestate` of at most 512 printable characters, trimmed; `None` for another.
+fn well_formed_state(value: &str) -> Option<&str> {
+    Some(value.trim())
+        .filter(|s| !s.is_empty() && s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
@@ -114,9 +238,25 @@ pub fn continue_from(traceparent: Option<&str>, tracestate: Option<&str>, span: 
 /// The span of one HTTP request a server handles (`http.server` conventions). `route` is the
 /// matched pattern, never the raw path, so span names stay bounded. Record
 /// `http.response.status_code` (and `otel.status_code` = `error` for a 5xx) when answered, and
-/// `tenant` once the caller is known.
-pub fn http_server_span(api: &'static str, method: &str, route: &str) -> tracing::Span {
-    tracing::info_span!(
+/// `tenant` once the caller is known. It continues the trace of the request's `traceparent` and
+/// `tracestate` headers, if well-formed.
+pub fn http_server_span(
+    api: &'static str,
+    method: &str,
+    route: &str,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> tracing::Span {
+    if let Some(cx) = unrecorded(traceparent, tracestate) {
+        let span = tracing::info_span!(
+            target: UNRECORDED,
+            "request",
+            trace_id = trace_id_of(&cx),
+            tenant = Empty,
+        );
+        return passing_on(span, cx);
+    }
+    let span = tracing::info_span!(
         "request",
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
@@ -127,7 +267,9 @@ pub fn http_server_span(api: &'static str, method: &str, route: &str) -> tracing
         quorum.api = api,
         trace_id = Empty,
         tenant = Empty,
-    )
+    );
+    continue_from(traceparent, tracestate, &span);
+    span
 }
 
 /// What a consumer span is about: one delivered event.
@@ -143,12 +285,25 @@ pub struct Received<'a> {
     pub event_type: &'a str,
     pub tenant: Option<&'a str>,
     pub correlation_id: Option<&'a str>,
+    /// The event's trace context, which the span continues.
+    pub traceparent: Option<&'a str>,
+    pub tracestate: Option<&'a str>,
 }
 
 /// The span of one message a consumer processes (messaging `process` conventions), a child of the
 /// span that published it. Record `otel.status_code` = `error` when the handler did not succeed.
 pub fn consumer_span(received: Received<'_>) -> tracing::Span {
-    tracing::info_span!(
+    if let Some(cx) = unrecorded(received.traceparent, received.tracestate) {
+        let span = tracing::info_span!(
+            target: UNRECORDED,
+            "message",
+            trace_id = trace_id_of(&cx),
+            tenant = received.tenant,
+            correlation_id = received.correlation_id,
+        );
+        return passing_on(span, cx);
+    }
+    let span = tracing::info_span!(
         "message",
         otel.name = %format_args!("process {}", received.consumer),
         otel.kind = "consumer",
@@ -163,14 +318,25 @@ pub fn consumer_span(received: Received<'_>) -> tracing::Span {
         trace_id = Empty,
         tenant = received.tenant,
         correlation_id = received.correlation_id,
-    )
+    );
+    continue_from(received.traceparent, received.tracestate, &span);
+    span
 }
 
 /// The span of one event the relay sends to the bus (messaging `send` conventions), a child of the
 /// span that appended the event; the message carries this span's context, so each consumer's
-/// process span is its child.
-pub fn producer_span(subject: &str, message_id: &str) -> tracing::Span {
-    tracing::info_span!(
+/// process span is its child. `Span::none()` when the event's trace is not recorded: the message
+/// then carries the event's own context.
+pub fn producer_span(
+    subject: &str,
+    message_id: &str,
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> tracing::Span {
+    if unrecorded(Some(traceparent), tracestate).is_some() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
         "publish",
         otel.name = %format_args!("send {subject}"),
         otel.kind = "producer",
@@ -179,7 +345,9 @@ pub fn producer_span(subject: &str, message_id: &str) -> tracing::Span {
         messaging.operation.name = "publish",
         messaging.destination.name = subject,
         messaging.message.id = message_id,
-    )
+    );
+    continue_from(Some(traceparent), tracestate, &span);
+    span
 }
 
 /// Marks `span` as failed (`otel.status_code` = `error`); it must declare that field.
@@ -196,11 +364,19 @@ pub fn test_subscriber() -> (
     opentelemetry_sdk::trace::SdkTracerProvider,
 ) {
     use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("test"))
+                .with_filter(otel_filter()),
+        )
+        // Enables every span, as a process's log layer enables the roots: a span no layer
+        // enables does not exist, and a log-only root would pass nothing on.
+        .with(tracing_subscriber::layer::Identity::new());
     (subscriber, provider)
 }
 
@@ -289,10 +465,50 @@ mod tests {
                 event_type: "quorum.expert.answered",
                 tenant: Some("t"),
                 correlation_id: Some("q1"),
+                traceparent: Some(PARENT),
+                tracestate: None,
             });
-            continue_from(Some(PARENT), None, &span);
             let cx = of(&span).expect("a trace context");
             assert!(cx.traceparent.contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+            assert!(
+                span.in_scope(recording),
+                "a sampled parent's trace is recorded"
+            );
+        });
+    }
+
+    /// A parent not sampled: the span is log-only (no OpenTelemetry span is built), passes the
+    /// context on exactly as it came, and nothing is made inside it.
+    #[test]
+    fn a_trace_not_sampled_is_passed_on_without_spans() {
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+            let span = consumer_span(Received {
+                consumer: "consensus",
+                subject: "quorum.evt.t.expert",
+                message_id: "e1",
+                event_type: "quorum.expert.answered",
+                tenant: Some("t"),
+                correlation_id: Some("q1"),
+                traceparent: Some(parent),
+                tracestate: Some("congo=t61rcWkgMzE"),
+            });
+            assert_eq!(span.metadata().map(|m| m.target()), Some(UNRECORDED));
+            let passed = of(&span).expect("the received context");
+            assert_eq!(passed.traceparent, parent);
+            assert_eq!(passed.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+            assert!(
+                !span.context().span().span_context().is_valid(),
+                "no OpenTelemetry span"
+            );
+            span.in_scope(|| {
+                assert!(!recording());
+                assert_eq!(current().map(|c| c.traceparent).as_deref(), Some(parent));
+            });
+            // And the producer span of such an event is none: the message carries its context.
+            assert!(producer_span("s", "e1", parent, None).is_none());
+            assert!(!producer_span("s", "e1", PARENT, None).is_none());
         });
     }
 

@@ -269,20 +269,16 @@ impl<H: Handler> Worker<H> {
         msg: &jetstream::Message,
         event: Option<&quorum_domain::Event>,
     ) -> tracing::Span {
-        let span = quorum_trace::consumer_span(quorum_trace::Received {
+        quorum_trace::consumer_span(quorum_trace::Received {
             consumer: &self.consumer,
             subject: msg.subject.as_str(),
             message_id: event.map_or("", |e| e.id.as_str()),
             event_type: event.map_or("", |e| e.ty.as_str()),
             tenant: event.and_then(|e| e.tenant.as_ref()).map(|t| t.as_str()),
             correlation_id: event.and_then(|e| e.correlationid.as_deref()),
-        });
-        quorum_trace::continue_from(
-            event.and_then(|e| e.traceparent.as_deref()),
-            event.and_then(|e| e.tracestate.as_deref()),
-            &span,
-        );
-        span
+            traceparent: event.and_then(|e| e.traceparent.as_deref()),
+            tracestate: event.and_then(|e| e.tracestate.as_deref()),
+        })
     }
 
     /// Runs the handler, telling JetStream the message is in progress every third of `ack_wait`, so a

@@ -140,12 +140,9 @@ mod tests {
                 event_type: "quorum.expert.answered",
                 tenant: Some("acme"),
                 correlation_id: Some("q-42"),
+                traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                tracestate: None,
             });
-            quorum_trace::continue_from(
-                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-                None,
-                &span,
-            );
             let _entered = span.enter();
             tracing::info_span!("decide").in_scope(|| tracing::warn!(votes = 2, "no quorum yet"));
         });
