@@ -115,8 +115,20 @@ impl ChaosStack {
     }
 
     /// The pid of a service replica (`consensus`, `consensus#2`), or of the ingest replica that
-    /// leads the relay ([`faults::RELAY_LEADER`]).
+    /// leads the relay ([`faults::RELAY_LEADER`]). A process between lives (being restarted after an earlier fault) or a relay between
+    /// leaders (a handover in progress) is waited for, up to half a minute.
     pub async fn pid(&self, target: &str) -> anyhow::Result<(String, u32)> {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.pid_now(target).await;
+            if found.is_ok() || std::time::Instant::now() > until {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn pid_now(&self, target: &str) -> anyhow::Result<(String, u32)> {
         let label = if target == faults::RELAY_LEADER {
             self.relay_leader().await?
         } else {
