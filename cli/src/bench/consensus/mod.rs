@@ -7,7 +7,6 @@
 //! beside them as the baseline. Needs no stack: the semantic methods are asked over HTTP.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,10 +22,14 @@ use quorum_experts::provider::openai::OpenAiConfig;
 use quorum_experts::{ExpertConfig, ProviderConfig};
 use serde::{Deserialize, Serialize};
 
+mod legacy;
+use legacy::evaluate_legacy;
+mod report;
+
 /// The shipped labelled sets: the ones the rules were developed against, and a held-out set
 /// written apart from them.
-const SHIPPED: &str = include_str!("../../../eval/consensus.jsonl");
-const HOLDOUT: &str = include_str!("../../../eval/consensus-holdout.jsonl");
+const SHIPPED: &str = include_str!("../../../../eval/consensus.jsonl");
+const HOLDOUT: &str = include_str!("../../../../eval/consensus-holdout.jsonl");
 
 #[derive(Debug, clap::Args)]
 pub struct ConsensusBenchArgs {
@@ -390,147 +393,6 @@ fn all_answered<'a>(
         failures: &[],
         deadline_passed: false,
         semantic,
-    }
-}
-
-/// The grouping of before: each answer joins the first group whose first answer it matches.
-fn evaluate_legacy(sets: &[Set], method: &str, same: fn(&str, &str) -> bool) -> MethodReport {
-    let mut tally = Tally::new(method);
-    for set in sets {
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for (i, a) in set.answers.iter().enumerate() {
-            match groups
-                .iter_mut()
-                .find(|g| same(&set.answers[g[0]].text, &a.text))
-            {
-                Some(g) => g.push(i),
-                None => groups.push(vec![i]),
-            }
-        }
-        let quorum = default_quorum(set.answers.len());
-        let got = groups
-            .iter()
-            .max_by(|a, b| a.len().cmp(&b.len()).then(b[0].cmp(&a[0])))
-            .filter(|g| g.len() >= quorum)
-            .map(|g| g.iter().map(|&i| expert(i)).collect());
-        tally.record(set, &groups, got);
-    }
-    tally.report()
-}
-
-/// The comparisons the strategies made before final answers and canonical forms, kept as the
-/// baseline the new ones are measured against.
-mod legacy {
-    use std::collections::BTreeSet;
-
-    /// `majority`: lowercase, whitespace collapsed, surrounding punctuation removed.
-    pub fn same_text(a: &str, b: &str) -> bool {
-        normalize(a) == normalize(b)
-    }
-
-    fn normalize(text: &str) -> String {
-        let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        joined
-            .to_lowercase()
-            .trim_matches(|c: char| c.is_ascii_punctuation() || "“”‘’".contains(c))
-            .to_owned()
-    }
-
-    /// `similarity`: Jaccard over content words at least 0.6, the negation parity equal.
-    pub fn similar(a: &str, b: &str) -> bool {
-        let (wa, na) = words(a);
-        let (wb, nb) = words(b);
-        if na != nb {
-            return false;
-        }
-        if wa.is_empty() && wb.is_empty() {
-            return true;
-        }
-        let shared = wa.intersection(&wb).count() as f64;
-        shared / wa.union(&wb).count() as f64 >= 0.6
-    }
-
-    fn words(text: &str) -> (BTreeSet<String>, bool) {
-        const NEGATIONS: &[&str] = &[
-            "not", "no", "never", "none", "cannot", "isn't", "aren't", "wasn't", "don't",
-            "doesn't", "didn't", "won't", "false",
-        ];
-        const STOP: &[&str] = &[
-            "a", "an", "the", "is", "are", "was", "of", "in", "on", "to", "and", "it", "that",
-            "this",
-        ];
-        let mut negations = 0;
-        let mut set = BTreeSet::new();
-        for raw in
-            text.split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\''))
-        {
-            let w = raw.trim_matches('\'').to_lowercase();
-            if w.is_empty() {
-                continue;
-            }
-            if NEGATIONS.contains(&w.as_str()) || w.ends_with("n't") {
-                negations += 1;
-            } else if !STOP.contains(&w.as_str()) {
-                set.insert(w);
-            }
-        }
-        (set, negations % 2 == 1)
-    }
-}
-
-impl fmt::Display for ConsensusReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, c) in self.collections.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{c}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Collection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}: {} labelled sets", self.name, self.sets)?;
-        writeln!(
-            f,
-            "  {:<32} {:>13} {:>10} {:>8} {:>12} {:>7}",
-            "method", "decided right", "precision", "recall", "false merges", "calls"
-        )?;
-        for m in &self.methods {
-            writeln!(
-                f,
-                "  {:<32} {:>5}/{:<3} {:>3.0}% {:>10.3} {:>8.3} {:>12} {:>7}",
-                m.method,
-                m.decided_right,
-                m.sets,
-                m.share_right * 100.0,
-                m.pair_precision,
-                m.pair_recall,
-                m.false_merges,
-                m.calls
-            )?;
-        }
-        // The misses of the methods of now; those of before are most of the sets.
-        for m in self
-            .methods
-            .iter()
-            .filter(|m| !m.method.starts_with("before"))
-        {
-            if m.wrong.is_empty() {
-                continue;
-            }
-            writeln!(f, "  {} decided {} sets wrong:", m.method, m.wrong.len())?;
-            for w in &m.wrong {
-                writeln!(
-                    f,
-                    "    {:<40} {:<13} expected {}, got {}",
-                    w.id, w.category, w.expected, w.got
-                )?;
-            }
-        }
-        Ok(())
     }
 }
 
