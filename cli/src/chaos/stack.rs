@@ -73,19 +73,9 @@ impl ChaosStack {
             nats: local.nats.url(),
             database: local.database_url(),
         };
-        let bin_dir = std::env::current_exe()?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let plans = up_processes::plans(&config, &urls, dir, &bin_dir)?;
-        let mut plans = up_processes::scale(plans, setup.replicas)?;
-        for plan in &mut plans {
-            if let Some(user) = ServiceUser::from_name(plan.name) {
-                plan.env.extend(local.nats_env(user));
-            }
-        }
         let services =
-            up_processes::start(plans, &dir.join("logs"), shutdown, config.shutdown_grace).await?;
+            up_processes::launch(&config, &urls, dir, Some(&local), setup.replicas, shutdown)
+                .await?;
         let ingest: Vec<String> = services
             .iter()
             .filter(|s| base(&s.name) == "ingest")

@@ -94,27 +94,11 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         database: database_url.clone(),
     };
     let running = if args.processes {
-        let bin_dir = std::env::current_exe()?
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        let mut plans = super::up_processes::plans(&config, &urls, &target.data_dir, &bin_dir)?;
-        // Each service as its own NATS user, as compose gives it one.
-        if let Some(l) = &local {
-            for plan in &mut plans {
-                if let Some(user) = ServiceUser::from_name(plan.name) {
-                    plan.env.extend(l.nats_env(user));
-                }
-            }
-        }
-        eprintln!("starting {} service processes", plans.len());
-        let services = super::up_processes::start(
-            plans,
-            &target.data_dir.join("logs"),
-            &shutdown,
-            config.shutdown_grace,
-        )
-        .await?;
+        eprintln!("starting the service processes");
+        let data_dir = &target.data_dir;
+        let services =
+            super::up_processes::launch(&config, &urls, data_dir, local.as_ref(), 1, &shutdown)
+                .await?;
         Running::from_services(services)?
     } else {
         in_process(

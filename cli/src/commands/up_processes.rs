@@ -177,6 +177,38 @@ pub fn scale(plans: Vec<Plan>, replicas: u32) -> anyhow::Result<Vec<Plan>> {
     Ok(scaled)
 }
 
+/// Plans every service of this stack `replicas` times, each as its own NATS user when `local` made
+/// users (as compose gives each one), starts them all and waits until each is ready; supervised
+/// on `shutdown`. Logs go to `<data dir>/logs/`.
+pub async fn launch(
+    config: &UpConfig,
+    urls: &Urls,
+    data_dir: &Path,
+    local: Option<&crate::local::LocalStack>,
+    replicas: u32,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Vec<ServiceAddr>> {
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut plans = scale(plans(config, urls, data_dir, &bin_dir)?, replicas)?;
+    if let Some(local) = local {
+        for plan in &mut plans {
+            if let Some(user) = quorum_bus::access::ServiceUser::from_name(plan.name) {
+                plan.env.extend(local.nats_env(user));
+            }
+        }
+    }
+    start(
+        plans,
+        &data_dir.join("logs"),
+        shutdown,
+        config.shutdown_grace,
+    )
+    .await
+}
+
 /// Starts every planned service, waits until each is ready, and supervises them on `shutdown`
 /// until it is cancelled. Returns where they listen.
 pub async fn start(
