@@ -202,6 +202,10 @@ async fn published(
     Ok(counts)
 }
 
+/// How long before a wipe an event acknowledged over NATS may still have been on the ingest
+/// queue: past a stopped ingest (`faults::STOP_FOR`) and its redelivery.
+const QUEUED_AT_A_WIPE: Duration = Duration::from_secs(60);
+
 /// What counts against a run.
 fn bad(c: &Counts) -> u64 {
     c.lost + c.duplicated
@@ -254,12 +258,14 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
             }
         }
     }
-    // The last time nats-server's store was wiped.
-    let last_wipe = faults
+    // When nats-server's store was wiped. An event acknowledged over NATS can have been waiting
+    // on the ingest queue at a wipe only if it was sent shortly before: one sent earlier and
+    // missing was lost by something else, and counts as lost.
+    let wipes: Vec<Duration> = faults
         .iter()
         .filter(|f| f.kind == FaultKind::NatsWipe)
         .map(|f| f.at)
-        .max();
+        .collect();
     let mut lost_with_wiped_store = 0;
     let mut nats_events_ok = 0;
     let mut examples = Vec::new();
@@ -272,7 +278,10 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
         let stored = held.stored.get(identity).copied().unwrap_or(0);
         let published = held.published.get(identity).copied().unwrap_or(0);
         let outcome = &mut windows[window_of(*at)].events;
-        let wiped = identity.0 == NATS_SOURCE && last_wipe.is_some_and(|w| *at < w);
+        let wiped = identity.0 == NATS_SOURCE
+            && wipes
+                .iter()
+                .any(|w| *at < *w && *w - *at <= QUEUED_AT_A_WIPE);
         let before = bad(outcome);
         match (acked, stored, published) {
             (_, s, p) if s > 1 || p > 1 => outcome.duplicated += 1,
@@ -407,5 +416,55 @@ impl std::fmt::Display for Verdict {
                 "FAIL"
             }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nats_event(id: &str, at_secs: u64) -> Sent {
+        Sent {
+            at: Duration::from_secs(at_secs),
+            what: What::Event {
+                source: NATS_SOURCE.into(),
+                id: id.into(),
+            },
+            told: Told::Acked,
+            retry_after: false,
+            answered_in: None,
+        }
+    }
+
+    /// Only an event sent shortly before a wipe can have had its only copy on the wiped store;
+    /// one missing from long before was lost by something else.
+    #[test]
+    fn a_wipe_excuses_only_what_was_sent_just_before_it() {
+        let wipe = Fault {
+            at: Duration::from_secs(200),
+            kind: FaultKind::NatsWipe,
+            target: "nats-server (store wiped)".into(),
+        };
+        let held = Held {
+            stored: BTreeMap::new(),
+            published: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            reached: BTreeSet::new(),
+            sagas: BTreeMap::new(),
+            effects: BTreeMap::new(),
+        };
+        let history = [
+            nats_event("just-before", 190),
+            nats_event("long-before", 20),
+        ];
+        let verdict = check(&history, std::slice::from_ref(&wipe), &held, (0, true));
+        assert_eq!(verdict.lost_with_wiped_store, 1);
+        let [events, ..] = verdict.totals();
+        assert_eq!(events.lost, 1);
+        assert_eq!(
+            verdict.examples,
+            [format!("event {NATS_SOURCE} long-before")]
+        );
+        assert!(!verdict.passed());
     }
 }
