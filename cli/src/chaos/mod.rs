@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod faults;
+mod held;
 mod recorder;
 pub mod sagas;
 pub mod soak;
@@ -13,14 +14,13 @@ pub mod workload;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use quorum_domain::TenantId;
 use quorum_runtime::Shutdown;
 use serde::Serialize;
 
 use check::Verdict;
 use faults::{Fault, FaultKind};
 use stack::{ChaosStack, Setup};
-use workload::{Ledger, Workload};
+use workload::Ledger;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChaosArgs {
@@ -137,17 +137,7 @@ async fn run_in(
     let mut stack = ChaosStack::start(dir, &shutdown, &setup).await?;
     let ledger = Ledger::default();
     let workload = tokio::spawn(workload::drive(
-        Workload {
-            http: quorum_http_client::builder()
-                .pool_max_idle_per_host(64)
-                .build()?,
-            ingest: stack.ingest.clone(),
-            key: stack.key.clone(),
-            nats: Some(stack.publisher.clone()),
-            rate: args.rate,
-            duration: args.duration,
-            wait_answers: false,
-        },
+        stack.workload(args.rate, args.duration, false)?,
         ledger.clone(),
     ));
     let started = Instant::now();
@@ -163,19 +153,11 @@ async fn run_in(
     // Heal: every stopped process resumed; the servers run.
     while stopped.join_next().await.is_some() {}
     let workload_ended = Instant::now();
-    let pool = &stack.pool;
-    let tenant = TenantId::new(TENANT)?;
-    let history = ledger.entries();
-    let verdict = loop {
-        let verdict = stack.verdict(&history, schedule, &tenant).await;
-        let settled = verdict.as_ref().is_ok_and(Verdict::passed);
-        if settled || workload_ended.elapsed() > QUIET_WITHIN {
-            break verdict?;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
+    let verdict = stack
+        .settled_verdict(&ledger.entries(), schedule, QUIET_WITHIN)
+        .await?;
     let quiet_after_seconds = workload_ended.elapsed().as_secs_f64();
-    pool.close().await;
+    stack.pool.close().await;
     shutdown.cancel();
     let _ = shutdown.wait(Duration::from_secs(40)).await;
     stack.local.stop().await;

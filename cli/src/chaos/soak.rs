@@ -10,14 +10,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use quorum_domain::TenantId;
 use quorum_runtime::Shutdown;
 use serde::Serialize;
 
 use super::check::Verdict;
+use super::faults;
 use super::stack::{ChaosStack, Setup, base, parent_of, pid_listening};
 use super::workload::{self, Ledger, Sent, Told, Workload};
-use super::{TENANT, faults};
 use crate::bench::stats::Samples;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -122,17 +121,7 @@ pub async fn run(args: &SoakArgs, json: bool) -> anyhow::Result<()> {
 }
 
 async fn soak(stack: &ChaosStack, args: &SoakArgs, json: bool) -> anyhow::Result<SoakReport> {
-    let workload = Workload {
-        http: quorum_http_client::builder()
-            .pool_max_idle_per_host(256)
-            .build()?,
-        ingest: stack.ingest.clone(),
-        key: stack.key.clone(),
-        nats: Some(stack.publisher.clone()),
-        rate: args.rate,
-        duration: args.duration,
-        wait_answers: true,
-    };
+    let workload = stack.workload(args.rate, args.duration, true)?;
     let warm_up = args.duration / 5;
     let steady = Ledger::default();
     let mut samples = vec![sample(stack)];
@@ -165,16 +154,9 @@ async fn soak(stack: &ChaosStack, args: &SoakArgs, json: bool) -> anyhow::Result
     let steady = steady.entries();
     let burst = burst_ledger.entries();
     let history: Vec<Sent> = steady.iter().chain(&burst).cloned().collect();
-    let tenant = TenantId::new(TENANT)?;
-    let ended = Instant::now();
-    let verdict = loop {
-        let verdict = stack.verdict(&history, &[], &tenant).await;
-        if verdict.as_ref().is_ok_and(Verdict::passed) || ended.elapsed() > Duration::from_secs(180)
-        {
-            break verdict?;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
+    let verdict = stack
+        .settled_verdict(&history, &[], super::QUIET_WITHIN)
+        .await?;
     let half = warm_up + (args.duration - warm_up) / 2;
     let waits = |from: Duration, to: Duration| -> Samples {
         let mut samples = Samples::default();

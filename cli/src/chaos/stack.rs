@@ -195,13 +195,51 @@ impl ChaosStack {
         Ok(struck)
     }
 
-    pub async fn verdict(
+    /// The workload's sends against this stack at `rate` for `duration`.
+    pub fn workload(
+        &self,
+        rate: u32,
+        duration: Duration,
+        wait_answers: bool,
+    ) -> anyhow::Result<workload::Workload> {
+        Ok(workload::Workload {
+            http: quorum_http_client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
+            ingest: self.ingest.clone(),
+            key: self.key.clone(),
+            nats: Some(self.publisher.clone()),
+            rate,
+            duration,
+            wait_answers,
+        })
+    }
+
+    /// The checker's verdict once the pipeline is quiet: checked every two seconds until it
+    /// passes or `within` has gone by since the workload ended, then as it stands.
+    pub async fn settled_verdict(
         &self,
         history: &[workload::Sent],
         schedule: &[Fault],
-        tenant: &TenantId,
+        within: Duration,
     ) -> anyhow::Result<Verdict> {
-        let mut held = Held::read(&self.pool, &self.js, tenant).await?;
+        let ended = std::time::Instant::now();
+        loop {
+            let verdict = self.verdict(history, schedule).await;
+            if verdict.as_ref().is_ok_and(Verdict::passed) || ended.elapsed() > within {
+                return verdict;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    async fn verdict(
+        &self,
+        history: &[workload::Sent],
+        schedule: &[Fault],
+    ) -> anyhow::Result<Verdict> {
+        let tenant = TenantId::new(TENANT)?;
+        let mut held = Held::read(&self.pool, &self.js, &tenant).await?;
         held.effects = sagas::by_saga(&self.effects.snapshot());
         let audit = quorum_audit::verify::verify(&self.pool, Default::default(), |_| {}).await?;
         Ok(check::check(
