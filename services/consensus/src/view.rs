@@ -4,22 +4,18 @@
 //! which the deadline timer reads. An expert's result recorded after the consensus (a query
 //! decided when a quorum agreed) is marked `late`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
-use quorum_domain::types;
-
-use crate::fold::Query;
 use quorum_event_store::{
-    CommitCursor, EventStore, RecordedEvent, StoreError, Wake, generic_plan_connection,
-    load_consumer_checkpoint,
+    CommitCursor, EventStore, StoreError, Wake, generic_plan_connection, load_consumer_checkpoint,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+
+mod changes;
+use changes::Changes;
 
 /// The projection's checkpoint name.
 pub const NAME: &str = "queries-view";
@@ -201,141 +197,7 @@ pub struct Stepped {
     pub held: bool,
 }
 
-/// What a batch of events changes in `queries`, by query.
-#[derive(Default)]
-struct Changes(BTreeMap<String, Change>);
-
-#[derive(Default)]
-struct Change {
-    /// The submission, when it is in this batch: the row is new.
-    submitted: Option<Submitted>,
-    /// The results in this batch, as one object of expert -> result.
-    experts: serde_json::Map<String, serde_json::Value>,
-    /// (status, consensus, decided at).
-    decided: Option<(&'static str, serde_json::Value, DateTime<Utc>)>,
-}
-
-struct Submitted {
-    stream_id: String,
-    tenant: String,
-    question: String,
-    at: DateTime<Utc>,
-    /// When the deadline timer ends the query, as its fold computes it; none for a submission
-    /// the fold cannot read either (consensus can never decide it, so it is never due).
-    deadline: Option<DateTime<Utc>>,
-}
-
-/// The columns of new rows, and of changes to rows already there, as arrays for `UNNEST`.
-#[derive(Default)]
-struct Columns {
-    new_ids: Vec<String>,
-    streams: Vec<String>,
-    tenants: Vec<String>,
-    questions: Vec<String>,
-    submitted_at: Vec<DateTime<Utc>>,
-    deadlines: Vec<Option<DateTime<Utc>>>,
-    new_experts: Vec<serde_json::Value>,
-    new_status: Vec<Option<&'static str>>,
-    new_consensus: Vec<Option<serde_json::Value>>,
-    new_decided_at: Vec<Option<DateTime<Utc>>>,
-    old_ids: Vec<String>,
-    old_experts: Vec<serde_json::Value>,
-    old_status: Vec<Option<&'static str>>,
-    old_consensus: Vec<Option<serde_json::Value>>,
-    old_decided_at: Vec<Option<DateTime<Utc>>>,
-}
-
 impl Changes {
-    fn change(&mut self, query_id: &str) -> &mut Change {
-        self.0.entry(query_id.to_owned()).or_default()
-    }
-
-    fn fold(events: &[RecordedEvent]) -> Self {
-        let mut c = Changes::default();
-        for r in events {
-            let Some(query_id) = r.stream_id.as_str().strip_prefix("query/") else {
-                continue;
-            };
-            let data = || -> serde_json::Value {
-                r.event
-                    .data
-                    .as_deref()
-                    .and_then(|d| serde_json::from_slice(d).ok())
-                    .unwrap_or_default()
-            };
-            match r.event.ty.as_str() {
-                types::QUERY_SUBMITTED => {
-                    c.change(query_id).submitted = Some(Submitted {
-                        stream_id: r.stream_id.as_str().to_owned(),
-                        tenant: r.tenant.as_str().to_owned(),
-                        question: data()["question"].as_str().unwrap_or_default().to_owned(),
-                        at: r.recorded_at,
-                        deadline: Query::fold(std::slice::from_ref(r)).map(|q| q.deadline()),
-                    })
-                }
-                ty @ (types::EXPERT_RESPONDED | types::EXPERT_FAILED) => {
-                    let mut result = data();
-                    let expert = result["expert"].as_str().unwrap_or_default().to_owned();
-                    result["outcome"] = if ty == types::EXPERT_RESPONDED {
-                        "responded".into()
-                    } else {
-                        "failed".into()
-                    };
-                    let change = c.change(query_id);
-                    // After the consensus in this batch: late. One decided in an earlier batch
-                    // is seen by the write, which marks what comes after it.
-                    if change.decided.is_some() {
-                        result["late"] = true.into();
-                    }
-                    change.experts.insert(expert, result);
-                }
-                ty @ (types::CONSENSUS_REACHED | types::CONSENSUS_FAILED) => {
-                    let status = if ty == types::CONSENSUS_REACHED {
-                        "reached"
-                    } else {
-                        "failed"
-                    };
-                    c.change(query_id).decided = Some((status, data(), r.recorded_at));
-                }
-                _ => {}
-            }
-        }
-        c
-    }
-
-    fn columns(self) -> Columns {
-        let mut k = Columns::default();
-        for (id, c) in self.0 {
-            let (status, consensus, at) = match c.decided {
-                Some((s, c, at)) => (Some(s), Some(c), Some(at)),
-                None => (None, None, None),
-            };
-            let experts = serde_json::Value::Object(c.experts);
-            match c.submitted {
-                Some(s) => {
-                    k.new_ids.push(id);
-                    k.streams.push(s.stream_id);
-                    k.tenants.push(s.tenant);
-                    k.questions.push(s.question);
-                    k.submitted_at.push(s.at);
-                    k.deadlines.push(s.deadline);
-                    k.new_experts.push(experts);
-                    k.new_status.push(status);
-                    k.new_consensus.push(consensus);
-                    k.new_decided_at.push(at);
-                }
-                None => {
-                    k.old_ids.push(id);
-                    k.old_experts.push(experts);
-                    k.old_status.push(status);
-                    k.old_consensus.push(consensus);
-                    k.old_decided_at.push(at);
-                }
-            }
-        }
-        k
-    }
-
     /// Writes the batch read after `after` and moves the checkpoint to `to`, in one statement:
     /// atomic by itself, one round trip. The checkpoint moves only from where the read started
     /// (or is created, for a read from the start); otherwise another replica or a rebuild moved
