@@ -6,19 +6,21 @@
 mod canonical;
 mod compare;
 mod decide;
+mod events;
+mod judge;
 mod numbers;
 mod quantity;
 mod question;
 mod tokens;
 mod words;
 
-use serde::{Deserialize, Serialize};
-
-use crate::query::Strategy;
-
 pub use canonical::{Canon, canonicalize};
 pub use compare::{Contradiction, SameBy, Verdict, compare};
 pub use decide::{Decision, Progress, decide, default_quorum, undecided_pairs};
+pub use events::{
+    ConsensusFailed, ConsensusReached, Dissent, FailureReason, GroupingInfo, Judged, Link,
+};
+pub use judge::{equivalence_prompt, judge_prompt, parse_equivalence};
 pub use numbers::same_value;
 pub use question::QuestionTerms;
 
@@ -177,149 +179,6 @@ pub fn group(answers: &[Answer], comparisons: &Comparisons) -> Grouping {
         representative,
         links,
     }
-}
-
-/// The data of `quorum.consensus.reached`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConsensusReached {
-    pub answer: String,
-    pub strategy: Strategy,
-    /// The winning group's share of the answering experts' weight, 0 to 1.
-    pub agreement: f64,
-    pub majority: Vec<String>,
-    pub dissent: Vec<Dissent>,
-    /// Under the `judge` strategy: who merged the answers into `answer`, or why it could not (the
-    /// most central answer of the largest group stands then).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge: Option<Judged>,
-    /// The saga (`saga/<id>`) the agreed answer started, when it is a tool plan the query lets a
-    /// consensus propose.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub saga: Option<String>,
-    /// How the answers were found to agree.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grouping: Option<GroupingInfo>,
-    /// Experts that had not answered when the quorum agreed: their answers, when they come, are
-    /// recorded as late and change nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pending: Vec<String>,
-}
-
-/// The provenance of a grouping: the method that compared the answers, and why the majority is one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct GroupingInfo {
-    /// `canonical` (offline rules alone), `embeddings` or `judge`: the method asked about the
-    /// pairs the offline rules left undecided.
-    pub method: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
-    /// Why the method gave nothing, when it failed: the offline rules alone decided then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Each pair of the majority found the same, and by which rule.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub links: Vec<Link>,
-}
-
-/// Two experts of the majority whose answers were found the same, and how.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Link {
-    pub a: String,
-    pub b: String,
-    pub by: SameBy,
-}
-
-/// The judge's part in a consensus: its provenance, and its error when it gave no merge.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Judged {
-    pub expert: String,
-    pub provider: String,
-    pub model: String,
-    pub latency_ms: u64,
-    pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// What the judge is asked: the question and every answer, by expert, and to reply with the
-/// merged answer alone (it becomes the consensus answer as it comes).
-pub fn judge_prompt(question: &str, answers: &[Answer]) -> String {
-    let mut sorted: Vec<&Answer> = answers.iter().collect();
-    sorted.sort_by(|a, b| a.expert.cmp(&b.expert));
-    let mut prompt = String::from(
-        "You judge a panel of experts. Merge their answers to the question into one answer that \
-         keeps what they agree on. Reply with the merged answer only.\n\nQuestion: ",
-    );
-    prompt.push_str(question);
-    prompt.push_str("\n\nAnswers:\n");
-    for a in sorted {
-        prompt.push_str(&format!("- {}: {}\n", a.expert, a.text));
-    }
-    prompt
-}
-
-/// What the judge is asked to decide which pairs of answers mean the same: one call for every
-/// pair the offline rules left open.
-pub fn equivalence_prompt(question: &str, pairs: &[(String, String)]) -> String {
-    let mut prompt = String::from(
-        "Experts answered the question below. For each numbered pair of answers, decide whether \
-         answer A means what answer B means and B means what A means, as answers to this \
-         question (wording, detail and confidence do not matter; a different entity, number or \
-         a yes against a no does). Your final answer is a JSON array of true or false, one per \
-         pair, in order, for example [true, false].\n\nQuestion: ",
-    );
-    prompt.push_str(question);
-    prompt.push_str("\n\nPairs:\n");
-    for (i, (a, b)) in pairs.iter().enumerate() {
-        prompt.push_str(&format!("{}. A: {a}\n   B: {b}\n", i + 1));
-    }
-    prompt
-}
-
-/// Reads the judge's verdicts on `n` pairs: the first JSON array of booleans, of length `n`, in
-/// any of `texts` (its final answer first, then its whole reply). `None` when there is none.
-pub fn parse_equivalence(texts: &[&str], n: usize) -> Option<Vec<bool>> {
-    texts.iter().find_map(|text| {
-        text.match_indices('[').find_map(|(start, _)| {
-            let end = text[start..].find(']')? + start;
-            let verdicts: Vec<bool> = serde_json::from_str(&text[start..=end]).ok()?;
-            (verdicts.len() == n).then_some(verdicts)
-        })
-    })
-}
-
-/// Why no consensus was reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureReason {
-    /// Every expert answered or failed, and no group reached the quorum.
-    NoQuorum,
-    /// The deadline passed before the quorum was reached.
-    Deadline,
-    /// No expert answered.
-    AllFailed,
-}
-
-/// The data of `quorum.consensus.failed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConsensusFailed {
-    pub reason: FailureReason,
-    pub strategy: Strategy,
-    /// The best group's share of the answering experts' weight (0 when none answered).
-    pub agreement: f64,
-    pub dissent: Vec<Dissent>,
-}
-
-/// An expert outside the majority: its answer, or why it had none.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Dissent {
-    pub expert: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 #[cfg(test)]
