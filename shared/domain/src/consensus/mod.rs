@@ -9,6 +9,7 @@ mod decide;
 mod events;
 mod judge;
 mod numbers;
+mod pieces;
 mod quantity;
 mod question;
 mod tokens;
