@@ -168,9 +168,9 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
     let mut lost_with_wiped_store = 0;
     let mut nats_events_ok = 0;
     let mut examples = Vec::new();
-    let mut example = |bad: bool, what: String| {
+    let mut example = |bad: bool, what: &dyn Fn() -> String| {
         if bad && examples.len() < 20 {
-            examples.push(what);
+            examples.push(what());
         }
     };
     for (identity, (at, acked)) in &events {
@@ -195,10 +195,9 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
             // Stored but never published, or the other way: lost on the way.
             (false, _, _) => outcome.lost += 1,
         }
-        example(
-            bad(outcome) > before,
-            format!("event {} {}", identity.0, identity.1),
-        );
+        example(bad(outcome) > before, &|| {
+            format!("event {} {}", identity.0, identity.1)
+        });
     }
     let mut sagas_not_started = 0;
     for q in queries.values() {
@@ -214,7 +213,7 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
             (false, None) => outcome.unknown += 1,
             (false, Some(_)) => outcome.recovered += 1,
         }
-        example(bad(outcome) > before, format!("query {id}"));
+        example(bad(outcome) > before, &|| format!("query {id}"));
         let Some(ending) = q.saga else { continue };
         let started = held.sagas.get(&id).map_or(&[][..], Vec::as_slice);
         if started.is_empty() && decided.is_some() && !held.reached.contains(&id) {
@@ -224,7 +223,9 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
         }
         let before = bad(&window.sagas);
         sagas::count(&mut window.sagas, ending, q.acked, started, &held.effects);
-        example(bad(&window.sagas) > before, format!("saga of query {id}"));
+        example(bad(&window.sagas) > before, &|| {
+            format!("saga of query {id}")
+        });
     }
     let ours: BTreeSet<&str> = held
         .sagas

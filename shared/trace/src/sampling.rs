@@ -55,20 +55,20 @@ pub(crate) fn unrecorded(
     traceparent: Option<&str>,
     tracestate: Option<&str>,
 ) -> Option<TraceContext> {
-    let received = traceparent
-        .filter(|p| is_traceparent(p))
-        .map(|p| TraceContext {
-            traceparent: p.to_owned(),
-            tracestate: tracestate.and_then(well_formed_state).map(str::to_owned),
-        });
+    let received = traceparent.filter(|p| is_traceparent(p));
+    // What is passed on is made only for a trace not recorded: a recorded one is the common
+    // case, where every span is made.
+    let as_received = |p: &str| TraceContext {
+        traceparent: p.to_owned(),
+        tracestate: tracestate.and_then(well_formed_state).map(str::to_owned),
+    };
     match (SAMPLING.get(), received) {
-        (Some(Sampling::Off), Some(cx)) => Some(cx),
+        (Some(Sampling::Off), Some(p)) => Some(as_received(p)),
         (Some(Sampling::Off), None) => Some(new_context()),
         // The sampled flag is the low bit of the flags' last hex digit.
-        (_, Some(cx)) => (!cx
-            .traceparent
-            .ends_with(['1', '3', '5', '7', '9', 'b', 'd', 'f']))
-        .then_some(cx),
+        (_, Some(p)) => {
+            (!p.ends_with(['1', '3', '5', '7', '9', 'b', 'd', 'f'])).then(|| as_received(p))
+        }
         (Some(Sampling::On(root)), None) => {
             let trace_id = RandomIdGenerator::default().new_trace_id();
             let decision = root

@@ -12,19 +12,7 @@ use crate::harness::binaries;
 
 #[tokio::test]
 async fn a_short_chaos_pass_loses_and_doubles_nothing() -> anyhow::Result<()> {
-    let bin = binaries().await?;
-    let out = tokio::process::Command::new(bin.join("quorum"))
-        .args(["--json", "chaos", "--duration", "100s", "--rate", "10"])
-        .args(["--seed", "3"])
-        .env_remove("QUORUM_NATS_URL")
-        .env_remove("QUORUM_DATABASE_URL")
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("no JSON report ({e}); stderr:\n{stderr}"))?;
-    ensure!(out.status.success(), "{report}\n{stderr}");
+    let report = passed(&["chaos", "--duration", "100s", "--rate", "10", "--seed", "3"]).await?;
     let kinds: BTreeSet<&str> = report["faults"]
         .as_array()
         .into_iter()
@@ -67,19 +55,16 @@ async fn a_short_chaos_pass_loses_and_doubles_nothing() -> anyhow::Result<()> {
 /// not judged here: on a machine running other tests it measures the neighbours.)
 #[tokio::test]
 async fn a_one_minute_soak_holds_steady() -> anyhow::Result<()> {
-    let bin = binaries().await?;
-    let out = tokio::process::Command::new(bin.join("quorum"))
-        .args(["--json", "soak", "--duration", "60s", "--rate", "20"])
-        .args(["--max-p99-drift", "0"])
-        .env_remove("QUORUM_NATS_URL")
-        .env_remove("QUORUM_DATABASE_URL")
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("no JSON report ({e}); stderr:\n{stderr}"))?;
-    ensure!(out.status.success(), "{report}\n{stderr}");
+    let report = passed(&[
+        "soak",
+        "--duration",
+        "60s",
+        "--rate",
+        "20",
+        "--max-p99-drift",
+        "0",
+    ])
+    .await?;
     let processes = report["processes"].as_object().cloned().unwrap_or_default();
     for name in [
         "ingest",
@@ -108,4 +93,22 @@ async fn a_one_minute_soak_holds_steady() -> anyhow::Result<()> {
     );
     ensure!(report["passed"] == true, "{report}");
     Ok(())
+}
+
+/// Runs `quorum --json <args>` on a stack of its own, and its JSON report once it exited 0.
+async fn passed(args: &[&str]) -> anyhow::Result<Value> {
+    let bin = binaries().await?;
+    let out = tokio::process::Command::new(bin.join("quorum"))
+        .arg("--json")
+        .args(args)
+        .env_remove("QUORUM_NATS_URL")
+        .env_remove("QUORUM_DATABASE_URL")
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("no JSON report ({e}); stderr:\n{stderr}"))?;
+    ensure!(out.status.success(), "{report}\n{stderr}");
+    Ok(report)
 }
