@@ -15,7 +15,7 @@ use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-mod common;
+use crate::common;
 use common::*;
 
 /// Runs a command that must succeed quietly and returns its JSON output.

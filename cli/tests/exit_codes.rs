@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-mod common;
+use crate::common;
 use common::*;
 
 /// The one JSON object a failing command writes on standard error under `--json`.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-mod common;
+use crate::common;
 use common::*;
 
 /// `quorum args…` on a pseudo-terminal (util-linux `script`), answering `answer` to its question.

@@ -72,7 +72,7 @@ impl Handler for RecordingHandler {
             .append(&attempts, ExpectedVersion::Any, &[attempt])
             .await
         {
-            return Outcome::retry(Duration::from_millis(200), e);
+            return Outcome::store_failed(Duration::from_millis(200), &e);
         }
         let target = handled_stream(&stream);
         let data = cause.data.clone().unwrap_or_default();
@@ -98,7 +98,7 @@ impl Handler for RecordingHandler {
                 }
                 Outcome::Done
             }
-            Err(e) if e.is_transient() => Outcome::retry(Duration::from_millis(200), e),
+            Err(e) if e.is_transient() => Outcome::store_failed(Duration::from_millis(200), &e),
             Err(e) => Outcome::dead(e),
         }
     }

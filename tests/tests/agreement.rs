@@ -13,7 +13,7 @@ use quorum_experts::{ExpertConfig, ProviderConfig};
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::*;
 
 const PARIS: [(&str, &str); 3] = [

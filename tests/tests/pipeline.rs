@@ -9,7 +9,7 @@ use quorum_runtime::Readiness;
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

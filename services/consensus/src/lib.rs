@@ -96,7 +96,7 @@ impl Handler for ConsensusHandler {
             Ok(_) => Outcome::Done,
             // Someone appended meanwhile (a late answer, another replica): fold again soon.
             Err(e @ StoreError::Conflict { .. }) => Outcome::retry(Duration::from_millis(50), e),
-            Err(e) => Outcome::retry(Duration::from_secs(1), e),
+            Err(e) => Outcome::store_failed(Duration::from_secs(1), &e),
         }
     }
 }

@@ -72,7 +72,7 @@ impl Handler for Fanout {
                     events.iter().map(|r| r.event.id.clone()).collect(),
                     events.last().map_or(0, |r| r.stream_version),
                 ),
-                Err(e) => return Outcome::retry(Duration::from_secs(1), e),
+                Err(e) => return Outcome::store_failed(Duration::from_secs(1), &e),
             };
         let pending: Vec<(u32, &String)> = asked
             .iter()
@@ -117,7 +117,7 @@ impl Handler for Fanout {
                     version = version.max(last.unwrap_or(version));
                 }
                 // What is not recorded is asked again on the redelivery.
-                Err(e) => return Outcome::retry(Duration::from_secs(1), e),
+                Err(e) => return Outcome::store_failed(Duration::from_secs(1), &e),
             }
         }
         Outcome::Done

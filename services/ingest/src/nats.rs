@@ -107,7 +107,7 @@ impl Handler for IngestHandler {
                 e @ Rejection::Store {
                     transient: true, ..
                 },
-            ) => Outcome::wait(wait(delivered, Duration::from_secs(1)), e),
+            ) => Outcome::unavailable(e),
             Err(e) => Outcome::dead(format!("refused: {e}")),
         }
     }

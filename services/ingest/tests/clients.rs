@@ -10,7 +10,7 @@ use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::Value;
 use tokio::process::Command;
 
-mod common;
+use crate::common;
 use common::ingest;
 
 fn script(name: &str) -> PathBuf {

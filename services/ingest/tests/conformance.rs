@@ -9,7 +9,7 @@ use quorum_auth::Role;
 use quorum_domain::cloudevent;
 use serde_json::{Map, Value, json};
 
-mod common;
+use crate::common;
 use common::{Ingest, ingest};
 
 fn vectors_dir() -> Option<PathBuf> {

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use quorum_auth::Role;
 use serde_json::json;
 
-mod common;
+use crate::common;
 use common::{ingest, structured};
 
 const STRUCTURED: &str = "application/cloudevents+json";

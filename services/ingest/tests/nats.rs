@@ -5,7 +5,7 @@ use async_nats::HeaderMap;
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::json;
 
-mod common;
+use crate::common;
 use common::ingest;
 
 #[tokio::test]

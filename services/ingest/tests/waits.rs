@@ -9,7 +9,7 @@ use quorum_auth::Role;
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::{Ingest, ingest};
 
 /// Long enough that nothing in these tests is answered by the safety re-check.

@@ -69,9 +69,9 @@ impl Handler for SagaHandler {
                 Outcome::dead(format!("saga {saga_id} needs attention: {reason}"))
             }
             Err(DriveError::Corrupt(reason)) => Outcome::dead(reason),
-            Err(e @ DriveError::Store(_)) => {
+            Err(DriveError::Store(e)) => {
                 warn!(saga = %saga_id, error = %quorum_runtime::error_chain(&e), "saga interrupted");
-                Outcome::retry(std::time::Duration::from_secs(1), e)
+                Outcome::store_failed(std::time::Duration::from_secs(1), &e)
             }
         }
     }

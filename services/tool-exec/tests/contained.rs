@@ -3,7 +3,7 @@
 //! `Host`, and a body is read only up to the cap. Calls go through `Tools` against test servers on
 //! loopback; no NATS or Postgres is needed.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! its events, and the step whose tool honours the idempotency key is applied once although it was
 //! called twice.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -3,7 +3,7 @@
 //! `mcp-server-time` over stdio. A failing call is compensated; arguments that fail a tool's schema
 //! are refused before anything is sent.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! compensation in reverse order, completion once, a compensation that keeps failing ends as a dead
 //! letter and a saga marked for attention, and refusals that change nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quorum_runtime::Readiness;

@@ -55,10 +55,39 @@ pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> De
 /// and another port is worth a try.
 pub(crate) const PORT_ATTEMPTS: u32 = 3;
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// A TCP port that was free a moment ago on 127.0.0.1, picked at random below the kernel's
+/// ephemeral range. The kernel hands ports of that range to every outgoing connection, so a port
+/// `bind(0)` picked could become some client socket's before our server binds it (seen: a service
+/// of a deploy test refused `Address already in use` while other tests made connections). Below the
+/// range, only another picker's guess can take it, one chance in thousands.
 pub fn free_port() -> Result<u16, DevstackError> {
+    const FLOOR: u16 = 10_000;
+    let low = ephemeral_low().unwrap_or(32_768);
+    if low > FLOOR + 1_000 {
+        for _ in 0..64 {
+            let mut bytes = [0u8; 2];
+            getrandom::fill(&mut bytes).map_err(|e| DevstackError::Failed {
+                what: "getrandom",
+                detail: e.to_string(),
+            })?;
+            let port = FLOOR + u16::from_le_bytes(bytes) % (low - FLOOR);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind a free port"))?;
     Ok(l.local_addr().map_err(io("read a free port"))?.port())
+}
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`), if it can be read.
+fn ephemeral_low() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The user to run as, when we are root and the server refuses root (Postgres).

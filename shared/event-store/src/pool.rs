@@ -6,15 +6,28 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 /// Pool options with `connections` at most.
 ///
 /// No ping before each checkout (sqlx's default): it is a round trip of its own before nearly every
-/// statement, which doubled the statements' cost in the pipeline. A connection that died is found
-/// out by the statement that uses it instead: that statement fails with an I/O error, sqlx closes
-/// the connection, and the caller's retry (a consumer's redelivery, a reader's next round) gets a
-/// fresh one.
+/// statement, which doubled the statements' cost in the pipeline. A connection is pinged only when
+/// it sat idle for [`PING_AFTER_IDLE`] or longer, as HikariCP does: under load connections come
+/// back far sooner and are never pinged, and after a Postgres restart every idle connection is dead,
+/// which without the ping each failed the next statement that used it, one per consumer delivery
+/// (a message parked after five; seen in `quorum chaos`). A connection that died while busy is
+/// still found out by the statement that uses it; the caller holds or retries (ADR 35).
 pub fn pool_options(connections: u32) -> PoolOptions<Postgres> {
     PoolOptions::new()
         .max_connections(connections)
         .test_before_acquire(false)
+        .before_acquire(|conn: &mut PgConnection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
+
+/// How long a pooled connection may sit idle before it is pinged on checkout.
+pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A connection of its own, outside `pool`, for a loop that runs the same few statements for ever
 /// (the relay, a batcher). Its prepared statements always run their cached generic plan.

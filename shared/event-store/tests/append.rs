@@ -6,7 +6,7 @@ use bytes::Bytes;
 use quorum_domain::StreamId;
 use quorum_event_store::{EventStore, ExpectedVersion, StoreError};
 
-mod common;
+use crate::common;
 use common::event;
 
 async fn store() -> anyhow::Result<(EventStore, quorum_testkit::TestDb)> {

@@ -8,7 +8,7 @@ use quorum_domain::StreamId;
 use quorum_event_store::{Batcher, EventStore, ExpectedVersion, StoreError};
 use tokio_util::task::TaskTracker;
 
-mod common;
+use crate::common;
 use common::event;
 
 fn streams(n: usize, tag: &str) -> Vec<StreamId> {

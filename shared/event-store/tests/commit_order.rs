@@ -8,7 +8,7 @@ use quorum_domain::StreamId;
 use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, RecordedEvent};
 use tokio::sync::mpsc;
 
-mod common;
+use crate::common;
 use common::event;
 
 /// A reader that runs throughout, as the relay does: reads after its cursor, reports what it got and

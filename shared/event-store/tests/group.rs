@@ -3,7 +3,7 @@
 use quorum_domain::StreamId;
 use quorum_event_store::{EventStore, ExpectedVersion};
 
-mod common;
+use crate::common;
 use common::event;
 
 async fn count(db: &quorum_testkit::TestDb) -> anyhow::Result<i64> {

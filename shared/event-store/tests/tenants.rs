@@ -5,7 +5,7 @@
 use quorum_domain::{StreamId, TenantId};
 use quorum_event_store::{EventStore, ExpectedVersion, Selection};
 
-mod common;
+use crate::common;
 use common::event;
 
 async fn store() -> anyhow::Result<(EventStore, quorum_testkit::TestDb)> {

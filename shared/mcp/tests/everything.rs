@@ -1,6 +1,6 @@
 //! Against `@modelcontextprotocol/server-everything`, over stdio and streamable HTTP.
 
-mod common;
+use crate::common;
 
 use common::{HttpEverything, everything_stdio, text_of};
 use quorum_mcp::{McpError, McpServer, ServerConfig};

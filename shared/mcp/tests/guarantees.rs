@@ -1,7 +1,7 @@
 //! What the pipeline relies on beyond "calls work": bad arguments never reach the server,
 //! and no server process outlives its client.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,6 @@
 //! Against `mcp-server-time` (PyPI), a Python server, over stdio.
 
-mod common;
+use crate::common;
 
 use common::{text_of, time_stdio};
 use quorum_mcp::{CallOutput, McpServer};

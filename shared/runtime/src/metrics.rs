@@ -45,6 +45,10 @@ pub const LABEL_LOOP: &str = "loop";
 /// `consumer`.
 pub const HANDLER_PANICS_TOTAL: &str = "quorum_handler_panics_total";
 
+/// Counter: handler runs that found the store unreachable; the message was kept and its handler
+/// run again after a pause, not failed. Label: `consumer`.
+pub const HANDLER_HOLDS_TOTAL: &str = "quorum_handler_holds_total";
+
 /// Counter: vital tasks (a consumer, the relay, a projection) that ended before shutdown, which
 /// fails `/livez` and `/readyz` so the process is restarted. Label: `task`.
 pub const TASK_DEATHS_TOTAL: &str = "quorum_task_deaths_total";
@@ -88,15 +92,18 @@ pub const OUTCOME_DONE: &str = "done";
 pub const OUTCOME_RETRY: &str = "retry";
 /// `outcome` value: nakked with a delay to wait its turn, not a failure.
 pub const OUTCOME_WAIT: &str = "wait";
+/// `outcome` value: given back at shutdown while its store was unreachable.
+pub const OUTCOME_UNAVAILABLE: &str = "unavailable";
 /// `outcome` value: parked as a dead letter and terminated.
 pub const OUTCOME_DEAD: &str = "dead";
 /// `outcome` value: could not be decoded, so parked as a dead letter without reaching a handler.
 pub const OUTCOME_UNDECODABLE: &str = "undecodable";
 /// Every value the `outcome` label takes.
-pub const OUTCOMES: [&str; 5] = [
+pub const OUTCOMES: [&str; 6] = [
     OUTCOME_DONE,
     OUTCOME_RETRY,
     OUTCOME_WAIT,
+    OUTCOME_UNAVAILABLE,
     OUTCOME_DEAD,
     OUTCOME_UNDECODABLE,
 ];
@@ -195,6 +202,10 @@ fn describe() {
         "Handler runs that panicked (each a failed attempt)."
     );
     describe_counter!(
+        HANDLER_HOLDS_TOTAL,
+        "Handler runs that found the store unreachable (the message kept and run again, not failed)."
+    );
+    describe_counter!(
         TASK_DEATHS_TOTAL,
         "Vital tasks that ended before shutdown (the process is then not live)."
     );
@@ -251,6 +262,7 @@ mod tests {
             LEADER,
             LEADER_PANICS_TOTAL,
             HANDLER_PANICS_TOTAL,
+            HANDLER_HOLDS_TOTAL,
             TASK_DEATHS_TOTAL,
         ];
         for name in names {

@@ -1,6 +1,6 @@
 //! Recovery after a crash, and the histories the fold refuses.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quorum_saga::*;

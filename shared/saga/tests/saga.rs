@@ -1,6 +1,6 @@
 //! Whole sagas driven to their end: completion, retries, compensation.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quorum_saga::*;

@@ -3,7 +3,7 @@
 //! These need root: the child is switched to a per-test uid, which is also how the checks
 //! find every process it made.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

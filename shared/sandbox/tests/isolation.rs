@@ -2,7 +2,7 @@
 //! has (no-new-privs), and that a machine unable to contain it runs nothing unless the policy
 //! says `best_effort`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::ErrorKind;

@@ -1,6 +1,6 @@
 //! What is refused before anything runs, and what reaches the program unchanged.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -5,11 +5,13 @@
 
 #![warn(missing_docs)]
 
+mod gate;
 mod postgres;
 mod require;
 mod scratch;
 mod wait;
 
+pub use gate::Gate;
 pub use postgres::{TestDb, TestPostgres, postgres};
 pub use require::{Prerequisite, prerequisite, require};
 pub use wait::{Condition, DEADLINE, wait_until};

@@ -41,7 +41,12 @@ async fn holder() -> anyhow::Result<()> {
 async fn servers_die_with_a_killed_test_process() -> anyhow::Result<()> {
     let mut child = Holder(
         Command::new(std::env::current_exe()?)
-            .args(["holder", "--exact", "--ignored", "--nocapture"])
+            .args([
+                "parent_death::holder",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(HOLDER, "1")
             .stdout(Stdio::piped())
             .spawn()?,

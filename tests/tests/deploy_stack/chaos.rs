@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use anyhow::ensure;
 use serde_json::Value;
 
-use crate::harness::binaries;
+use super::harness::binaries;
 
 #[tokio::test]
 async fn a_short_chaos_pass_loses_and_doubles_nothing() -> anyhow::Result<()> {

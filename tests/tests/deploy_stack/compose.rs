@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::harness::{Mount, NatsSetup, ProcessSpec, repo};
+use super::harness::{Mount, NatsSetup, ProcessSpec, repo};
 
 pub struct Compose {
     services: serde_json::Map<String, Value>,

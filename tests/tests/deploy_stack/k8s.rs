@@ -11,8 +11,8 @@ use anyhow::{Context, bail, ensure};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::compose::dockerfile_array;
-use crate::harness::{Mount, NatsSetup, ProcessSpec, repo};
+use super::compose::dockerfile_array;
+use super::harness::{Mount, NatsSetup, ProcessSpec, repo};
 
 /// Where the manifests expect NATS: the official chart's Service, installed as release `nats` in
 /// namespace `nats` (deploy/k8s/nats/values.yaml).

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, ensure};
 
-use crate::harness::Running;
+use super::harness::Running;
 
 /// The series each service must expose once it has served a query (by sample name).
 const EXPECTED: [(&str, &[&str]); 6] = [

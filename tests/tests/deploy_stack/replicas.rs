@@ -11,8 +11,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use quorum_testkit::wait_until;
 use serde_json::{Value, json};
 
-use crate::compose::Compose;
-use crate::harness::{Hosts, Running, Stack};
+use super::compose::Compose;
+use super::harness::{Hosts, Running, Stack};
 
 const SCALE: [(&str, usize); 6] = [
     ("ingest", 2),
@@ -60,13 +60,13 @@ async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each
         "--role",
         "publisher",
     ];
-    let key = crate::first_line(
+    let key = super::first_line(
         &stack
             .run_to_end(&file.spec("migrate", Some(&args))?)
             .await?,
     )?;
     let ingests =
-        ["ingest-1", "ingest-2"].map(|n| crate::find(&running, n).and_then(|r| r.url(8080, "")));
+        ["ingest-1", "ingest-2"].map(|n| super::find(&running, n).and_then(|r| r.url(8080, "")));
     let [first, second] = ingests;
     let (first, second) = (first?, second?);
 
@@ -188,5 +188,5 @@ async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each
     .await?;
     let report = quorum_audit::verify::verify(&pool, Default::default(), |_| {}).await?;
     ensure!(report.ok(), "{report:?}");
-    crate::stop_all(running).await
+    super::stop_all(running).await
 }

@@ -11,9 +11,9 @@ use anyhow::{Context, ensure};
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::Value;
 
-use crate::compose::Compose;
-use crate::harness::{answer_a_query, binaries};
-use crate::traces;
+use super::compose::Compose;
+use super::harness::{answer_a_query, binaries};
+use super::traces;
 
 /// The Quorum service processes whose parent is `parent`: service name to pid and its
 /// `QUORUM__…` variables.

@@ -19,8 +19,9 @@ use quorum_bus::decode;
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
+use tracing::{Instrument as _, info, warn};
 
+use super::outcome::HOLD_MAX;
 use super::settle::{self, Settler};
 use super::{ConsumerConfig, Delivery, Handler, Outcome};
 use crate::metrics as names;
@@ -39,6 +40,7 @@ impl Lanes {
         config: &ConsumerConfig,
         handler: Arc<H>,
         settler: Arc<Settler>,
+        shutdown: &CancellationToken,
     ) -> Self {
         let worker = Arc::new(Worker {
             handler,
@@ -46,6 +48,7 @@ impl Lanes {
             consumer: config.name.clone(),
             progress_every: config.ack_wait / 3,
             max_deliver: config.max_deliver,
+            shutdown: shutdown.clone(),
         });
         let (tx, rx) = mpsc::channel(1);
         let dispatcher = tokio::spawn(dispatch_loop(rx, worker, config.concurrency.max(1)));
@@ -206,6 +209,8 @@ struct Worker<H> {
     consumer: String,
     progress_every: Duration,
     max_deliver: u32,
+    /// Ends a hold (a handler whose store is unreachable) so that draining does not wait on it.
+    shutdown: CancellationToken,
 }
 
 impl<H: Handler> Worker<H> {
@@ -239,7 +244,7 @@ impl<H: Handler> Worker<H> {
                     stream_seq,
                     delivered,
                 };
-                self.handle_with_progress(&msg, &delivery)
+                self.handle_holding(&msg, &delivery)
                     .instrument(span.clone())
                     .await
             }
@@ -279,6 +284,52 @@ impl<H: Handler> Worker<H> {
             traceparent: event.and_then(|e| e.traceparent.as_deref()),
             tracestate: event.and_then(|e| e.tracestate.as_deref()),
         })
+    }
+
+    /// Runs the handler until it answers anything but [`Outcome::Unavailable`], pausing between
+    /// runs (250 ms, doubling up to [`HOLD_MAX`]) with the message kept in progress: a store that is
+    /// down costs no delivery, no failed attempt and no dead letter, and every lane waits for it
+    /// (nothing else could be handled meanwhile either). A shutdown ends the hold; the message is
+    /// then given back.
+    async fn handle_holding(&self, msg: &jetstream::Message, delivery: &Delivery) -> Outcome {
+        let mut pause = Duration::from_millis(250);
+        let mut held = 0u32;
+        loop {
+            let outcome = self.handle_with_progress(msg, delivery).await;
+            let Outcome::Unavailable { reason } = &outcome else {
+                if held > 0 {
+                    info!(consumer = %self.consumer, stream_seq = delivery.stream_seq, held, "store reachable again; handled");
+                }
+                return outcome;
+            };
+            ::metrics::counter!(names::HANDLER_HOLDS_TOTAL, names::LABEL_CONSUMER => self.consumer.clone())
+                .increment(1);
+            if held == 0 {
+                warn!(consumer = %self.consumer, stream_seq = delivery.stream_seq, reason = %reason, "store unreachable; holding the message");
+            }
+            held += 1;
+            if !self.in_progress_for(msg, pause).await {
+                return outcome;
+            }
+            pause = (pause * 2).min(HOLD_MAX);
+        }
+    }
+
+    /// Keeps `msg` in progress for `pause`; false if a shutdown came first.
+    async fn in_progress_for(&self, msg: &jetstream::Message, pause: Duration) -> bool {
+        let until = tokio::time::Instant::now() + pause;
+        let every = self.progress_every.max(Duration::from_millis(100));
+        loop {
+            let next = until.min(tokio::time::Instant::now() + every);
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            if tokio::time::Instant::now() >= until {
+                return true;
+            }
+            settle::in_progress(msg).await;
+        }
     }
 
     /// Runs the handler, telling JetStream the message is in progress every third of `ack_wait`, so a

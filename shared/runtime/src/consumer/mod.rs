@@ -134,7 +134,7 @@ pub async fn run<H: Handler>(
         max_deliver: config.max_deliver,
         notify: config.notify_dead_letters,
     });
-    let lanes = Lanes::start(&config, handler, settler);
+    let lanes = Lanes::start(&config, handler, settler, &shutdown);
     // Fetch a little ahead of what the lanes can take: enough to keep them busy, no more, since a
     // fetched message waits for a lane while its ack_wait runs.
     let batch = (config.concurrency * 2).max(1);

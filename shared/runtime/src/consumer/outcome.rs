@@ -4,6 +4,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use quorum_domain::Event;
+use quorum_event_store::StoreError;
+
+use crate::error_chain;
+
+/// The longest pause between two runs of a handler whose store is unreachable.
+pub const HOLD_MAX: Duration = Duration::from_secs(5);
 
 /// One delivery of one message.
 #[derive(Clone, Debug)]
@@ -30,6 +36,12 @@ pub enum Outcome {
     /// times. For a message whose only copy is on the stream and that must wait its turn (a
     /// tenant over its rate, a store that is down), however often it comes back.
     Wait { after: Duration, reason: String },
+    /// What every message needs is unreachable (the store is down or its pool exhausted): not
+    /// this message's failure, and no other message would fare better. The runtime keeps the
+    /// message (in progress, not redelivered) and runs the handler again after a pause growing to
+    /// [`HOLD_MAX`]; nothing is recorded or counted against the message. A shutdown meanwhile
+    /// gives it back for a redelivery.
+    Unavailable { reason: String },
     /// Will never succeed as it is: parked as a dead letter for an operator, then terminated.
     Dead { error: String },
 }
@@ -51,6 +63,25 @@ impl Outcome {
         }
     }
 
+    /// The store unreachable, for `reason`.
+    pub fn unavailable(reason: impl std::fmt::Display) -> Self {
+        Outcome::Unavailable {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// What a failed store call means: the store unreachable holds the message
+    /// ([`Outcome::Unavailable`]); any other failure is a retry after `after`. Every handler maps
+    /// its store errors through here, so a Postgres restart parks nothing (each of a pool's idle
+    /// connections fails once after one).
+    pub fn store_failed(after: Duration, error: &StoreError) -> Self {
+        if error.is_transient() {
+            Outcome::unavailable(error_chain(error))
+        } else {
+            Outcome::retry(after, error_chain(error))
+        }
+    }
+
     /// A dead letter with the error's display as the reason.
     pub fn dead(error: impl std::fmt::Display) -> Self {
         Outcome::Dead {
@@ -64,6 +95,7 @@ impl Outcome {
             Outcome::Done => "done",
             Outcome::Retry { .. } => "retry",
             Outcome::Wait { .. } => "wait",
+            Outcome::Unavailable { .. } => "unavailable",
             Outcome::Dead { .. } => "dead",
         }
     }

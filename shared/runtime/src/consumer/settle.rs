@@ -35,6 +35,10 @@ pub const REPLAY_OF_HEADER: &str = "Quorum-Replay-Of";
 /// When parking fails (Postgres down), the message is redelivered after this rather than terminated.
 const PARK_RETRY: Duration = Duration::from_secs(5);
 
+/// When a message held for an unreachable store is given back at shutdown, it is redelivered
+/// after this, to another replica or this one restarted.
+const HOLD_GIVE_BACK: Duration = Duration::from_secs(1);
+
 impl Settler {
     /// Acts on `outcome` for `msg`. `event` is the decoded event, if the message decoded.
     pub(crate) async fn settle(
@@ -75,6 +79,15 @@ impl Settler {
                     warn!(consumer = %self.consumer, stream_seq, error = %e, "nak failed; redelivery after ack_wait");
                 }
                 names::OUTCOME_WAIT
+            }
+            Outcome::Unavailable { reason } => {
+                // Settled only when a shutdown ended the hold (`lanes`): given back, counted
+                // against nothing but JetStream's deliveries.
+                debug!(consumer = %self.consumer, stream_seq, reason = %reason, "given back while the store is unreachable");
+                if let Err(e) = msg.ack_with(AckKind::Nak(Some(HOLD_GIVE_BACK))).await {
+                    warn!(consumer = %self.consumer, stream_seq, error = %e, "nak failed; redelivery after ack_wait");
+                }
+                names::OUTCOME_UNAVAILABLE
             }
             Outcome::Dead { error } => {
                 self.record_attempt(stream_seq, delivered, &error).await;
