@@ -210,7 +210,9 @@ impl Changes {
     ///
     /// The same statement notifies `quorum_queries` with the ids of the rows it changed, space
     /// separated, in payloads under Postgres's 8000-byte limit (ids over 200 bytes are left out:
-    /// their waiters find the change by their slow re-check). A notification is delivered at
+    /// their waiters find the change by their slow re-check). An id whose change is not a
+    /// decision (the row added, an expert's result) ends in `~`: a `?wait=` that waits only for
+    /// the decision is not woken by it, while `/watch` is woken by every change. A notification is delivered at
     /// commit, so a waiter it wakes (ingest's `?wait=` and `/watch`, ADR 22) reads the row as
     /// written; the notification cannot leave before the row, nor be sent for a write that lost.
     async fn write(
@@ -259,8 +261,10 @@ impl Changes {
                              $20::timestamptz[]) AS u(q, e, st, c, da)
                  WHERE q.query_id = u.q AND EXISTS (SELECT 1 FROM won)
              ), ids AS (
-                 SELECT q, sum(octet_length(q) + 1) OVER (ORDER BY n) AS upto
-                 FROM UNNEST($6::text[] || $16::text[]) WITH ORDINALITY AS x(q, n)
+                 SELECT q || CASE WHEN coalesce(st, 'pending') = 'pending' THEN '~' ELSE '' END AS q,
+                        sum(octet_length(q) + 2) OVER (ORDER BY n) AS upto
+                 FROM UNNEST($6::text[] || $16::text[], $13::text[] || $18::text[])
+                      WITH ORDINALITY AS x(q, st, n)
                  WHERE octet_length(q) <= 200
              ), notified AS (
                  SELECT pg_notify('quorum_queries', string_agg(q, ' '))

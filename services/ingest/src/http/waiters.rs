@@ -25,8 +25,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// The channel the `queries` projection notifies; the payload is the changed query ids, space
-/// separated.
+/// separated, each followed by `~` when its change is not a decision.
 pub const CHANNEL: &str = "quorum_queries";
+
+/// What the waiters of one query have been told: how many changes, and how many of them may be
+/// its decision (a change without the `~` mark, a re-subscription, which may have missed one).
+#[derive(Clone, Copy, Debug, Default)]
+struct Wakes {
+    changes: u64,
+    decisions: u64,
+}
 
 /// Every open wait of this process, by query.
 #[derive(Clone)]
@@ -42,9 +50,9 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// A counter per waited-for query, bumped at each of its notifications. The entry lives while
+    /// Counters per waited-for query, bumped at each of its notifications. The entry lives while
     /// a waiter holds a receiver of it.
-    queries: HashMap<String, watch::Sender<u64>>,
+    queries: HashMap<String, watch::Sender<Wakes>>,
     /// Open waits per tenant.
     tenants: HashMap<TenantId, usize>,
 }
@@ -61,7 +69,9 @@ pub struct Waiter {
     query: String,
     tenant: TenantId,
     /// Taken only by `drop`.
-    changes: Option<watch::Receiver<u64>>,
+    changes: Option<watch::Receiver<Wakes>>,
+    /// The decisions counted when this waiter last looked.
+    decisions_seen: u64,
 }
 
 impl Waiters {
@@ -92,13 +102,15 @@ impl Waiters {
         let changes = state
             .queries
             .entry(query.to_owned())
-            .or_insert_with(|| watch::Sender::new(0))
+            .or_insert_with(|| watch::Sender::new(Wakes::default()))
             .subscribe();
+        let decisions_seen = changes.borrow().decisions;
         Ok(Waiter {
             waiters: self.clone(),
             query: query.to_owned(),
             tenant: tenant.clone(),
             changes: Some(changes),
+            decisions_seen,
         })
     }
 
@@ -110,17 +122,28 @@ impl Waiters {
     /// Wakes the waiters of each id in a notification's payload.
     fn wake(&self, payload: &str) {
         let state = self.state();
-        for id in payload.split(' ') {
+        for token in payload.split(' ') {
+            let (id, decision) = match token.strip_suffix('~') {
+                Some(id) => (id, false),
+                None => (token, true),
+            };
             if let Some(changes) = state.queries.get(id) {
-                changes.send_modify(|n| *n += 1);
+                changes.send_modify(|w| {
+                    w.changes += 1;
+                    w.decisions += u64::from(decision);
+                });
             }
         }
     }
 
-    /// Wakes every waiter: what changed while nobody listened was notified to nobody.
+    /// Wakes every waiter: what changed while nobody listened was notified to nobody, a decision
+    /// included.
     fn wake_all(&self) {
         for changes in self.state().queries.values() {
-            changes.send_modify(|n| *n += 1);
+            changes.send_modify(|w| {
+                w.changes += 1;
+                w.decisions += 1;
+            });
         }
     }
 
@@ -181,15 +204,38 @@ impl Waiter {
     /// opened), when the re-check interval has passed, at `until`, or at shutdown. The caller
     /// reads the row again in every case.
     pub async fn changed(&mut self, until: Instant) {
+        self.woken(until, false).await;
+    }
+
+    /// Like [`Waiter::changed`], but a change that is not the query's decision (an expert's
+    /// result) does not end it: what `?wait=` needs, which answers only the decision. Each wake it
+    /// skips is a read of the row saved.
+    pub async fn decided(&mut self, until: Instant) {
+        self.woken(until, true).await;
+    }
+
+    async fn woken(&mut self, until: Instant, decisions_only: bool) {
         let shared = &self.waiters.0;
         let at = (Instant::now() + shared.recheck).min(until);
         let changes = self.changes.as_mut().expect("taken only by drop");
+        let seen = self.decisions_seen;
+        let woken = async {
+            loop {
+                // Err only if the sender is gone, which it is not while this receiver exists.
+                if changes.changed().await.is_err() {
+                    return;
+                }
+                if !decisions_only || changes.borrow_and_update().decisions != seen {
+                    return;
+                }
+            }
+        };
         tokio::select! {
-            // Err only if the sender is gone, which it is not while this receiver exists.
-            _ = changes.changed() => {}
+            _ = woken => {}
             _ = tokio::time::sleep_until(at) => {}
             _ = shared.shutdown.cancelled() => {}
         }
+        self.decisions_seen = changes.borrow().decisions;
     }
 
     /// The server is stopping: end the wait with what there is.
@@ -265,6 +311,44 @@ mod tests {
         let started = Instant::now();
         c.changed(started + Duration::from_secs(600)).await;
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    /// `?wait=` reads the row again only for a decision: a change marked `~` (an expert's
+    /// result) wakes `/watch`, not it; an unmarked one, or a re-subscription, wakes both.
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_the_decision_sleeps_through_other_changes() {
+        let w = Waiters::new(8, Duration::from_secs(3600), CancellationToken::new());
+        let mut wait = w.wait_for(&tenant("acme"), "q1").unwrap();
+        let mut watch = w.wait_for(&tenant("acme"), "q1").unwrap();
+        w.wake("q1~ q2~");
+        let until = Instant::now() + Duration::from_secs(600);
+        let started = Instant::now();
+        watch.changed(until).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a watch sees every change"
+        );
+        wait.decided(started + Duration::from_secs(10)).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(10),
+            "not woken by a result"
+        );
+        // The decision, notified before the wait looks again, is not lost.
+        w.wake("q1");
+        let started = Instant::now();
+        wait.decided(started + Duration::from_secs(600)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "woken by the decision");
+        // Nor one that may have been missed while nobody listened.
+        w.wake_all();
+        let started = Instant::now();
+        wait.decided(started + Duration::from_secs(600)).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "woken by a re-subscription"
+        );
     }
 
     #[tokio::test(start_paused = true)]
