@@ -8,6 +8,7 @@ pub mod consensus;
 pub mod ingest;
 pub mod open_loop;
 pub mod pipeline;
+mod procs;
 mod raw;
 pub mod stats;
 pub mod store;

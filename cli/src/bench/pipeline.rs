@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use super::closed::{self, LoopResult};
 use super::codec::{self, CodecReport};
 use super::open_loop::{self, OpenLoopReport};
+use super::procs::{self, CpuPerQuery};
 use super::stats::ratio;
 use super::stub::Stub;
 
@@ -79,6 +80,9 @@ pub struct ClosedLoopRow {
     /// CPU this process spent per query during Quorum's run: ingest, fan-out, consensus and the
     /// benchmark's own clients (Postgres, NATS and the stub are other processes).
     pub quorum_cpu_ms_per_query: f64,
+    /// CPU per query of every process of the run that could be found (Postgres and nats-server
+    /// only when they run on this machine), and how busy the machine was.
+    pub cpu: CpuPerQuery,
     /// Inside the pipeline, from the stored events: what of a client's wait was not the read
     /// model and the wake-up.
     pub stored: open_loop::Stages,
@@ -117,13 +121,15 @@ pub async fn run(
             Some(stub) => Some(bare_client(&stub.base_url, clients, duration).await?),
             None => None,
         };
-        let cpu_before = process_cpu()?;
+        let ports = servers(nats_url, database_url, pipeline.stub.as_ref());
+        let before = procs::sample(&ports);
         let started_at = chrono::Utc::now();
         let quorum = closed_loop(&pipeline, clients, duration).await?;
-        let cpu = process_cpu()? - cpu_before;
+        let cpu = procs::per_query(&before, &procs::sample(&ports), quorum.queries);
         report.closed_loop.push(ClosedLoopRow {
             stored: open_loop::stored_stages(pool, started_at).await?,
-            quorum_cpu_ms_per_query: cpu * 1000.0 / (quorum.queries.max(1) as f64),
+            quorum_cpu_ms_per_query: cpu.ms.get("quorum").copied().unwrap_or_default(),
+            cpu,
             ratio: bare_client
                 .as_ref()
                 .map(|b| ratio(quorum.queries_per_sec, b.queries_per_sec)),
@@ -137,19 +143,21 @@ pub async fn run(
     Ok(report)
 }
 
-/// CPU seconds this process has spent, user and system (`/proc/self/stat`, in the kernel's fixed
-/// USER_HZ of 100 ticks a second).
-fn process_cpu() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| anyhow::anyhow!("unreadable /proc/self/stat"))?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
+/// The servers whose CPU a closed loop reports, by the port each listens on.
+fn servers(nats_url: &str, database_url: &str, stub: Option<&Stub>) -> Vec<(&'static str, u16)> {
+    let port = |url: &str, default: u16| {
+        url::Url::parse(url)
+            .ok()
+            .map(|u| u.port().unwrap_or(default))
+    };
+    [
+        ("postgres", port(database_url, 5432)),
+        ("nats-server", port(nats_url, 4222)),
+        ("stub", stub.and_then(|s| port(&s.base_url, 80))),
+    ]
+    .into_iter()
+    .filter_map(|(name, port)| Some((name, port?)))
+    .collect()
 }
 
 /// Ingest, fan-out and consensus running in this process, with their experts.
@@ -357,6 +365,19 @@ impl std::fmt::Display for PipelineReport {
                 )?;
             }
             writeln!(f, "  | {:.2} ms CPU/query", row.quorum_cpu_ms_per_query)?;
+            let by_process: Vec<String> = row
+                .cpu
+                .ms
+                .iter()
+                .map(|(name, ms)| format!("{name} {ms:.2}"))
+                .collect();
+            writeln!(
+                f,
+                "        CPU ms/query by process: {} (total {:.2}); machine {:.0} % busy",
+                by_process.join(", "),
+                row.cpu.ms.values().sum::<f64>(),
+                row.cpu.machine_busy * 100.0
+            )?;
             let s = &row.stored;
             writeln!(
                 f,
