@@ -2,18 +2,18 @@
 //! operator key of one tenant sees them, with `--system` the letters of no tenant too (ADR 21). A
 //! replay waits for its job and shows its progress.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{Api, answer, service_url};
 use crate::exit::CliError;
 use crate::outln;
-use crate::progress;
 use crate::stack::Target;
 
+mod replay;
 mod show;
+
+pub use replay::ReplayArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DlqArgs {
@@ -97,28 +97,7 @@ pub enum DlqCommand {
     },
     /// Publish letters again to the consumer that parked them.
     #[command(after_help = crate::help::DLQ_REPLAY)]
-    Replay {
-        /// Letters by id; or select them with the filter flags.
-        ids: Vec<String>,
-        #[command(flatten)]
-        filter: Filter,
-        /// Why (recorded with the replay).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Letters per second (above 0; as fast as the replayer goes when not given).
-        #[arg(long, value_parser = crate::args::rate)]
-        rate: Option<f64>,
-        /// Only count what would be replayed.
-        #[arg(long)]
-        dry_run: bool,
-        /// Return once the replay is accepted, without waiting for it.
-        #[arg(long)]
-        no_wait: bool,
-        /// Replay letters selected by filter (not by id) without asking; without a terminal to
-        /// ask on, such a replay is refused unless given.
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    Replay(ReplayArgs),
     /// Give up on a letter for good; a saga that needed attention for it no longer does.
     #[command(after_help = crate::help::DLQ_DISCARD)]
     Discard {
@@ -131,64 +110,32 @@ pub enum DlqCommand {
 }
 
 pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Result<()> {
-    if let DlqCommand::Replay {
+    if let DlqCommand::Replay(ReplayArgs {
         reason: None,
         dry_run: false,
         ..
-    } = &args.command
+    }) = &args.command
     {
         return Err(CliError::usage(
             "a replay needs --reason \"why\" (it is recorded with the replay)",
         )
         .into());
     }
-    let base = service_url(target, "dlq-replayer", args.dlq_url.as_deref(), "--dlq-url")?;
-    let key = args.api.key(target)?;
-    let http = quorum_http_client::client();
-    let scope = [("system", args.system)];
-    let get = |path: String| {
-        http.get(format!("{base}{path}"))
-            .bearer_auth(&key)
-            .query(&scope)
+    let api = Replayer {
+        http: quorum_http_client::client(),
+        base: service_url(target, "dlq-replayer", args.dlq_url.as_deref(), "--dlq-url")?,
+        key: args.api.key(target)?,
+        system: args.system,
     };
     match &args.command {
         DlqCommand::List {
             filter,
             status,
             limit,
-        } => {
-            let mut q = filter.json();
-            if let Some(s) = status {
-                q["status"] = s.clone().into();
-            }
-            q["limit"] = (*limit).into();
-            let body = crate::times::normalized_json(
-                answer(get("/v1/dead-letters".into()).query(&q).send().await?).await?,
-            );
-            if json_out {
-                outln!("{}", serde_json::to_string_pretty(&body)?)?;
-                return Ok(());
-            }
-            for l in body["letters"].as_array().into_iter().flatten() {
-                outln!(
-                    "{}  {:<14} {:<9} {:<28} {} attempts  {}",
-                    l["id"].as_str().unwrap_or(""),
-                    l["consumer"].as_str().unwrap_or(""),
-                    l["status"].as_str().unwrap_or(""),
-                    l["event_type"].as_str().unwrap_or("-"),
-                    l["attempts"],
-                    l["error"].as_str().unwrap_or("")
-                )?;
-            }
-            let counts = body["counts"].as_object().cloned().unwrap_or_default();
-            let total: i64 = counts.values().filter_map(Value::as_i64).sum();
-            let per: Vec<String> = counts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-            outln!("{total} dead letters ({})", per.join(", "))?;
-            Ok(())
-        }
+        } => list(&api, filter, status.as_deref(), *limit, json_out).await,
         DlqCommand::Show { id } => {
             let body = crate::times::normalized_json(
-                answer(get(format!("/v1/dead-letters/{id}")).send().await?).await?,
+                answer(api.get(&format!("/v1/dead-letters/{id}")).send().await?).await?,
             );
             if json_out {
                 outln!("{}", serde_json::to_string_pretty(&body)?)?;
@@ -198,14 +145,8 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             Ok(())
         }
         DlqCommand::Discard { id, reason } => {
-            let response = http
-                .post(format!("{base}/v1/dead-letters/{id}/discard"))
-                .bearer_auth(&key)
-                .query(&scope)
-                .json(&json!({ "reason": reason }))
-                .send()
-                .await?;
-            let body = answer(response).await?;
+            let path = format!("/v1/dead-letters/{id}/discard");
+            let body = answer(api.post(&path, &json!({ "reason": reason })).send().await?).await?;
             if json_out {
                 outln!("{body}")?;
             } else {
@@ -213,95 +154,70 @@ pub async fn run(target: &Target, args: &DlqArgs, json_out: bool) -> anyhow::Res
             }
             Ok(())
         }
-        DlqCommand::Replay {
-            ids,
-            filter,
-            reason,
-            rate,
-            dry_run,
-            no_wait,
-            yes,
-        } => {
-            let mut req =
-                json!({ "dry_run": dry_run, "reason": reason.clone().unwrap_or_default() });
-            if ids.is_empty() {
-                req["filter"] = filter.json();
-            } else {
-                req["ids"] = json!(ids);
-            }
-            if let Some(rate) = rate {
-                req["rate"] = json!(rate);
-            }
-            // Letters chosen by a filter are as many as it matches: counted first, then confirmed.
-            if ids.is_empty() && !dry_run && !yes {
-                let mut counting = req.clone();
-                counting["dry_run"] = true.into();
-                let plan = answer(
-                    http.post(format!("{base}/v1/dead-letters/replay"))
-                        .bearer_auth(&key)
-                        .query(&scope)
-                        .json(&counting)
-                        .send()
-                        .await?,
-                )
-                .await?;
-                let count = plan["count"].as_u64().unwrap_or(0);
-                if count > 0 {
-                    crate::confirm::confirm(
-                        &format!("This replays every parked letter the filter selects ({count})."),
-                        false,
-                    )?;
-                }
-            }
-            let response = http
-                .post(format!("{base}/v1/dead-letters/replay"))
-                .bearer_auth(&key)
-                .query(&scope)
-                .json(&req)
-                .send()
-                .await?;
-            let plan = answer(response).await?;
-            let count = plan["count"].as_u64().unwrap_or(0);
-            let Some(job) = plan["job"].as_str().map(str::to_owned) else {
-                if json_out {
-                    outln!("{plan}")?;
-                } else if *dry_run {
-                    outln!("{count} dead letters would be replayed")?;
-                } else {
-                    outln!("nothing to replay")?;
-                }
-                return Ok(());
-            };
-            if *no_wait {
-                outln!(
-                    "{}",
-                    if json_out {
-                        plan.to_string()
-                    } else {
-                        format!("replay {job}: {count} letters")
-                    }
-                )?;
-                return Ok(());
-            }
-            let bar = progress::bar(count, "replaying");
-            let status = loop {
-                let status = answer(get(format!("/v1/replays/{job}")).send().await?).await?;
-                bar.set_position(status["done"].as_u64().unwrap_or(0));
-                if status["status"] == "completed" {
-                    break status;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
-            bar.finish_and_clear();
-            if json_out {
-                outln!("{status}")?;
-            } else {
-                outln!(
-                    "replayed {} of {count} dead letters (job {job})",
-                    status["done"]
-                )?;
-            }
-            Ok(())
-        }
+        DlqCommand::Replay(chosen) => replay::run(&api, chosen, json_out).await,
     }
+}
+
+/// The dlq-replayer's API as this operator calls it: every request with the key and the
+/// `--system` scope.
+struct Replayer {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    system: bool,
+}
+
+impl Replayer {
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .query(&[("system", self.system)])
+    }
+
+    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .query(&[("system", self.system)])
+            .json(body)
+    }
+}
+
+/// `dlq list`: a line per letter, then the counts per consumer.
+async fn list(
+    api: &Replayer,
+    filter: &Filter,
+    status: Option<&str>,
+    limit: i64,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let mut q = filter.json();
+    if let Some(s) = status {
+        q["status"] = s.into();
+    }
+    q["limit"] = limit.into();
+    let body = crate::times::normalized_json(
+        answer(api.get("/v1/dead-letters").query(&q).send().await?).await?,
+    );
+    if json_out {
+        outln!("{}", serde_json::to_string_pretty(&body)?)?;
+        return Ok(());
+    }
+    for l in body["letters"].as_array().into_iter().flatten() {
+        outln!(
+            "{}  {:<14} {:<9} {:<28} {} attempts  {}",
+            l["id"].as_str().unwrap_or(""),
+            l["consumer"].as_str().unwrap_or(""),
+            l["status"].as_str().unwrap_or(""),
+            l["event_type"].as_str().unwrap_or("-"),
+            l["attempts"],
+            l["error"].as_str().unwrap_or("")
+        )?;
+    }
+    let counts = body["counts"].as_object().cloned().unwrap_or_default();
+    let total: i64 = counts.values().filter_map(Value::as_i64).sum();
+    let per: Vec<String> = counts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    outln!("{total} dead letters ({})", per.join(", "))?;
+    Ok(())
 }

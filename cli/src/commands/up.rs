@@ -45,16 +45,7 @@ struct Running {
 }
 
 pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
-    if let Some(running) = read_stack_file(&target.stack_file())
-        && std::path::Path::new(&format!("/proc/{}", running.pid)).exists()
-        && running.pid != std::process::id()
-    {
-        anyhow::bail!(
-            "a stack is already running from {} (pid {})",
-            target.data_dir.display(),
-            running.pid
-        );
-    }
+    refuse_a_second_stack(target)?;
     let mut config: UpConfig = quorum_runtime::config::load_validated(args.config.as_deref())?;
     if let Some(addr) = args.admin_addr {
         config.admin_addr = addr;
@@ -145,14 +136,7 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
         tracing::warn!(%error, "cannot print where the stack listens");
     }
     if let (Some(question), Some(key)) = (&args.ask, &api_key) {
-        let api = crate::api::Api {
-            ingest_url: Some(format!("http://{}", running.ingest)),
-            api_key: Some(std::fs::read_to_string(key)?.trim().to_owned()),
-        };
-        let ask = super::ask::AskArgs::question(question.clone(), api);
-        if let Err(e) = super::ask::run(target, &ask, false).await {
-            eprintln!("the question was not answered: {e:#}");
-        }
+        ask(target, question, key, &running).await?;
     }
 
     shutdown.token().cancelled().await;
@@ -165,6 +149,40 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     }
     drained?;
     eprintln!("stopped");
+    Ok(())
+}
+
+/// One stack per data directory: a second would find the first's servers on its ports.
+fn refuse_a_second_stack(target: &Target) -> anyhow::Result<()> {
+    if let Some(running) = read_stack_file(&target.stack_file())
+        && std::path::Path::new(&format!("/proc/{}", running.pid)).exists()
+        && running.pid != std::process::id()
+    {
+        anyhow::bail!(
+            "a stack is already running from {} (pid {})",
+            target.data_dir.display(),
+            running.pid
+        );
+    }
+    Ok(())
+}
+
+/// `up --ask`: the question asked through the stack just started, with its development key. An
+/// unanswered question is said, and the stack keeps serving.
+async fn ask(
+    target: &Target,
+    question: &str,
+    key: &std::path::Path,
+    running: &Running,
+) -> anyhow::Result<()> {
+    let api = crate::api::Api {
+        ingest_url: Some(format!("http://{}", running.ingest)),
+        api_key: Some(std::fs::read_to_string(key)?.trim().to_owned()),
+    };
+    let ask = super::ask::AskArgs::question(question.to_owned(), api);
+    if let Err(e) = super::ask::run(target, &ask, false).await {
+        eprintln!("the question was not answered: {e:#}");
+    }
     Ok(())
 }
 
