@@ -46,7 +46,7 @@ pub async fn start(
     shutdown: &Shutdown,
     readiness: &Readiness,
 ) -> anyhow::Result<Running> {
-    let pool = quorum_event_store::pool_options(32)
+    let pool = quorum_event_store::pool_options(config.common.database_connections)
         .connect(&config.common.database_url)
         .await
         .context("connect to Postgres")?;

@@ -172,6 +172,10 @@ pub struct CommonConfig {
     pub nats_password: Option<Secret>,
     /// Postgres URL; scheme `postgres` or `postgresql`.
     pub database_url: String,
+    /// At most this many pooled Postgres connections (1 to 1000). A process also holds one for
+    /// each leader loop and group writer it runs, so the replicas of every service times this,
+    /// plus a few each, must stay under the server's `max_connections`.
+    pub database_connections: u32,
     /// Where the admin server (`/livez`, `/readyz`, `/metrics`) listens; port 0 picks a free one.
     pub admin_addr: SocketAddr,
     /// How long shutdown waits for in-flight work: `"30s"`, `"1m 30s"` or plain seconds (`30`).
@@ -181,6 +185,10 @@ pub struct CommonConfig {
     pub log_format: LogFormat,
 }
 
+/// Pooled Postgres connections per process unless configured: ten processes fit Postgres's default
+/// `max_connections` of 100 with room for their leader connections and an operator's.
+pub const DEFAULT_DATABASE_CONNECTIONS: u32 = 8;
+
 impl Default for CommonConfig {
     fn default() -> Self {
         Self {
@@ -188,6 +196,7 @@ impl Default for CommonConfig {
             nats_user: None,
             nats_password: None,
             database_url: "postgres://quorum@127.0.0.1:5432/quorum".into(),
+            database_connections: DEFAULT_DATABASE_CONNECTIONS,
             admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             shutdown_grace: Duration::from_secs(30),
             log_format: LogFormat::Auto,
@@ -203,6 +212,7 @@ impl fmt::Debug for CommonConfig {
             .field("nats_user", &self.nats_user)
             .field("nats_password", &self.nats_password)
             .field("database_url", &redact(&self.database_url))
+            .field("database_connections", &self.database_connections)
             .field("admin_addr", &self.admin_addr)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
@@ -217,6 +227,12 @@ impl Validate for CommonConfig {
         }
         check_nats_login(self.nats_user.as_deref(), self.nats_password.as_ref())
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        if !(1..=1000).contains(&self.database_connections) {
+            return Err(ConfigError::invalid(
+                "database_connections",
+                format!("{}: 1 to 1000", self.database_connections),
+            ));
+        }
         check_url(
             "database_url",
             &self.database_url,

@@ -196,6 +196,25 @@ fn validation_names_the_key_and_the_expected_scheme() {
 }
 
 #[test]
+fn the_database_pool_size_comes_from_the_environment_within_bounds() {
+    jail(|jail| {
+        let config = load_validated::<ServiceConfig>(None).unwrap();
+        assert_eq!(
+            config.common.database_connections,
+            crate::DEFAULT_DATABASE_CONNECTIONS
+        );
+        jail.set_env("QUORUM__COMMON__DATABASE_CONNECTIONS", "3");
+        let config = load_validated::<ServiceConfig>(None).unwrap();
+        assert_eq!(config.common.database_connections, 3);
+        jail.set_env("QUORUM__COMMON__DATABASE_CONNECTIONS", "0");
+        let error = load_validated::<ServiceConfig>(None).unwrap_err();
+        assert_eq!(error.key(), Some("common.database_connections"), "{error}");
+        assert!(error.to_string().contains("1 to 1000"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
 fn a_nats_user_comes_with_its_password_and_a_plain_name() {
     let mut config = CommonConfig {
         nats_user: Some("ingest".into()),

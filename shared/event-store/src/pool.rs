@@ -16,6 +16,7 @@ pub fn pool_options(connections: u32) -> PoolOptions<Postgres> {
     PoolOptions::new()
         .max_connections(connections)
         .test_before_acquire(false)
+        .idle_timeout(Some(CLOSE_AFTER_IDLE))
         .before_acquire(|conn: &mut PgConnection, meta| {
             Box::pin(async move {
                 if meta.idle_for >= PING_AFTER_IDLE {
@@ -25,6 +26,12 @@ pub fn pool_options(connections: u32) -> PoolOptions<Postgres> {
             })
         })
 }
+
+/// How long a pooled connection may sit idle before the pool closes it (sqlx's default is ten
+/// minutes). A burst, such as every held message retried at once after a Postgres restart, fills
+/// each process's pool; kept for ten minutes, those connections left other processes' pools none
+/// to open (`too many clients`; seen in `quorum chaos` with two replicas of each service).
+pub const CLOSE_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a pooled connection may sit idle before it is pinged on checkout.
 pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -31,7 +31,7 @@ pub struct Context {
 /// Connects to the stack `common` names (as its NATS user), applies migrations, and finds the
 /// streams (making any that is missing).
 pub async fn connect(common: &CommonConfig) -> Result<(PgPool, async_nats::Client), String> {
-    let pool = quorum_event_store::pool_options(32)
+    let pool = quorum_event_store::pool_options(common.database_connections)
         .connect(&common.database_url)
         .await
         .map_err(|e| format!("connect to Postgres: {e}"))?;
