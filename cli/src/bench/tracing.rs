@@ -353,21 +353,21 @@ impl std::fmt::Display for TracingReport {
             if open.is_object() {
                 writeln!(
                     f,
-                    "  {name:>6}: max sustained {} queries/s; at half load overhead p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
+                    "  {name:>6}: max sustained {} queries/s; at half load overhead p50 {:.1} ms, p99 {:.1} ms; {:.2} ms CPU/query ({} queries)",
                     open["max_sustained_queries_per_sec"],
-                    open["overhead_p50_ms"],
-                    open["overhead_p99_ms"],
+                    ms(&open["overhead_p50_ms"]),
+                    ms(&open["overhead_p99_ms"]),
                     run.cpu_ms_per_query,
                     run.queries
                 )?;
             } else {
                 writeln!(
                     f,
-                    "  {name:>6}: {} clients, {} queries/s, p50 {} ms, p99 {} ms; {:.2} ms CPU/query ({} queries)",
+                    "  {name:>6}: {} clients, {} queries/s, p50 {:.1} ms, p99 {:.1} ms; {:.2} ms CPU/query ({} queries)",
                     closed["clients"],
                     closed["queries_per_sec"],
-                    closed["p50_ms"],
-                    closed["p99_ms"],
+                    ms(&closed["p50_ms"]),
+                    ms(&closed["p99_ms"]),
                     run.cpu_ms_per_query,
                     run.queries
                 )?;
@@ -400,4 +400,9 @@ impl std::fmt::Display for TracingReport {
             self.sampled_spans_exported
         )
     }
+}
+
+/// A latency from a report, for printing with a precision (a JSON number prints all its digits).
+fn ms(value: &serde_json::Value) -> f64 {
+    value.as_f64().unwrap_or(f64::NAN)
 }
