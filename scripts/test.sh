@@ -19,7 +19,7 @@ scripts/check-deploy.sh
 disk "the tests"
 cargo nextest run --workspace --locked --no-fail-fast --profile "$profile"
 if [ "${CI:-}" = "true" ]; then
-  # The fuzz targets build in a workspace of their own (fuzz/target, about 1.4 GB). CI's machine
+  # The fuzz targets build in a workspace of their own (fuzz/target, about 2.2 GB). CI's machine
   # is thrown away after the run, so the tests' build (about 2.6 GB) goes first: the disk then
   # holds one build at a time.
   rm -rf target/debug
