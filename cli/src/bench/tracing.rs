@@ -222,9 +222,9 @@ impl Child<'_> {
                 .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
                 .env("OTEL_TRACES_SAMPLER_ARG", "0.1");
         }
-        let cpu_before = children_cpu_seconds();
+        let cpu_before = super::procs::reaped_children_cpu();
         let output = command.output().await?;
-        let cpu = children_cpu_seconds() - cpu_before;
+        let cpu = super::procs::reaped_children_cpu() - cpu_before;
         anyhow::ensure!(
             output.status.success(),
             "the child bench failed: {}",
@@ -269,28 +269,6 @@ impl Child<'_> {
         }
         flags
     }
-}
-
-/// CPU seconds (user and system) of this process's children that have ended and been waited for:
-/// `cutime` and `cstime` of `/proc/self/stat`, in the kernel's fixed USER_HZ of 100 ticks a second.
-fn children_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name, which is in parentheses and may hold spaces: cutime and
-    // cstime are fields 16 and 17 of the line, 14 and 15 after the name and state.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(13) + ticks(14)) / 100.0
 }
 
 /// The stand-in for an OpenTelemetry Collector: takes OTLP/HTTP exports, decodes them with the

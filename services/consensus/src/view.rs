@@ -212,9 +212,10 @@ impl Changes {
     /// separated, in payloads under Postgres's 8000-byte limit (ids over 200 bytes are left out:
     /// their waiters find the change by their slow re-check). An id whose change is not a
     /// decision (the row added, an expert's result) ends in `~`: a `?wait=` that waits only for
-    /// the decision is not woken by it, while `/watch` is woken by every change. A notification is delivered at
-    /// commit, so a waiter it wakes (ingest's `?wait=` and `/watch`, ADR 22) reads the row as
-    /// written; the notification cannot leave before the row, nor be sent for a write that lost.
+    /// the decision is not woken by it, while `/watch` is woken by every change. A notification
+    /// is delivered at commit, so a waiter it wakes (ingest's `?wait=` and `/watch`, ADR 22) reads
+    /// the row as written; the notification cannot leave before the row, nor be sent for a write
+    /// that lost.
     async fn write(
         self,
         conn: &mut PgConnection,

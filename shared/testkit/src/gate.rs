@@ -4,7 +4,6 @@
 //! other parts of the test still use.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -22,7 +21,7 @@ impl Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (open, watching) = watch::channel(true);
-        let task = tokio::spawn(accept(listener, target, Arc::new(watching)));
+        let task = tokio::spawn(accept(listener, target, watching));
         Ok(Self { addr, open, task })
     }
 
@@ -48,13 +47,13 @@ impl Drop for Gate {
     }
 }
 
-async fn accept(listener: TcpListener, target: SocketAddr, open: Arc<watch::Receiver<bool>>) {
+async fn accept(listener: TcpListener, target: SocketAddr, open: watch::Receiver<bool>) {
     while let Ok((client, _)) = listener.accept().await {
         // Cut: the connection is dropped at once, which the client reads as a reset or EOF.
         if !*open.borrow() {
             continue;
         }
-        let mut open = (*open).clone();
+        let mut open = open.clone();
         tokio::spawn(async move {
             let Ok(server) = TcpStream::connect(target).await else {
                 return;

@@ -28,14 +28,6 @@ use tracing::{debug, warn};
 /// separated, each followed by `~` when its change is not a decision.
 pub const CHANNEL: &str = "quorum_queries";
 
-/// What the waiters of one query have been told: how many changes, and how many of them may be
-/// its decision (a change without the `~` mark, a re-subscription, which may have missed one).
-#[derive(Clone, Copy, Debug, Default)]
-struct Wakes {
-    changes: u64,
-    decisions: u64,
-}
-
 /// Every open wait of this process, by query.
 #[derive(Clone)]
 pub struct Waiters(Arc<Shared>);
@@ -50,9 +42,11 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// Counters per waited-for query, bumped at each of its notifications. The entry lives while
-    /// a waiter holds a receiver of it.
-    queries: HashMap<String, watch::Sender<Wakes>>,
+    /// Per waited-for query, how many of its notifications may have been its decision (a change
+    /// without the `~` mark, or a re-subscription, which may have missed one). Every notification
+    /// marks the value changed, whether or not it counts. The entry lives while a waiter holds a
+    /// receiver of it.
+    queries: HashMap<String, watch::Sender<u64>>,
     /// Open waits per tenant.
     tenants: HashMap<TenantId, usize>,
 }
@@ -69,7 +63,7 @@ pub struct Waiter {
     query: String,
     tenant: TenantId,
     /// Taken only by `drop`.
-    changes: Option<watch::Receiver<Wakes>>,
+    changes: Option<watch::Receiver<u64>>,
     /// The decisions counted when this waiter last looked.
     decisions_seen: u64,
 }
@@ -102,9 +96,9 @@ impl Waiters {
         let changes = state
             .queries
             .entry(query.to_owned())
-            .or_insert_with(|| watch::Sender::new(Wakes::default()))
+            .or_insert_with(|| watch::Sender::new(0))
             .subscribe();
-        let decisions_seen = changes.borrow().decisions;
+        let decisions_seen = *changes.borrow();
         Ok(Waiter {
             waiters: self.clone(),
             query: query.to_owned(),
@@ -128,10 +122,7 @@ impl Waiters {
                 None => (token, true),
             };
             if let Some(changes) = state.queries.get(id) {
-                changes.send_modify(|w| {
-                    w.changes += 1;
-                    w.decisions += u64::from(decision);
-                });
+                changes.send_modify(|decisions| *decisions += u64::from(decision));
             }
         }
     }
@@ -140,10 +131,7 @@ impl Waiters {
     /// included.
     fn wake_all(&self) {
         for changes in self.state().queries.values() {
-            changes.send_modify(|w| {
-                w.changes += 1;
-                w.decisions += 1;
-            });
+            changes.send_modify(|decisions| *decisions += 1);
         }
     }
 
@@ -225,7 +213,7 @@ impl Waiter {
                 if changes.changed().await.is_err() {
                     return;
                 }
-                if !decisions_only || changes.borrow_and_update().decisions != seen {
+                if !decisions_only || *changes.borrow_and_update() != seen {
                     return;
                 }
             }
@@ -235,7 +223,7 @@ impl Waiter {
             _ = tokio::time::sleep_until(at) => {}
             _ = shared.shutdown.cancelled() => {}
         }
-        self.decisions_seen = changes.borrow().decisions;
+        self.decisions_seen = *changes.borrow();
     }
 
     /// The server is stopping: end the wait with what there is.
