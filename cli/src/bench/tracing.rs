@@ -12,6 +12,7 @@
 //! The reports, the CPU each child spent per query, and the ratios to `off` (and `off` to
 //! `silent`: what the logs cost) come out together.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,8 @@ pub struct TracingReport {
     /// came in.
     pub spans_exported: u64,
     pub export_requests: u64,
+    /// The spans of that run per query, by name (a send's subject left out).
+    pub spans_per_query: BTreeMap<String, f64>,
     /// Spans the collector received from the run with one trace in ten exported.
     pub sampled_spans_exported: u64,
     /// On over off: the highest rate sustained (open loop) or queries/s (closed loop, first row);
@@ -84,6 +87,13 @@ pub async fn run(
         .await?;
     let spans_exported = collector.spans.load(Ordering::Relaxed);
     let export_requests = collector.requests.load(Ordering::Relaxed);
+    let spans_per_query = collector
+        .names
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the collector panicked"))?
+        .iter()
+        .map(|(name, n)| (name.clone(), *n as f64 / on.queries.max(1) as f64))
+        .collect();
     let sampled = child
         .run(pool, Tracing::Sampled(&collector.endpoint))
         .await?;
@@ -105,6 +115,7 @@ pub async fn run(
         sampled,
         spans_exported,
         export_requests,
+        spans_per_query,
         sampled_spans_exported,
         off,
         on,
@@ -276,6 +287,8 @@ impl Child<'_> {
 struct Collector {
     endpoint: String,
     spans: Arc<AtomicU64>,
+    /// Spans counted by name, until the run with every span exported is done.
+    names: Names,
     requests: Arc<AtomicU64>,
 }
 
@@ -283,32 +296,47 @@ impl Collector {
     async fn start() -> anyhow::Result<Self> {
         let spans = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
+        let names = Names::default();
         let app = axum::Router::new()
             .route("/v1/traces", axum::routing::post(export))
-            .with_state((spans.clone(), requests.clone()));
+            .with_state((spans.clone(), requests.clone(), names.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Self {
             endpoint,
             spans,
+            names,
             requests,
         })
     }
 }
 
+type Names = Arc<std::sync::Mutex<BTreeMap<String, u64>>>;
+
 async fn export(
-    State((spans, requests)): State<(Arc<AtomicU64>, Arc<AtomicU64>)>,
+    State((spans, requests, names)): State<(Arc<AtomicU64>, Arc<AtomicU64>, Names)>,
     body: Bytes,
 ) -> Result<Vec<u8>, axum::http::StatusCode> {
     let request =
         ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
-    let count: usize = request
+    let all: Vec<_> = request
         .resource_spans
         .iter()
         .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
+        .flat_map(|s| &s.spans)
+        .collect();
+    let count = all.len();
+    if let Ok(mut names) = names.lock() {
+        for span in all {
+            let name = if span.name.starts_with("send ") {
+                "send"
+            } else {
+                &span.name
+            };
+            *names.entry(name.to_owned()).or_default() += 1;
+        }
+    }
     spans.fetch_add(count as u64, Ordering::Relaxed);
     requests.fetch_add(1, Ordering::Relaxed);
     Ok(ExportTraceServiceResponse::default().encode_to_vec())
@@ -369,6 +397,12 @@ impl std::fmt::Display for TracingReport {
             self.spans_exported,
             self.export_requests
         )?;
+        let per_query: Vec<String> = self
+            .spans_per_query
+            .iter()
+            .map(|(name, n)| format!("{name} {n:.2}"))
+            .collect();
+        writeln!(f, "  spans per query (on): {}", per_query.join(", "))?;
         writeln!(
             f,
             "  1/10 sampled/off: throughput {}, p99 {:.2}, CPU per query {:.2}; {} spans exported",

@@ -5,7 +5,6 @@
 //! mismatch, a duplicate, a concurrent writer) falls to the slow path, which finds out which it was.
 
 use std::collections::HashMap;
-use tracing::Instrument as _;
 
 use quorum_domain::{Event, StreamId};
 use sqlx::{Acquire, PgConnection, Row};
@@ -89,10 +88,8 @@ pub(crate) async fn append(
     events: &[Event],
     scope: Scope,
 ) -> Result<AppendResult, StoreError> {
-    let span = crate::span::store_span(crate::span::Operation::Insert, events.len());
-    append_traced(conn, stream, expected, events, scope)
-        .instrument(span)
-        .await
+    let _span = crate::span::store_span(crate::span::Operation::Insert, events.len());
+    append_traced(conn, stream, expected, events, scope).await
 }
 
 async fn append_traced(

@@ -11,7 +11,6 @@
 //! is left out of the insert while the rest goes in.
 
 use std::collections::HashMap;
-use tracing::Instrument as _;
 
 use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, Row};
@@ -45,8 +44,8 @@ pub(crate) async fn append_group(
     conn: &mut PgConnection,
     events: &[(&StreamId, &Event)],
 ) -> Result<Option<Vec<Appended>>, StoreError> {
-    let span = crate::span::store_span(crate::span::Operation::Insert, events.len());
-    append_group_traced(conn, events).instrument(span).await
+    let _span = crate::span::store_span(crate::span::Operation::Insert, events.len());
+    append_group_traced(conn, events).await
 }
 
 async fn append_group_traced(

@@ -22,7 +22,7 @@ use quorum_domain::{Event, StreamId};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument as _, debug};
+use tracing::debug;
 
 use crate::{AppendResult, EventStore, ExpectedVersion, RecordedEvent, StoreError};
 
@@ -78,8 +78,8 @@ impl Batcher {
 
     /// The whole of `stream`, in version order: for small streams (a query's).
     pub async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
-        let span = crate::span::store_span(crate::span::Operation::Select, 1);
-        self.read_stream_traced(stream).instrument(span).await
+        let _span = crate::span::store_span(crate::span::Operation::Select, 1);
+        self.read_stream_traced(stream).await
     }
 
     async fn read_stream_traced(
@@ -106,10 +106,8 @@ impl Batcher {
         expected: ExpectedVersion,
         events: &[Event],
     ) -> Result<AppendResult, StoreError> {
-        let span = crate::span::store_span(crate::span::Operation::Insert, events.len());
-        self.append_traced(stream, expected, events)
-            .instrument(span)
-            .await
+        let _span = crate::span::store_span(crate::span::Operation::Insert, events.len());
+        self.append_traced(stream, expected, events).await
     }
 
     async fn append_traced(

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use quorum_domain::TenantId;
 use sqlx::PgConnection;
-use tracing::Instrument as _;
 
 use crate::recorded::{COLUMNS, decode};
 use crate::{RecordedEvent, StoreError};
@@ -26,8 +25,8 @@ pub(crate) async fn find(
     conn: &mut PgConnection,
     filter: &Filter,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let span = crate::span::store_span(crate::span::Operation::Select, 1);
-    find_traced(conn, filter).instrument(span).await
+    let _span = crate::span::store_span(crate::span::Operation::Select, 1);
+    find_traced(conn, filter).await
 }
 
 async fn find_traced(

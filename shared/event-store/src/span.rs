@@ -1,9 +1,10 @@
 //! The spans of store calls, at the store's boundary (one per statement a caller waits for, never
 //! one per row), named as the OpenTelemetry database conventions do: `INSERT events`, `SELECT
 //! events`. A call made outside any span (a background loop's poll) makes none: it would start a
-//! trace of its own for every poll, and nobody looks for those.
+//! trace of its own for every poll, and nobody looks for those. They are leaves
+//! ([`quorum_trace::Leaf`]): nothing is made under them, and most of a query's spans are these.
 
-use tracing::Span;
+use quorum_trace::{KeyValue, Leaf, SpanKind};
 
 /// What a call does to the events table.
 #[derive(Clone, Copy, Debug)]
@@ -13,23 +14,21 @@ pub(crate) enum Operation {
 }
 
 /// A span for one store call of `operation` on `rows` rows (events appended or streams read),
-/// inside the current span; [`Span::none`] when there is no current span or its trace is not
-/// recorded.
-pub(crate) fn store_span(operation: Operation, rows: usize) -> Span {
-    if Span::current().is_none() || !quorum_trace::recording() {
-        return Span::none();
-    }
-    let name = match operation {
-        Operation::Insert => "INSERT",
-        Operation::Select => "SELECT",
+/// under the current span; [`Leaf::none`] when there is no current span or its trace is not
+/// recorded. It ends when dropped.
+pub(crate) fn store_span(operation: Operation, rows: usize) -> Leaf {
+    let (name, operation) = match operation {
+        Operation::Insert => ("INSERT events", "INSERT"),
+        Operation::Select => ("SELECT events", "SELECT"),
     };
-    tracing::info_span!(
-        "store",
-        otel.name = %format_args!("{name} events"),
-        otel.kind = "client",
-        db.system.name = "postgresql",
-        db.operation.name = name,
-        db.collection.name = "events",
-        quorum.rows = rows,
+    Leaf::child(
+        name,
+        SpanKind::Client,
+        vec![
+            KeyValue::new("db.system.name", "postgresql"),
+            KeyValue::new("db.operation.name", operation),
+            KeyValue::new("db.collection.name", "events"),
+            KeyValue::new("quorum.rows", rows as i64),
+        ],
     )
 }

@@ -2,7 +2,6 @@
 
 use quorum_domain::{Event, StreamId};
 use sqlx::{PgConnection, PgPool};
-use tracing::Instrument as _;
 
 use crate::read::{Committed, RelayRow};
 use crate::{AppendResult, CommitCursor, ExpectedVersion, RecordedEvent, StoreError, append, read};
@@ -166,10 +165,8 @@ impl EventStore {
         from_version: u64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let span = crate::span::store_span(crate::span::Operation::Select, 1);
-        read::read_stream(conn, stream, from_version, limit)
-            .instrument(span)
-            .await
+        let _span = crate::span::store_span(crate::span::Operation::Select, 1);
+        read::read_stream(conn, stream, from_version, limit).await
     }
 
     /// Up to `limit` events after `after` in commit order, below the transaction-id watermark: a

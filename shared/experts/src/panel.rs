@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use quorum_domain::expert::{ErrorClass, FinalAnswer};
-use tracing::Instrument as _;
+use quorum_trace::{KeyValue, Leaf, SpanKind};
 
 use crate::breaker::Breaker;
 use crate::config::{ExpertConfig, ProviderConfig};
@@ -58,22 +58,26 @@ impl Panel {
         expert: &ExpertConfig,
         question: &str,
     ) -> (Result<Reply, ProviderError>, u32) {
-        let span = call_span(expert);
-        let (outcome, attempts) = self
-            .ask_within(expert, question)
-            .instrument(span.clone())
-            .await;
-        span.record("quorum.attempts", attempts);
+        let mut span = call_span(expert);
+        let (outcome, attempts) = self.ask_within(expert, question).await;
+        span.set(KeyValue::new("quorum.attempts", i64::from(attempts)));
         match &outcome {
             Ok(reply) => {
                 if let Some(usage) = &reply.usage {
-                    span.record("gen_ai.usage.input_tokens", usage.prompt);
-                    span.record("gen_ai.usage.output_tokens", usage.completion);
+                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    span.set(KeyValue::new(
+                        "gen_ai.usage.input_tokens",
+                        count(usage.prompt),
+                    ));
+                    span.set(KeyValue::new(
+                        "gen_ai.usage.output_tokens",
+                        count(usage.completion),
+                    ));
                 }
             }
             Err(e) => {
-                span.record("error.type", class_label(e));
-                span.record("otel.status_code", "error");
+                span.set(KeyValue::new("error.type", class_label(e)));
+                span.error();
             }
         }
         (outcome, attempts)
@@ -163,11 +167,11 @@ pub const CALL_DURATION_SECONDS: &str = "quorum_expert_call_duration_seconds";
 pub const TOKENS_TOTAL: &str = "quorum_expert_tokens_total";
 
 /// The span of one expert asked, as the OpenTelemetry GenAI conventions name a client's chat call:
-/// `chat {model}`, the provider, the model, the tokens used, and the error class of a failure.
-/// `Span::none()` in a trace not recorded.
-pub fn call_span(expert: &ExpertConfig) -> tracing::Span {
+/// `chat {model}`, the provider, the model, and (set when the call is done) the tokens used and
+/// the error class of a failure. [`Leaf::none`] in a trace not recorded.
+pub fn call_span(expert: &ExpertConfig) -> Leaf {
     if !quorum_trace::recording() {
-        return tracing::Span::none();
+        return Leaf::none();
     }
     let provider = match &expert.provider {
         ProviderConfig::Scripted(_) => "quorum.scripted",
@@ -175,19 +179,15 @@ pub fn call_span(expert: &ExpertConfig) -> tracing::Span {
         ProviderConfig::Anthropic(_) => "anthropic",
     };
     let model = expert.provider.model();
-    tracing::info_span!(
-        "expert",
-        otel.name = %format_args!("chat {model}"),
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        gen_ai.operation.name = "chat",
-        gen_ai.provider.name = provider,
-        gen_ai.request.model = model,
-        gen_ai.usage.input_tokens = tracing::field::Empty,
-        gen_ai.usage.output_tokens = tracing::field::Empty,
-        error.type = tracing::field::Empty,
-        quorum.expert = %expert.name,
-        quorum.attempts = tracing::field::Empty,
+    Leaf::child(
+        format!("chat {model}"),
+        SpanKind::Client,
+        vec![
+            KeyValue::new("gen_ai.operation.name", "chat"),
+            KeyValue::new("gen_ai.provider.name", provider),
+            KeyValue::new("gen_ai.request.model", model.to_owned()),
+            KeyValue::new("quorum.expert", expert.name.clone()),
+        ],
     )
 }
 

@@ -5,7 +5,6 @@
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use quorum_bus::{Unpublishable, check_size, encode_checked, subjects};
 use quorum_event_store::{CommitCursor, RecordedEvent};
-use tracing::Instrument as _;
 
 use crate::{CURSOR_HEADER, POSITION_HEADER, RelayError};
 
@@ -47,20 +46,23 @@ pub(crate) async fn send(
                 traceparent,
                 event.event.tracestate.as_deref(),
             );
-            if let Some(cx) = quorum_trace::of(&span) {
+            if let Some(cx) = span.context() {
                 headers.insert("traceparent", cx.traceparent.as_str());
             }
             span
         }
-        None => tracing::Span::none(),
+        None => quorum_trace::Leaf::none(),
     };
     let message = PublishMessage::build()
         .headers(headers)
         .payload(payload)
         .message_id(&msg_id);
-    js.send_publish(subject, message)
-        .instrument(span)
+    let sent = js
+        .send_publish(subject, message)
         .await
         .map(Ok)
-        .map_err(|e| RelayError::JetStream(e.to_string()))
+        .map_err(|e| RelayError::JetStream(e.to_string()));
+    // The send span covers handing the message to the server (the ack is awaited elsewhere).
+    drop(span);
+    sent
 }

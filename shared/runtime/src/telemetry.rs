@@ -75,6 +75,9 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, 
         _ => EnvFilter::new("info,async_nats=warn"),
     };
     let provider = tracer_provider(service)?;
+    // Leaf spans (store calls, expert calls, sends) are made with the SDK directly, by the same
+    // tracer as the layer's.
+    quorum_trace::set_tracer(provider.tracer(service));
     // What the defaults add and nothing here reads: code locations, thread and target attributes,
     // busy/idle timings, and an OpenTelemetry context made current at every poll (quorum_trace
     // asks the span itself).

@@ -8,6 +8,10 @@
 //! producer and consumer); `tracing-opentelemetry` turns them into OpenTelemetry spans
 //! (`otel.name`, `otel.kind` and `otel.status_code` are its special fields).
 //!
+//! **Leaves skip `tracing`.** A span with no span under it (a send, a store call, an expert call)
+//! is a [`Leaf`], made with the OpenTelemetry SDK directly: `tracing` would take it through the
+//! registry and every layer at each poll and copy each attribute, for a span nothing logs in.
+//!
 //! Every root span of a unit of work carries `trace_id` (and, where known, `tenant` and
 //! `correlation_id`), so each log line written inside it can be found from the trace and back.
 //!
@@ -20,21 +24,22 @@
 //! microseconds whether or not the SDK's sampler later drops it, so deciding first is what makes a
 //! sampled or an unexported trace cheap.
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::TraceContextExt as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+mod leaf;
 mod sampling;
 
+pub use leaf::{Leaf, set_tracer};
+/// What a [`Leaf`] is made of, so its callers need no OpenTelemetry crate of their own.
+pub use opentelemetry::KeyValue;
+pub use opentelemetry::trace::SpanKind;
+pub(crate) use sampling::unrecorded;
 pub use sampling::{Sampling, UNRECORDED, otel_filter, recording, set_sampling};
-use sampling::{passed_on, passing_on, trace_id_of, unrecorded};
-
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
+use sampling::{passed_on, passing_on, trace_id_of};
 
 /// A W3C trace context as it travels with a message: the `traceparent` and `tracestate` headers
 /// (or the CloudEvents extensions of the same names).
@@ -42,6 +47,26 @@ const TRACESTATE: &str = "tracestate";
 pub struct TraceContext {
     pub traceparent: String,
     pub tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// The context that names `span` to its children. W3C by definition, whatever the global
+    /// propagator is: these are the `traceparent` and `tracestate` CloudEvents extensions, not a
+    /// free-form carrier. Written here rather than by the SDK's propagator, which goes through a
+    /// map of strings: this runs for every message sent.
+    pub fn of(span: &SpanContext) -> Self {
+        let traceparent = format!(
+            "00-{}-{}-{:02x}",
+            span.trace_id(),
+            span.span_id(),
+            span.trace_flags().to_u8()
+        );
+        let tracestate = Some(span.trace_state().header()).filter(|s| !s.is_empty());
+        TraceContext {
+            traceparent,
+            tracestate,
+        }
+    }
 }
 
 /// The trace context of the current span, to send along with a message; `None` when there is no
@@ -56,19 +81,9 @@ pub fn of(span: &tracing::Span) -> Option<TraceContext> {
         return passed_on(span);
     }
     let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut carrier = HashMap::new();
-    // W3C by definition, whatever the global propagator is: these are the `traceparent` and
-    // `tracestate` CloudEvents extensions, not a free-form carrier.
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-    let traceparent = carrier.remove(TRACEPARENT)?;
-    let tracestate = carrier.remove(TRACESTATE).filter(|s| !s.is_empty());
-    Some(TraceContext {
-        traceparent,
-        tracestate,
-    })
+    let otel_span = cx.span();
+    let sc = otel_span.span_context();
+    sc.is_valid().then(|| TraceContext::of(sc))
 }
 
 /// Makes `span` a child of the remote span named by `traceparent` (and `tracestate`), as received
@@ -83,20 +98,36 @@ pub fn of(span: &tracing::Span) -> Option<TraceContext> {
 /// (another is dropped, the parent kept). What a span carries on ends up in stored events, so a
 /// caller's header can never put there what an event attribute may not hold.
 pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &tracing::Span) -> bool {
-    if !is_traceparent(traceparent) {
+    let Some(parent) = remote_parent(traceparent, tracestate) else {
         tracing::debug!(traceparent, "ignoring a malformed traceparent");
         return false;
+    };
+    span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent))
+        .is_ok()
+}
+
+/// The remote span a well-formed `traceparent` (and `tracestate`) names, read as the SDK's
+/// `TraceContextPropagator` reads them (only the sampled flag is kept), without its map of
+/// strings: this runs for every message received.
+pub(crate) fn remote_parent(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+    if !is_traceparent(traceparent) {
+        return None;
     }
-    let mut carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
-    if let Some(tracestate) = tracestate.and_then(well_formed_state) {
-        carrier.insert(TRACESTATE.to_owned(), tracestate.to_owned());
-    }
-    let cx = TraceContextPropagator::new().extract(&carrier);
-    if !cx.span().span_context().is_valid() {
-        tracing::debug!(traceparent, "ignoring an invalid traceparent");
-        return false;
-    }
-    span.set_parent(cx).is_ok()
+    let trace_id = TraceId::from_hex(&traceparent[3..35]).ok()?;
+    let span_id = SpanId::from_hex(&traceparent[36..52]).ok()?;
+    let flags = u8::from_str_radix(&traceparent[53..55], 16).ok()?;
+    let state = tracestate
+        .and_then(well_formed_state)
+        .and_then(|s| s.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    let parent = SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::new(flags) & TraceFlags::SAMPLED,
+        true,
+        state,
+    );
+    parent.is_valid().then_some(parent)
 }
 
 /// A `tracestate` of at most 512 printable characters, trimmed; `None` for another.
@@ -107,23 +138,36 @@ fn well_formed_state(value: &str) -> Option<&str> {
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
 fn is_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let b = value.as_bytes();
+    let hex = |r: std::ops::Range<usize>| {
+        b[r].iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
     };
-    matches!(parts.as_slice(), [version, trace, parent, flags]
-        if *version == "00" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
-            && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0'))
+    let nonzero = |r: std::ops::Range<usize>| b[r].iter().any(|&c| c != b'0');
+    b.len() == 55
+        && b.starts_with(b"00-")
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55)
+        && nonzero(3..35)
+        && nonzero(36..52)
+}
+
+/// The trace id of `traceparent` if it is well-formed: the `trace_id` field of a span that will
+/// continue it, given when the span is made (recording a field later costs every layer a visit).
+fn trace_id_in(traceparent: Option<&str>) -> Option<&str> {
+    traceparent.filter(|p| is_traceparent(p)).map(|p| &p[3..35])
 }
 
 /// Continues the trace of `traceparent` in `span` when there is a valid one (see
-/// [`set_parent_from`]), then records the span's `trace_id` field, so log lines show the trace
-/// whether it was continued or started here. Call it before the span is first entered.
+/// [`set_parent_from`]); otherwise records the `trace_id` of the trace the span starts, so log
+/// lines show the trace either way (a continued trace's id is given when the span is made, see
+/// the span constructors). Call it before the span is first entered.
 pub fn continue_from(traceparent: Option<&str>, tracestate: Option<&str>, span: &tracing::Span) {
-    if let Some(traceparent) = traceparent {
-        set_parent_from(traceparent, tracestate, span);
+    if traceparent.is_some_and(|p| set_parent_from(p, tracestate, span)) {
+        return;
     }
     let trace_id = span.context().span().span_context().trace_id();
     if trace_id != opentelemetry::TraceId::INVALID {
@@ -147,7 +191,7 @@ pub fn http_server_span(
         let span = tracing::info_span!(
             target: UNRECORDED,
             "request",
-            trace_id = trace_id_of(&cx),
+            trace_id = tracing::field::display(trace_id_of(&cx)),
             tenant = Empty,
         );
         return passing_on(span, cx);
@@ -161,7 +205,7 @@ pub fn http_server_span(
         http.route = %route,
         http.response.status_code = Empty,
         quorum.api = api,
-        trace_id = Empty,
+        trace_id = trace_id_in(traceparent).map(tracing::field::display),
         tenant = Empty,
     );
     continue_from(traceparent, tracestate, &span);
@@ -193,7 +237,7 @@ pub fn consumer_span(received: Received<'_>) -> tracing::Span {
         let span = tracing::info_span!(
             target: UNRECORDED,
             "message",
-            trace_id = trace_id_of(&cx),
+            trace_id = tracing::field::display(trace_id_of(&cx)),
             tenant = received.tenant,
             correlation_id = received.correlation_id,
         );
@@ -211,7 +255,7 @@ pub fn consumer_span(received: Received<'_>) -> tracing::Span {
         messaging.consumer.group.name = received.consumer,
         messaging.message.id = received.message_id,
         cloudevents.event_type = received.event_type,
-        trace_id = Empty,
+        trace_id = trace_id_in(received.traceparent).map(tracing::field::display),
         tenant = received.tenant,
         correlation_id = received.correlation_id,
     );
@@ -221,29 +265,27 @@ pub fn consumer_span(received: Received<'_>) -> tracing::Span {
 
 /// The span of one event the relay sends to the bus (messaging `send` conventions), a child of the
 /// span that appended the event; the message carries this span's context, so each consumer's
-/// process span is its child. `Span::none()` when the event's trace is not recorded: the message
+/// process span is its child. [`Leaf::none`] when the event's trace is not recorded: the message
 /// then carries the event's own context.
 pub fn producer_span(
     subject: &str,
     message_id: &str,
     traceparent: &str,
     tracestate: Option<&str>,
-) -> tracing::Span {
-    if unrecorded(Some(traceparent), tracestate).is_some() {
-        return tracing::Span::none();
-    }
-    let span = tracing::info_span!(
-        "publish",
-        otel.name = %format_args!("send {subject}"),
-        otel.kind = "producer",
-        messaging.system = "nats",
-        messaging.operation.type = "send",
-        messaging.operation.name = "publish",
-        messaging.destination.name = subject,
-        messaging.message.id = message_id,
-    );
-    continue_from(Some(traceparent), tracestate, &span);
-    span
+) -> Leaf {
+    Leaf::child_of_remote(
+        traceparent,
+        tracestate,
+        format!("send {subject}"),
+        SpanKind::Producer,
+        vec![
+            KeyValue::new("messaging.system", "nats"),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.operation.name", "publish"),
+            KeyValue::new("messaging.destination.name", subject.to_owned()),
+            KeyValue::new("messaging.message.id", message_id.to_owned()),
+        ],
+    )
 }
 
 /// Marks `span` as failed (`otel.status_code` = `error`); it must declare that field.
@@ -264,6 +306,7 @@ pub fn test_subscriber() -> (
     use tracing_subscriber::layer::SubscriberExt as _;
 
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    set_tracer(provider.tracer("test"));
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_opentelemetry::layer()
@@ -296,6 +339,56 @@ mod tests {
             assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own");
             assert_eq!(parts[3], "01", "sampled, as the parent was");
             assert_eq!(cx.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+        });
+    }
+
+    /// What `of` writes and `set_parent_from` reads are what the SDK's W3C propagator writes and
+    /// reads, without its map of strings.
+    #[test]
+    fn the_context_is_read_and_written_as_the_w3c_propagator_does() {
+        use opentelemetry::propagation::TextMapPropagator as _;
+        use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+        let (subscriber, _provider) = test_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            for (parent, state) in [
+                (PARENT, Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")),
+                (
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+                    None,
+                ),
+                (
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+                    None,
+                ),
+            ] {
+                let mut carrier = std::collections::HashMap::from([(
+                    "traceparent".to_owned(),
+                    parent.to_owned(),
+                )]);
+                if let Some(state) = state {
+                    carrier.insert("tracestate".to_owned(), state.to_owned());
+                }
+                let extracted = TraceContextPropagator::new().extract(&carrier);
+                let read = remote_parent(parent, state).expect("well-formed");
+                assert_eq!(&read, extracted.span().span_context(), "{parent}");
+
+                let span = tracing::info_span!("handle");
+                assert!(set_parent_from(parent, state, &span));
+                let mut written = std::collections::HashMap::new();
+                TraceContextPropagator::new().inject_context(&span.context(), &mut written);
+                let ours = of(&span).expect("a context");
+                assert_eq!(
+                    Some(&ours.traceparent),
+                    written.get("traceparent"),
+                    "{parent}"
+                );
+                assert_eq!(
+                    ours.tracestate.as_ref(),
+                    written.get("tracestate").filter(|s| !s.is_empty()),
+                    "{parent}"
+                );
+            }
         });
     }
 

@@ -1,8 +1,9 @@
 //! Log lines: JSON for machines, plain text for people. Both carry the fields of the spans a line
 //! was written in, so a line inside a request or a message shows its `trace_id`, `tenant` and
-//! `correlation_id`. Plain text leaves out the semantic-convention attributes (`http.route`,
-//! `messaging.system`, …: every name with a dot), which are there for the trace and would bury
-//! the line; JSON keeps everything.
+//! `correlation_id`. Both leave out the semantic-convention attributes (`http.route`,
+//! `messaging.system`, …: every name with a dot), which are there for the trace, where the
+//! `trace_id` leads: they would bury the line, and formatting them at every span's start and
+//! every field recorded cost more than building the span (`quorum bench pipeline --tracing`).
 //!
 //! Only the root spans of a unit of work, `request` and `message`, are logged: they carry the
 //! fields a line needs. The spans inside them (expert calls, store calls, sends) are for the
@@ -38,6 +39,7 @@ where
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
+            .fmt_fields(JsonFields)
             .with_writer(writer)
             .with_filter(logged)
             .boxed()
@@ -92,6 +94,73 @@ impl Visit for PlainVisitor<'_> {
         } else {
             write!(self.writer, "{separator}{name}={value:?}")
         };
+    }
+}
+
+/// A JSON object of the fields without a dot in their name, as the JSON format's span list
+/// reads them back (`tracing_subscriber`'s own `JsonFields` keeps every field and, for each one
+/// recorded later, parses and writes the whole object again).
+struct JsonFields;
+
+impl<'w> FormatFields<'w> for JsonFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = JsonVisitor::default();
+        fields.record(&mut visitor);
+        write!(writer, "{}", serde_json::Value::Object(visitor.0))
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut sfmt::FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut visitor = JsonVisitor::default();
+        fields.record(&mut visitor);
+        // The common case: only trace attributes (a status code) were recorded.
+        if visitor.0.is_empty() {
+            return Ok(());
+        }
+        let mut all = match serde_json::from_str::<serde_json::Value>(current) {
+            Ok(serde_json::Value::Object(all)) => all,
+            _ => serde_json::Map::new(),
+        };
+        all.extend(visitor.0);
+        current.fields = serde_json::Value::Object(all).to_string();
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct JsonVisitor(serde_json::Map<String, serde_json::Value>);
+
+impl JsonVisitor {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        if !field.name().contains('.') {
+            self.0.insert(field.name().to_owned(), value);
+        }
+    }
+}
+
+impl Visit for JsonVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !field.name().contains('.') {
+            self.put(field, format!("{value:?}").into());
+        }
     }
 }
 
@@ -165,6 +234,36 @@ mod tests {
         assert_eq!(outer["correlation_id"], "q-42", "{json}");
         // The span inside the message is the trace's, not the logs'.
         assert_eq!(json["spans"].as_array().map(Vec::len), Some(1), "{json}");
+        // And so are the trace attributes.
+        assert_eq!(
+            outer.as_object().map(|o| o.keys().any(|k| k.contains('.'))),
+            Some(false),
+            "{json}"
+        );
+    }
+
+    /// A request's span learns its tenant after it started, and its trace id when it starts a
+    /// trace: both reach the JSON line, and the status recorded on answering does not.
+    #[test]
+    fn fields_recorded_later_reach_a_json_line() {
+        let buffer = Buffer::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(layer(LogFormat::Json, buffer.clone()))
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = quorum_trace::http_server_span("ingest", "POST", "/v1/queries", None, None);
+            span.record("tenant", "acme");
+            span.record("http.response.status_code", 202);
+            span.in_scope(|| tracing::info!("accepted"));
+        });
+        let bytes = buffer.0.lock().unwrap().clone();
+        let line = String::from_utf8(bytes).unwrap();
+        let json: serde_json::Value = serde_json::from_str(line.trim()).expect(&line);
+        let span = json["spans"][0].as_object().expect(&line);
+        assert_eq!(span["tenant"], "acme", "{line}");
+        assert_eq!(span["trace_id"].as_str().map(str::len), Some(32), "{line}");
+        assert!(!span.keys().any(|k| k.contains('.')), "{line}");
     }
 
     #[test]
