@@ -7,6 +7,7 @@ pub mod codec;
 pub mod consensus;
 pub mod ingest;
 pub mod open_loop;
+mod otlp_collector;
 pub mod pipeline;
 mod procs;
 mod raw;

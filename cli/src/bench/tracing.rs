@@ -14,16 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
-use axum::body::Bytes;
-use axum::extract::State;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use prost::Message as _;
 use quorum_devstack::{NatsOptions, NatsServer};
 use serde::Serialize;
 use serde_json::Value;
@@ -78,26 +70,24 @@ pub async fn run(
     database_url: &str,
     args: &PipelineBenchArgs,
 ) -> anyhow::Result<TracingReport> {
-    let collector = Collector::start().await?;
+    let collector = super::otlp_collector::Collector::start().await?;
     let child = Child { database_url, args };
     let silent = child.run(pool, Tracing::Silent).await?;
     let off = child.run(pool, Tracing::Off).await?;
     let on = child
         .run(pool, Tracing::Exported(&collector.endpoint))
         .await?;
-    let spans_exported = collector.spans.load(Ordering::Relaxed);
-    let export_requests = collector.requests.load(Ordering::Relaxed);
+    let spans_exported = collector.spans();
+    let export_requests = collector.requests();
     let spans_per_query = collector
-        .names
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the collector panicked"))?
-        .iter()
-        .map(|(name, n)| (name.clone(), *n as f64 / on.queries.max(1) as f64))
+        .by_name()
+        .into_iter()
+        .map(|(name, n)| (name, n as f64 / on.queries.max(1) as f64))
         .collect();
     let sampled = child
         .run(pool, Tracing::Sampled(&collector.endpoint))
         .await?;
-    let sampled_spans_exported = collector.spans.load(Ordering::Relaxed) - spans_exported;
+    let sampled_spans_exported = collector.spans() - spans_exported;
     let (throughput, p99) = headline(&off.report, &on.report)?;
     let (sampled_throughput, sampled_p99) = headline(&off.report, &sampled.report)?;
     let (logs_throughput, logs_p99) = headline(&silent.report, &off.report)?;
@@ -280,66 +270,6 @@ impl Child<'_> {
         }
         flags
     }
-}
-
-/// The stand-in for an OpenTelemetry Collector: takes OTLP/HTTP exports, decodes them with the
-/// protocol's own types and counts the spans.
-struct Collector {
-    endpoint: String,
-    spans: Arc<AtomicU64>,
-    /// Spans counted by name, until the run with every span exported is done.
-    names: Names,
-    requests: Arc<AtomicU64>,
-}
-
-impl Collector {
-    async fn start() -> anyhow::Result<Self> {
-        let spans = Arc::new(AtomicU64::new(0));
-        let requests = Arc::new(AtomicU64::new(0));
-        let names = Names::default();
-        let app = axum::Router::new()
-            .route("/v1/traces", axum::routing::post(export))
-            .with_state((spans.clone(), requests.clone(), names.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self {
-            endpoint,
-            spans,
-            names,
-            requests,
-        })
-    }
-}
-
-type Names = Arc<std::sync::Mutex<BTreeMap<String, u64>>>;
-
-async fn export(
-    State((spans, requests, names)): State<(Arc<AtomicU64>, Arc<AtomicU64>, Names)>,
-    body: Bytes,
-) -> Result<Vec<u8>, axum::http::StatusCode> {
-    let request =
-        ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
-    let all: Vec<_> = request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .collect();
-    let count = all.len();
-    if let Ok(mut names) = names.lock() {
-        for span in all {
-            let name = if span.name.starts_with("send ") {
-                "send"
-            } else {
-                &span.name
-            };
-            *names.entry(name.to_owned()).or_default() += 1;
-        }
-    }
-    spans.fetch_add(count as u64, Ordering::Relaxed);
-    requests.fetch_add(1, Ordering::Relaxed);
-    Ok(ExportTraceServiceResponse::default().encode_to_vec())
 }
 
 impl std::fmt::Display for TracingReport {

@@ -119,28 +119,14 @@ mod tests {
     use opentelemetry::trace::TraceContextExt as _;
 
     use super::*;
-    use crate::{Received, consumer_span, producer_span, test_subscriber};
-
-    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-    fn received(traceparent: &str) -> Received<'_> {
-        Received {
-            consumer: "consensus",
-            subject: "quorum.evt.t.expert",
-            message_id: "e1",
-            event_type: "quorum.expert.answered",
-            tenant: Some("t"),
-            correlation_id: Some("q1"),
-            traceparent: Some(traceparent),
-            tracestate: None,
-        }
-    }
+    use crate::tests::{PARENT, received};
+    use crate::{consumer_span, producer_span, test_subscriber};
 
     #[test]
     fn a_leaf_is_a_child_of_the_current_span() {
         let (subscriber, _provider) = test_subscriber();
         tracing::subscriber::with_default(subscriber, || {
-            let span = consumer_span(received(PARENT));
+            let span = consumer_span(received(PARENT, None));
             let parent = span.context().span().span_context().clone();
             let leaf = span.in_scope(|| {
                 Leaf::child(
@@ -172,7 +158,7 @@ mod tests {
             let leaf = || Leaf::child("SELECT events", SpanKind::Client, Vec::new());
             assert!(leaf().is_none(), "no current span");
             let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-            let root = consumer_span(received(unsampled));
+            let root = consumer_span(received(unsampled, None));
             assert!(root.in_scope(leaf).is_none(), "a trace not recorded");
             assert!(producer_span("s", "e1", unsampled, None).is_none());
         });

@@ -24,14 +24,13 @@
 //! microseconds whether or not the SDK's sampler later drops it, so deciding first is what makes a
 //! sampled or an unexported trace cheap.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 mod leaf;
 mod sampling;
+mod w3c;
 
 pub use leaf::{Leaf, set_tracer};
 /// What a [`Leaf`] is made of, so its callers need no OpenTelemetry crate of their own.
@@ -40,34 +39,8 @@ pub use opentelemetry::trace::SpanKind;
 pub(crate) use sampling::unrecorded;
 pub use sampling::{Sampling, UNRECORDED, otel_filter, recording, set_sampling};
 use sampling::{passed_on, passing_on, trace_id_of};
-
-/// A W3C trace context as it travels with a message: the `traceparent` and `tracestate` headers
-/// (or the CloudEvents extensions of the same names).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceContext {
-    pub traceparent: String,
-    pub tracestate: Option<String>,
-}
-
-impl TraceContext {
-    /// The context that names `span` to its children. W3C by definition, whatever the global
-    /// propagator is: these are the `traceparent` and `tracestate` CloudEvents extensions, not a
-    /// free-form carrier. Written here rather than by the SDK's propagator, which goes through a
-    /// map of strings: this runs for every message sent.
-    pub fn of(span: &SpanContext) -> Self {
-        let traceparent = format!(
-            "00-{}-{}-{:02x}",
-            span.trace_id(),
-            span.span_id(),
-            span.trace_flags().to_u8()
-        );
-        let tracestate = Some(span.trace_state().header()).filter(|s| !s.is_empty());
-        TraceContext {
-            traceparent,
-            tracestate,
-        }
-    }
-}
+pub use w3c::TraceContext;
+pub(crate) use w3c::{is_traceparent, remote_parent, trace_id_in, well_formed_state};
 
 /// The trace context of the current span, to send along with a message; `None` when there is no
 /// valid one (no span, or no OpenTelemetry layer installed).
@@ -104,61 +77,6 @@ pub fn set_parent_from(traceparent: &str, tracestate: Option<&str>, span: &traci
     };
     span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent))
         .is_ok()
-}
-
-/// The remote span a well-formed `traceparent` (and `tracestate`) names, read as the SDK's
-/// `TraceContextPropagator` reads them (only the sampled flag is kept), without its map of
-/// strings: this runs for every message received.
-pub(crate) fn remote_parent(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
-    if !is_traceparent(traceparent) {
-        return None;
-    }
-    let trace_id = TraceId::from_hex(&traceparent[3..35]).ok()?;
-    let span_id = SpanId::from_hex(&traceparent[36..52]).ok()?;
-    let flags = u8::from_str_radix(&traceparent[53..55], 16).ok()?;
-    let state = tracestate
-        .and_then(well_formed_state)
-        .and_then(|s| s.parse::<TraceState>().ok())
-        .unwrap_or_default();
-    let parent = SpanContext::new(
-        trace_id,
-        span_id,
-        TraceFlags::new(flags) & TraceFlags::SAMPLED,
-        true,
-        state,
-    );
-    parent.is_valid().then_some(parent)
-}
-
-/// A `tracestate` of at most 512 printable characters, trimmed; `None` for another.
-fn well_formed_state(value: &str) -> Option<&str> {
-    Some(value.trim())
-        .filter(|s| !s.is_empty() && s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
-}
-
-/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
-fn is_traceparent(value: &str) -> bool {
-    let b = value.as_bytes();
-    let hex = |r: std::ops::Range<usize>| {
-        b[r].iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-    };
-    let nonzero = |r: std::ops::Range<usize>| b[r].iter().any(|&c| c != b'0');
-    b.len() == 55
-        && b.starts_with(b"00-")
-        && b[35] == b'-'
-        && b[52] == b'-'
-        && hex(3..35)
-        && hex(36..52)
-        && hex(53..55)
-        && nonzero(3..35)
-        && nonzero(36..52)
-}
-
-/// The trace id of `traceparent` if it is well-formed: the `trace_id` field of a span that will
-/// continue it, given when the span is made (recording a field later costs every layer a visit).
-fn trace_id_in(traceparent: Option<&str>) -> Option<&str> {
-    traceparent.filter(|p| is_traceparent(p)).map(|p| &p[3..35])
 }
 
 /// Continues the trace of `traceparent` in `span` when there is a valid one (see
@@ -323,7 +241,21 @@ pub fn test_subscriber() -> (
 mod tests {
     use super::*;
 
-    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    pub(crate) const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// An expert's answer delivered to consensus, in the trace `traceparent` names.
+    pub(crate) fn received<'a>(traceparent: &'a str, tracestate: Option<&'a str>) -> Received<'a> {
+        Received {
+            consumer: "consensus",
+            subject: "quorum.evt.t.expert",
+            message_id: "e1",
+            event_type: "quorum.expert.answered",
+            tenant: Some("t"),
+            correlation_id: Some("q1"),
+            traceparent: Some(traceparent),
+            tracestate,
+        }
+    }
 
     #[test]
     fn a_span_continues_the_trace_it_was_given() {
@@ -339,56 +271,6 @@ mod tests {
             assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own");
             assert_eq!(parts[3], "01", "sampled, as the parent was");
             assert_eq!(cx.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
-        });
-    }
-
-    /// What `of` writes and `set_parent_from` reads are what the SDK's W3C propagator writes and
-    /// reads, without its map of strings.
-    #[test]
-    fn the_context_is_read_and_written_as_the_w3c_propagator_does() {
-        use opentelemetry::propagation::TextMapPropagator as _;
-        use opentelemetry_sdk::propagation::TraceContextPropagator;
-
-        let (subscriber, _provider) = test_subscriber();
-        tracing::subscriber::with_default(subscriber, || {
-            for (parent, state) in [
-                (PARENT, Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")),
-                (
-                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-                    None,
-                ),
-                (
-                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
-                    None,
-                ),
-            ] {
-                let mut carrier = std::collections::HashMap::from([(
-                    "traceparent".to_owned(),
-                    parent.to_owned(),
-                )]);
-                if let Some(state) = state {
-                    carrier.insert("tracestate".to_owned(), state.to_owned());
-                }
-                let extracted = TraceContextPropagator::new().extract(&carrier);
-                let read = remote_parent(parent, state).expect("well-formed");
-                assert_eq!(&read, extracted.span().span_context(), "{parent}");
-
-                let span = tracing::info_span!("handle");
-                assert!(set_parent_from(parent, state, &span));
-                let mut written = std::collections::HashMap::new();
-                TraceContextPropagator::new().inject_context(&span.context(), &mut written);
-                let ours = of(&span).expect("a context");
-                assert_eq!(
-                    Some(&ours.traceparent),
-                    written.get("traceparent"),
-                    "{parent}"
-                );
-                assert_eq!(
-                    ours.tracestate.as_ref(),
-                    written.get("tracestate").filter(|s| !s.is_empty()),
-                    "{parent}"
-                );
-            }
         });
     }
 
@@ -447,16 +329,7 @@ mod tests {
     fn a_consumer_span_continues_the_message_trace() {
         let (subscriber, _provider) = test_subscriber();
         tracing::subscriber::with_default(subscriber, || {
-            let span = consumer_span(Received {
-                consumer: "consensus",
-                subject: "quorum.evt.t.expert",
-                message_id: "e1",
-                event_type: "quorum.expert.answered",
-                tenant: Some("t"),
-                correlation_id: Some("q1"),
-                traceparent: Some(PARENT),
-                tracestate: None,
-            });
+            let span = consumer_span(received(PARENT, None));
             let cx = of(&span).expect("a trace context");
             assert!(cx.traceparent.contains("4bf92f3577b34da6a3ce929d0e0e4736"));
             assert!(
@@ -473,16 +346,7 @@ mod tests {
         let (subscriber, _provider) = test_subscriber();
         tracing::subscriber::with_default(subscriber, || {
             let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-            let span = consumer_span(Received {
-                consumer: "consensus",
-                subject: "quorum.evt.t.expert",
-                message_id: "e1",
-                event_type: "quorum.expert.answered",
-                tenant: Some("t"),
-                correlation_id: Some("q1"),
-                traceparent: Some(parent),
-                tracestate: Some("congo=t61rcWkgMzE"),
-            });
+            let span = consumer_span(received(parent, Some("congo=t61rcWkgMzE")));
             assert_eq!(span.metadata().map(|m| m.target()), Some(UNRECORDED));
             let passed = of(&span).expect("the received context");
             assert_eq!(passed.traceparent, parent);
