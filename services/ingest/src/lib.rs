@@ -8,6 +8,7 @@ pub mod callout;
 pub mod commit;
 pub mod config;
 pub mod http;
+pub mod lookups;
 pub mod metrics;
 pub mod nats;
 pub mod streams;
@@ -98,6 +99,32 @@ pub async fn start(
         waiters,
     });
 
+    let http_addr = serve_api(config, app, shutdown, readiness).await?;
+    if config.nats.enabled {
+        let handler = nats::IngestHandler {
+            committer: committer.clone(),
+            admission,
+            schemas,
+            bounds,
+        };
+        spawn_nats_ingest(config, shutdown, readiness, &js, &pool, handler);
+    }
+    if config.nats_auth.issuer_seed.is_some() {
+        spawn_callout(config, shutdown, readiness, auth)?;
+    }
+    if config.run_relay {
+        spawn_relay(config, shutdown, readiness, pool, js).await?;
+    }
+    Ok(Running { http_addr })
+}
+
+/// Binds the HTTP API and serves it as a task of `shutdown`; returns where it listens.
+async fn serve_api(
+    config: &IngestConfig,
+    app: http::App,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("listen on {}", config.http_addr))?;
@@ -114,57 +141,74 @@ pub async fn start(
     );
     spawn_vital(shutdown, readiness, "ingest api", server);
     info!(%http_addr, "ingest listening");
+    Ok(http_addr)
+}
 
-    if config.nats.enabled {
-        let mut consumer_config =
-            ConsumerConfig::new(nats::CONSUMER, vec![nats::FILTER.to_owned()]);
-        consumer_config.stream = quorum_bus::INGEST_STREAM.to_owned();
-        consumer_config.concurrency = config.nats.concurrency;
-        consumer_config.max_deliver = nats::MAX_DELIVER;
-        let handler = Arc::new(nats::IngestHandler {
-            committer: committer.clone(),
-            admission,
-            schemas,
-            bounds,
-        });
-        consumer::spawn(
-            shutdown,
-            readiness,
-            js.clone(),
-            pool.clone(),
-            consumer_config,
-            handler,
-        );
-    }
-    if config.nats_auth.issuer_seed.is_some() {
-        let decider = callout::Decider::new(&config.nats_auth, auth).map_err(anyhow::Error::msg)?;
-        let responder = callout::run(
-            config.common.nats_url.clone(),
-            config.nats_auth.clone(),
-            decider,
-            // Not ready until it answers: upstream systems could not connect to NATS before.
-            readiness.flag("nats auth callout"),
-            shutdown.token(),
-        );
-        spawn_vital(shutdown, readiness, "nats auth callout", responder);
-    }
-    if config.run_relay {
-        // The relay publishes as its own NATS user when it has one: the only user that may
-        // publish committed history, which ingest's own may not (ADR 27).
-        let relay_js = match &config.relay.nats_user {
-            Some(user) => async_nats::jetstream::new(
-                quorum_runtime::nats::connect(
-                    &config.common.nats_url,
-                    Some(user),
-                    config.relay.nats_password.as_ref(),
-                )
-                .await
-                .with_context(|| format!("connect to NATS as the relay's user {user}"))?,
-            ),
-            None => js,
-        };
-        let relay = quorum_relay::run(pool, relay_js, config.relay.clone(), shutdown.token());
-        spawn_vital(shutdown, readiness, "relay", relay);
-    }
-    Ok(Running { http_addr })
+/// The `QUORUM_INGEST` consumer: events upstream systems publish over NATS.
+fn spawn_nats_ingest(
+    config: &IngestConfig,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+    js: &async_nats::jetstream::Context,
+    pool: &sqlx::PgPool,
+    handler: nats::IngestHandler,
+) {
+    let mut consumer_config = ConsumerConfig::new(nats::CONSUMER, vec![nats::FILTER.to_owned()]);
+    consumer_config.stream = quorum_bus::INGEST_STREAM.to_owned();
+    consumer_config.concurrency = config.nats.concurrency;
+    consumer_config.max_deliver = nats::MAX_DELIVER;
+    consumer::spawn(
+        shutdown,
+        readiness,
+        js.clone(),
+        pool.clone(),
+        consumer_config,
+        Arc::new(handler),
+    );
+}
+
+/// The NATS auth callout responder, which lets upstream systems connect with their API keys.
+fn spawn_callout(
+    config: &IngestConfig,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+    auth: Authenticator,
+) -> anyhow::Result<()> {
+    let decider = callout::Decider::new(&config.nats_auth, auth).map_err(anyhow::Error::msg)?;
+    let responder = callout::run(
+        config.common.nats_url.clone(),
+        config.nats_auth.clone(),
+        decider,
+        // Not ready until it answers: upstream systems could not connect to NATS before.
+        readiness.flag("nats auth callout"),
+        shutdown.token(),
+    );
+    spawn_vital(shutdown, readiness, "nats auth callout", responder);
+    Ok(())
+}
+
+/// The relay, run inside ingest. It publishes as its own NATS user when it has one: the only
+/// user that may publish committed history, which ingest's own may not (ADR 27).
+async fn spawn_relay(
+    config: &IngestConfig,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+    pool: sqlx::PgPool,
+    js: async_nats::jetstream::Context,
+) -> anyhow::Result<()> {
+    let relay_js = match &config.relay.nats_user {
+        Some(user) => async_nats::jetstream::new(
+            quorum_runtime::nats::connect(
+                &config.common.nats_url,
+                Some(user),
+                config.relay.nats_password.as_ref(),
+            )
+            .await
+            .with_context(|| format!("connect to NATS as the relay's user {user}"))?,
+        ),
+        None => js,
+    };
+    let relay = quorum_relay::run(pool, relay_js, config.relay.clone(), shutdown.token());
+    spawn_vital(shutdown, readiness, "relay", relay);
+    Ok(())
 }

@@ -5,6 +5,7 @@ mod clients;
 mod common;
 mod conformance;
 mod http;
+mod lookups;
 mod nats;
 mod nats_auth;
 mod overload;

@@ -192,49 +192,36 @@ impl From<TooManyWaits> for Problem {
 
 /// 404 unless `tenant` submitted the query `id` (it is in the store, whether or not the read model
 /// has it yet): a query never submitted is not waited for.
-///
-/// The submission is the query stream's first event, so the lookup names `stream_version = 1`:
-/// one probe of the unique `(stream_id, stream_version)` index. Without it, the prepared
-/// statement's generic plan ANDed that index with `events_by_tenant`, reading every event of the
-/// tenant on each GET (5.9 ms at 30,000 events, and growing with them; most of Postgres's CPU in
-/// `bench pipeline`'s closed loop).
 async fn submitted(app: &App, id: &str, tenant: &quorum_domain::TenantId) -> Result<(), Problem> {
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events
-                        WHERE stream_id = 'query/' || $1 AND stream_version = 1 AND tenant = $2)",
-    )
-    .bind(id)
-    .bind(tenant.as_str())
-    .fetch_one(app.0.store.pool())
-    .await
-    .map_err(|e| Problem::database(&e))?;
-    if exists {
+    let owner: Option<String> = sqlx::query_scalar(crate::lookups::SUBMITTED_BY)
+        .bind(id)
+        .fetch_optional(app.0.store.pool())
+        .await
+        .map_err(|e| Problem::database(&e))?;
+    if owner.as_deref() == Some(tenant.as_str()) {
         Ok(())
     } else {
         Err(Problem::not_found(format!("no query {id} for this tenant")))
     }
 }
 
-/// The query's row in the read model, as the API shows it.
+/// The query's row in the read model, as the API shows it; `None` when the read model does not
+/// have it (yet), or it is another tenant's.
 async fn view(
     app: &App,
     id: &str,
     tenant: &quorum_domain::TenantId,
 ) -> Result<Option<serde_json::Value>, Problem> {
-    sqlx::query_scalar(
-        "SELECT jsonb_build_object('query_id', query_id, 'stream', stream_id, 'status', status,
-                'question', question, 'experts', experts, 'consensus', consensus,
-                'submitted_at', to_char(submitted_at AT TIME ZONE 'UTC', $3),
-                'decided_at', to_char(decided_at AT TIME ZONE 'UTC', $3))
-         FROM queries WHERE query_id = $1 AND tenant = $2",
-    )
-    .bind(id)
-    .bind(tenant.as_str())
-    // RFC 3339 in UTC with milliseconds, as every API and the CLI write times.
-    .bind(r#"YYYY-MM-DD"T"HH24:MI:SS.MS"Z""#)
-    .fetch_optional(app.0.store.pool())
-    .await
-    .map_err(|e| Problem::database(&e))
+    let row: Option<(String, serde_json::Value)> = sqlx::query_as(crate::lookups::QUERY_VIEW)
+        .bind(id)
+        // RFC 3339 in UTC with milliseconds, as every API and the CLI write times.
+        .bind(r#"YYYY-MM-DD"T"HH24:MI:SS.MS"Z""#)
+        .fetch_optional(app.0.store.pool())
+        .await
+        .map_err(|e| Problem::database(&e))?;
+    Ok(row
+        .filter(|(owner, _)| owner == tenant.as_str())
+        .map(|(_, view)| view))
 }
 
 /// `GET /v1/queries/{id}/watch`: server-sent events, one `progress` event each time the query's

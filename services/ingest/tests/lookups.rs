@@ -1,0 +1,80 @@
+//! The lookups every `GET /v1/queries/{id}` makes read one row however long the tenant's history.
+//! Each is planned as Postgres plans a prepared statement from its sixth call on (the generic
+//! plan, knowing no parameter's value), over a tenant with thousands of queries and statistics
+//! that favour reading the tenant's rows, and run: it must probe its unique index alone and touch
+//! a handful of pages. (The lookups as they were, with `AND tenant = $2`, read the tenant's
+//! index here, as they did in `bench pipeline`.)
+
+use quorum_ingest::lookups::{QUERY_VIEW, SUBMITTED_BY};
+use serde_json::Value;
+
+#[tokio::test]
+async fn a_query_lookup_reads_one_row_however_many_the_tenant_has() -> anyhow::Result<()> {
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    // 5,000 queries of one tenant, each a stream of five events, and a few of another.
+    for (tenant, queries) in [("big", 5_000), ("small", 3)] {
+        sqlx::query(
+            "INSERT INTO events (tenant, stream_id, stream_version, event_id, source, type, attributes)
+             SELECT $1, 'query/' || $1 || (i / 5), i % 5 + 1, 'e' || i, '/bench', 'quorum.query.submitted', '{}'
+             FROM generate_series(0, $2 * 5 - 1) AS i",
+        )
+        .bind(tenant)
+        .bind(queries)
+        .execute(&db.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO queries (query_id, stream_id, tenant, question, submitted_at, deadline_at)
+             SELECT $1 || i, 'query/' || $1 || i, $1, 'Why?', now(), now()
+             FROM generate_series(0, $2 - 1) AS i",
+        )
+        .bind(tenant)
+        .bind(queries)
+        .execute(&db.pool)
+        .await?;
+    }
+    // Statistics as misleading as a young deployment's: the tenant looks rare and a query's id
+    // common, so reading the tenant's rows looks cheaper than probing the unique key.
+    for (table, column, distinct) in [
+        ("events", "tenant", 10_000),
+        ("events", "stream_id", 2),
+        ("queries", "tenant", 10_000),
+        ("queries", "query_id", 2),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {table} ALTER COLUMN {column} SET (n_distinct = {distinct}); ANALYZE {table}"
+        )))
+        .execute(&db.pool)
+        .await?;
+    }
+
+    let mut conn = db.pool.acquire().await?;
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await?;
+    for (name, sql, types, args) in [
+        ("submitted_by", SUBMITTED_BY, "text", "'big42'"),
+        ("query_view", QUERY_VIEW, "text, text", "'big42', 'YYYY'"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PREPARE {name}({types}) AS {sql}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let explained: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}({args})"
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
+        let plan = &explained[0]["Plan"];
+        let text = plan.to_string();
+        assert!(
+            !text.contains("by_tenant"),
+            "{name} reads a tenant index: {plan:#}"
+        );
+        assert_eq!(plan["Actual Rows"], 1, "{name}: {plan:#}");
+        let pages = plan["Shared Hit Blocks"].as_u64().unwrap_or(0)
+            + plan["Shared Read Blocks"].as_u64().unwrap_or(0);
+        assert!(pages <= 8, "{name} touched {pages} pages: {plan:#}");
+    }
+    Ok(())
+}
