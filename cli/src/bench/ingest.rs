@@ -2,7 +2,6 @@
 //! then 100-event batches), through group commit into the store and through the relay onto
 //! JetStream; beside raw Postgres inserts on the same server in the same run.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use tokio::sync::Mutex;
 
 use super::raw;
 use super::stats::{Samples, rate, ratio};
-use super::store::{receive, wait_for};
+use super::store::{Receiver, receive, wait_for};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct IngestBenchArgs {
@@ -70,40 +69,20 @@ pub async fn run(
     let tenant = TenantId::new("bench")?;
     let payload = Bytes::from(vec![b'x'; args.payload]);
     let run_id = uuid::Uuid::now_v7().simple().to_string();
-
-    // Baselines first, on the same rows the store writes, with nothing else running, and like for
-    // like: as many writers as Quorum has clients, each with a connection of its own (what a
-    // service doing one write per request would hold), and the same batch size.
-    let mut sample = Event::new(
-        "https://bench.example/upstream",
-        "com.example.bench",
-        StreamId::new("bench", "sample")?,
-        tenant.clone(),
-        payload.clone(),
-    );
-    sample.subject = None;
-    let raw_pool = raw::writers_pool(database_url, args.clients.max(args.batch_clients)).await?;
-    let raw_single = raw::postgres_single(&raw_pool, args.events, args.clients, &sample).await?;
-    let raw_batched = raw::postgres_batched(
-        &raw_pool,
-        args.events,
-        args.batch_clients,
-        args.batch,
-        &sample,
-    )
-    .await?;
-    raw_pool.close().await;
+    let (raw_single, raw_batched) = baselines(database_url, args, &tenant, &payload).await?;
 
     let config = bench_config(nats_url, database_url);
     let shutdown = Shutdown::new();
     let running = quorum_ingest::start(&config, &shutdown, &Readiness::new()).await?;
-    let key = quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
-        .await?
-        .key;
-    let url = format!("http://{}/v1/events", running.http_addr);
-    let client = quorum_http_client::builder()
-        .pool_max_idle_per_host(args.clients.max(args.batch_clients) as usize)
-        .build()?;
+    let target = Target {
+        key: quorum_auth::create(pool, &tenant, &[Role::Publisher], Some("bench"))
+            .await?
+            .key,
+        url: format!("http://{}/v1/events", running.http_addr),
+        client: quorum_http_client::builder()
+            .pool_max_idle_per_host(args.clients.max(args.batch_clients) as usize)
+            .build()?,
+    };
     let receiver = receive(js, &tenant).await?;
 
     // Single events: each a structured POST of its own.
@@ -112,25 +91,18 @@ pub async fn run(
             "source": "https://bench.example/upstream", "type": "com.example.bench",
             "datacontenttype": "text/plain", "data": std::str::from_utf8(&payload).unwrap_or("")})
     };
-    let latencies = Arc::new(Mutex::new(Samples::default()));
-    let started = Instant::now();
-    send(
-        &client,
-        &url,
-        &key,
-        "application/cloudevents+json",
+    let singles = (0..args.events)
+        .map(|i| body(i, "single").to_string())
+        .collect();
+    let mut single = phase(
+        &target,
+        &receiver,
+        STRUCTURED,
         args.clients,
-        &latencies,
-        (0..args.events)
-            .map(|i| body(i, "single").to_string())
-            .collect(),
+        singles,
+        args.events,
     )
     .await?;
-    let single_accepted = started.elapsed();
-    wait_for(&receiver.received, args.events).await?;
-    let single_visible = receiver.last_at.lock().await.duration_since(started);
-    let mut single_latency = std::mem::take(&mut *latencies.lock().await);
-    receiver.received.store(0, Ordering::Relaxed);
 
     // Batches.
     let batches: Vec<String> = (0..args.events / args.batch)
@@ -141,45 +113,116 @@ pub async fn run(
             serde_json::Value::from(events).to_string()
         })
         .collect();
-    let batched_events = batches.len() as u64 * args.batch;
-    let started = Instant::now();
-    send(
-        &client,
-        &url,
-        &key,
-        "application/cloudevents-batch+json",
+    let events = batches.len() as u64 * args.batch;
+    let mut batched = phase(
+        &target,
+        &receiver,
+        BATCH,
         args.batch_clients,
-        &latencies,
         batches,
+        events,
     )
     .await?;
-    let batch_accepted = started.elapsed();
-    wait_for(&receiver.received, batched_events).await?;
-    let batch_visible = receiver.last_at.lock().await.duration_since(started);
-    let mut batch_latency = std::mem::take(&mut *latencies.lock().await);
 
     shutdown.cancel();
     shutdown.wait(Duration::from_secs(30)).await?;
     receiver.task.abort();
-    let single = rate(args.events, single_visible);
-    let batch = rate(batched_events, batch_visible);
+    let single_rate = rate(single.events, single.visible);
+    let batch_rate = rate(batched.events, batched.visible);
     Ok(IngestReport {
         events: args.events,
         clients: args.clients,
-        single_accepted_events_per_sec: rate(args.events, single_accepted).round(),
-        single_visible_events_per_sec: single.round(),
-        single_latency_p50_ms: single_latency.percentile(50.0),
-        single_latency_p99_ms: single_latency.percentile(99.0),
+        single_accepted_events_per_sec: rate(single.events, single.accepted).round(),
+        single_visible_events_per_sec: single_rate.round(),
+        single_latency_p50_ms: single.latency.percentile(50.0),
+        single_latency_p99_ms: single.latency.percentile(99.0),
         batch: args.batch,
         batch_clients: args.batch_clients,
-        batch_accepted_events_per_sec: rate(batched_events, batch_accepted).round(),
-        batch_visible_events_per_sec: batch.round(),
-        batch_latency_p50_ms: batch_latency.percentile(50.0),
-        batch_latency_p99_ms: batch_latency.percentile(99.0),
+        batch_accepted_events_per_sec: rate(batched.events, batched.accepted).round(),
+        batch_visible_events_per_sec: batch_rate.round(),
+        batch_latency_p50_ms: batched.latency.percentile(50.0),
+        batch_latency_p99_ms: batched.latency.percentile(99.0),
         raw_postgres_single_rows_per_sec: raw_single.round(),
         raw_postgres_batched_rows_per_sec: raw_batched.round(),
-        ratio_single_to_raw_single: ratio(single, raw_single),
-        ratio_batch_to_raw_batched: ratio(batch, raw_batched),
+        ratio_single_to_raw_single: ratio(single_rate, raw_single),
+        ratio_batch_to_raw_batched: ratio(batch_rate, raw_batched),
+    })
+}
+
+const STRUCTURED: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+
+/// The raw Postgres baselines, rows/s single and batched. Measured first, on the same rows the
+/// store writes, with nothing else running, and like for like: as many writers as Quorum has
+/// clients, each with a connection of its own (what a service doing one write per request would
+/// hold), and the same batch size.
+async fn baselines(
+    database_url: &str,
+    args: &IngestBenchArgs,
+    tenant: &TenantId,
+    payload: &Bytes,
+) -> anyhow::Result<(f64, f64)> {
+    let mut sample = Event::new(
+        "https://bench.example/upstream",
+        "com.example.bench",
+        StreamId::new("bench", "sample")?,
+        tenant.clone(),
+        payload.clone(),
+    );
+    sample.subject = None;
+    let raw_pool = raw::writers_pool(database_url, args.clients.max(args.batch_clients)).await?;
+    let single = raw::postgres_single(&raw_pool, args.events, args.clients, &sample).await?;
+    let batched = raw::postgres_batched(
+        &raw_pool,
+        args.events,
+        args.batch_clients,
+        args.batch,
+        &sample,
+    )
+    .await?;
+    raw_pool.close().await;
+    Ok((single, batched))
+}
+
+/// Where the bench POSTs: ingest's events URL, with a publisher's key.
+struct Target {
+    client: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+/// What one phase measured, from its first send.
+struct Phase {
+    events: u64,
+    /// Until the last send was answered.
+    accepted: Duration,
+    /// Until the last event arrived on JetStream.
+    visible: Duration,
+    latency: Samples,
+}
+
+/// Sends `bodies` from `clients` concurrent clients and waits until the `events` they hold have
+/// arrived on JetStream.
+async fn phase(
+    target: &Target,
+    receiver: &Receiver,
+    content_type: &'static str,
+    clients: u64,
+    bodies: Vec<String>,
+    events: u64,
+) -> anyhow::Result<Phase> {
+    let latencies = Mutex::new(Samples::default());
+    let started = Instant::now();
+    send(target, content_type, clients, &latencies, bodies).await?;
+    let accepted = started.elapsed();
+    wait_for(&receiver.received, events).await?;
+    let visible = receiver.last_at.lock().await.duration_since(started);
+    receiver.received.store(0, Ordering::Relaxed);
+    Ok(Phase {
+        events,
+        accepted,
+        visible,
+        latency: latencies.into_inner(),
     })
 }
 
@@ -199,20 +242,19 @@ pub(super) fn bench_config(nats_url: &str, database_url: &str) -> IngestConfig {
 /// POSTs every body from `clients` concurrent clients, recording each request's latency; any
 /// answer but 202 stops the bench.
 async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
+    target: &Target,
     content_type: &'static str,
     clients: u64,
-    latencies: &Arc<Mutex<Samples>>,
+    latencies: &Mutex<Samples>,
     bodies: Vec<String>,
 ) -> anyhow::Result<()> {
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
         .map(|body| async move {
             let started = Instant::now();
-            let r = client
-                .post(url)
-                .bearer_auth(key)
+            let r = target
+                .client
+                .post(&target.url)
+                .bearer_auth(&target.key)
                 .header("content-type", content_type)
                 .body(body)
                 .send()

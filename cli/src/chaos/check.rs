@@ -118,129 +118,179 @@ struct Query {
     saga: Option<Ending>,
 }
 
-/// Reads the history against what is held. `audit` is the chain's verification: links checked
-/// and whether it held.
-pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)) -> Verdict {
-    let mut windows: Vec<Window> = std::iter::once("before any fault".to_owned())
-        .chain(faults.iter().map(ToString::to_string))
-        .map(|after| Window {
-            after,
-            events: Counts::default(),
-            queries: Counts::default(),
-            sagas: Counts::default(),
-        })
-        .collect();
-    let window_of = |at: Duration| faults.iter().take_while(|f| f.at <= at).count();
-    // An event sent twice is one outcome: acked if either send was.
-    let mut events: BTreeMap<(String, String), (Duration, bool)> = BTreeMap::new();
-    let mut queries: BTreeMap<String, Query> = BTreeMap::new();
-    for sent in history {
-        let acked = sent.told == Told::Acked;
-        match &sent.what {
-            What::Event { source, id } => {
-                let e = events
-                    .entry((source.clone(), id.clone()))
-                    .or_insert((sent.at, false));
-                e.1 |= acked;
-            }
-            What::Query { key, id, saga } => {
-                let q = queries.entry(key.clone()).or_insert(Query {
-                    at: sent.at,
-                    acked: false,
-                    id: None,
-                    saga: *saga,
-                });
-                q.acked |= acked;
-                if id.is_some() {
-                    q.id.clone_from(id);
+/// An event identity: its source and id.
+type Identity = (String, String);
+
+/// The history collated: each event and each query once, with whether any send of it was acked.
+struct Outcomes {
+    /// When the event was first sent, and whether any send of it was acked.
+    events: BTreeMap<Identity, (Duration, bool)>,
+    queries: BTreeMap<String, Query>,
+}
+
+impl Outcomes {
+    fn of(history: &[Sent]) -> Self {
+        let mut events: BTreeMap<Identity, (Duration, bool)> = BTreeMap::new();
+        let mut queries: BTreeMap<String, Query> = BTreeMap::new();
+        for sent in history {
+            let acked = sent.told == Told::Acked;
+            match &sent.what {
+                What::Event { source, id } => {
+                    let e = events
+                        .entry((source.clone(), id.clone()))
+                        .or_insert((sent.at, false));
+                    e.1 |= acked;
+                }
+                What::Query { key, id, saga } => {
+                    let q = queries.entry(key.clone()).or_insert(Query {
+                        at: sent.at,
+                        acked: false,
+                        id: None,
+                        saga: *saga,
+                    });
+                    q.acked |= acked;
+                    if id.is_some() {
+                        q.id.clone_from(id);
+                    }
                 }
             }
         }
+        Outcomes { events, queries }
     }
-    // When nats-server's store was wiped. An event acknowledged over NATS can have been waiting
-    // on the ingest queue at a wipe only if it was sent shortly before: one sent earlier and
-    // missing was lost by something else, and counts as lost.
-    let wipes: Vec<Duration> = faults
-        .iter()
-        .filter(|f| f.kind == FaultKind::NatsWipe)
-        .map(|f| f.at)
-        .collect();
-    let mut lost_with_wiped_store = 0;
-    let mut nats_events_ok = 0;
-    let mut examples = Vec::new();
-    let mut example = |bad: bool, what: &dyn Fn() -> String| {
-        if bad && examples.len() < 20 {
-            examples.push(what());
+}
+
+/// The counts being made: a window per fault, and what is told apart from them.
+struct Tally<'a> {
+    faults: &'a [Fault],
+    windows: Vec<Window>,
+    examples: Vec<String>,
+    nats_events_ok: u64,
+    lost_with_wiped_store: u64,
+    sagas_not_started: u64,
+}
+
+impl<'a> Tally<'a> {
+    fn new(faults: &'a [Fault]) -> Self {
+        let windows = std::iter::once("before any fault".to_owned())
+            .chain(faults.iter().map(ToString::to_string))
+            .map(|after| Window {
+                after,
+                events: Counts::default(),
+                queries: Counts::default(),
+                sagas: Counts::default(),
+            })
+            .collect();
+        Tally {
+            faults,
+            windows,
+            examples: Vec::new(),
+            nats_events_ok: 0,
+            lost_with_wiped_store: 0,
+            sagas_not_started: 0,
         }
-    };
-    for (identity, (at, acked)) in &events {
-        let stored = held.stored.get(identity).copied().unwrap_or(0);
-        let published = held.published.get(identity).copied().unwrap_or(0);
-        let outcome = &mut windows[window_of(*at)].events;
-        let wiped = identity.0 == NATS_SOURCE
-            && wipes
-                .iter()
-                .any(|w| *at < *w && *w - *at <= QUEUED_AT_A_WIPE);
-        let before = bad(outcome);
-        match (acked, stored, published) {
-            (_, s, p) if s > 1 || p > 1 => outcome.duplicated += 1,
-            (true, 1, 1) => {
-                outcome.ok += 1;
-                nats_events_ok += u64::from(identity.0 == NATS_SOURCE);
+    }
+
+    /// The window a send at `at` counts in: that of the last fault before it.
+    fn window(&mut self, at: Duration) -> &mut Window {
+        let i = self.faults.iter().take_while(|f| f.at <= at).count();
+        &mut self.windows[i]
+    }
+
+    fn example(&mut self, what: impl FnOnce() -> String) {
+        if self.examples.len() < 20 {
+            self.examples.push(what());
+        }
+    }
+
+    fn events(&mut self, events: &BTreeMap<Identity, (Duration, bool)>, held: &Held) {
+        // When nats-server's store was wiped. An event acknowledged over NATS can have been
+        // waiting on the ingest queue at a wipe only if it was sent shortly before: one sent
+        // earlier and missing was lost by something else, and counts as lost.
+        let wipes: Vec<Duration> = self
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::NatsWipe)
+            .map(|f| f.at)
+            .collect();
+        for (identity, &(at, acked)) in events {
+            let stored = held.stored.get(identity).copied().unwrap_or(0);
+            let published = held.published.get(identity).copied().unwrap_or(0);
+            let over_nats = identity.0 == NATS_SOURCE;
+            let wiped = over_nats && wipes.iter().any(|w| at < *w && *w - at <= QUEUED_AT_A_WIPE);
+            let mut outcome = Counts::default();
+            match (acked, stored, published) {
+                (_, s, p) if s > 1 || p > 1 => outcome.duplicated += 1,
+                (true, 1, 1) => {
+                    outcome.ok += 1;
+                    self.nats_events_ok += u64::from(over_nats);
+                }
+                (true, 0, 0) if wiped => self.lost_with_wiped_store += 1,
+                (true, _, _) => outcome.lost += 1,
+                (false, 0, 0) => outcome.unknown += 1,
+                (false, 1, 1) => outcome.recovered += 1,
+                // Stored but never published, or the other way: lost on the way.
+                (false, _, _) => outcome.lost += 1,
             }
-            (true, 0, 0) if wiped => lost_with_wiped_store += 1,
-            (true, _, _) => outcome.lost += 1,
-            (false, 0, 0) => outcome.unknown += 1,
-            (false, 1, 1) => outcome.recovered += 1,
-            // Stored but never published, or the other way: lost on the way.
-            (false, _, _) => outcome.lost += 1,
+            add(&mut self.window(at).events, &outcome);
+            if bad(&outcome) > 0 {
+                self.example(|| format!("event {} {}", identity.0, identity.1));
+            }
         }
-        example(bad(outcome) > before, &|| {
-            format!("event {} {}", identity.0, identity.1)
-        });
     }
-    let mut sagas_not_started = 0;
-    for q in queries.values() {
-        let window = &mut windows[window_of(q.at)];
-        let decided = q.id.as_ref().and_then(|id| held.decisions.get(id)).copied();
-        let outcome = &mut window.queries;
-        let id = q.id.clone().unwrap_or_default();
-        let before = bad(outcome);
-        match (q.acked, decided) {
-            (_, Some(n)) if n > 1 => outcome.duplicated += 1,
-            (true, Some(1)) => outcome.ok += 1,
-            (true, _) => outcome.lost += 1,
-            (false, None) => outcome.unknown += 1,
-            (false, Some(_)) => outcome.recovered += 1,
+
+    fn queries(&mut self, queries: &BTreeMap<String, Query>, held: &Held) {
+        for q in queries.values() {
+            let decided = q.id.as_ref().and_then(|id| held.decisions.get(id)).copied();
+            let id = q.id.clone().unwrap_or_default();
+            let mut outcome = Counts::default();
+            match (q.acked, decided) {
+                (_, Some(n)) if n > 1 => outcome.duplicated += 1,
+                (true, Some(1)) => outcome.ok += 1,
+                (true, _) => outcome.lost += 1,
+                (false, None) => outcome.unknown += 1,
+                (false, Some(_)) => outcome.recovered += 1,
+            }
+            add(&mut self.window(q.at).queries, &outcome);
+            if bad(&outcome) > 0 {
+                self.example(|| format!("query {id}"));
+            }
+            let Some(ending) = q.saga else { continue };
+            let started = held.sagas.get(&id).map_or(&[][..], Vec::as_slice);
+            if started.is_empty() && decided.is_some() && !held.reached.contains(&id) {
+                // Decided without agreement: no plan, so no saga to check.
+                self.sagas_not_started += 1;
+                continue;
+            }
+            let mut saga = Counts::default();
+            sagas::count(&mut saga, ending, q.acked, started, &held.effects);
+            add(&mut self.window(q.at).sagas, &saga);
+            if bad(&saga) > 0 {
+                self.example(|| format!("saga of query {id}"));
+            }
         }
-        example(bad(outcome) > before, &|| format!("query {id}"));
-        let Some(ending) = q.saga else { continue };
-        let started = held.sagas.get(&id).map_or(&[][..], Vec::as_slice);
-        if started.is_empty() && decided.is_some() && !held.reached.contains(&id) {
-            // Decided without agreement: no plan, so no saga to check.
-            sagas_not_started += 1;
-            continue;
-        }
-        let before = bad(&window.sagas);
-        sagas::count(&mut window.sagas, ending, q.acked, started, &held.effects);
-        example(bad(&window.sagas) > before, &|| {
-            format!("saga of query {id}")
-        });
     }
+}
+
+/// Reads the history against what is held. `audit` is the chain's verification: links checked
+/// and whether it held.
+pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)) -> Verdict {
+    let outcomes = Outcomes::of(history);
+    let mut tally = Tally::new(faults);
+    tally.events(&outcomes.events, held);
+    tally.queries(&outcomes.queries, held);
     let ours: BTreeSet<&str> = held
         .sagas
         .values()
         .flatten()
         .map(|s| s.id.as_str())
         .collect();
-    let sent: BTreeSet<&(String, String)> = events.keys().collect();
     Verdict {
-        windows,
+        windows: tally.windows,
         unexpected: held
             .stored
             .keys()
             .chain(held.published.keys())
-            .filter(|k| !sent.contains(k))
+            .filter(|k| !outcomes.events.contains_key(*k))
             .count() as u64,
         unexpected_effects: held
             .effects
@@ -248,15 +298,15 @@ pub fn check(history: &[Sent], faults: &[Fault], held: &Held, audit: (u64, bool)
             .filter(|(saga, _)| !ours.contains(saga.as_str()))
             .map(|(_, applied)| applied.len() as u64)
             .sum(),
-        sagas_not_started,
+        sagas_not_started: tally.sagas_not_started,
         queries_not_agreed: held
             .decisions
             .iter()
             .filter(|(id, n)| **n > 0 && !held.reached.contains(*id))
             .count() as u64,
-        examples,
-        nats_events_ok,
-        lost_with_wiped_store,
+        examples: tally.examples,
+        nats_events_ok: tally.nats_events_ok,
+        lost_with_wiped_store: tally.lost_with_wiped_store,
         undecided_queries: held.decisions.values().filter(|n| **n == 0).count() as u64,
         multiply_decided_queries: held.decisions.values().filter(|n| **n > 1).count() as u64,
         audit_links: audit.0,

@@ -69,6 +69,53 @@ pub async fn load(
     Ok((recorded, events))
 }
 
+/// What a driver knows of its saga: loaded once, then kept current by applying what it appends;
+/// reloaded only when an append finds that someone else moved the saga.
+struct Loaded {
+    /// The plan request, which every event of the saga derives its id from.
+    cause: Event,
+    version: u64,
+    state: SagaState,
+}
+
+impl Loaded {
+    async fn load(
+        store: &EventStore,
+        stream: &StreamId,
+        saga_id: &str,
+    ) -> Result<Self, DriveError> {
+        let (recorded, events) = load(store, stream).await?;
+        let Some(cause) = recorded.first().map(|r| r.event.clone()) else {
+            return Err(DriveError::Corrupt("the saga has no events".into()));
+        };
+        let state =
+            SagaState::fold(saga_id, &events).map_err(|e| DriveError::Corrupt(e.to_string()))?;
+        Ok(Loaded {
+            cause,
+            version: recorded.len() as u64,
+            state,
+        })
+    }
+
+    /// Appends `event` at the version loaded and applies it; false when another driver appended
+    /// first (the caller reloads).
+    async fn record(
+        &mut self,
+        store: &EventStore,
+        stream: &StreamId,
+        event: &SagaEvent,
+    ) -> Result<bool, DriveError> {
+        if !appended(append(store, stream, &self.cause, self.version, event).await)? {
+            return Ok(false);
+        }
+        self.version += 1;
+        self.state
+            .apply(event)
+            .map_err(|e| DriveError::Corrupt(e.to_string()))?;
+        Ok(true)
+    }
+}
+
 /// Drives the saga of `stream` until it ends. A conflict (another driver appended) reloads.
 pub async fn drive(
     store: &EventStore,
@@ -79,56 +126,33 @@ pub async fn drive(
 ) -> Result<Ended, DriveError> {
     let saga_id = stream.as_str().trim_start_matches("saga/").to_owned();
     let mut refusal = policy_refusal;
-    // Loaded once, then kept current by applying what this driver appends; reloaded only when an
-    // append finds that someone else moved the saga.
-    let mut loaded: Option<(Event, u64, SagaState)> = None;
+    let mut loaded: Option<Loaded> = None;
     loop {
-        let (cause, version, state) = match &mut loaded {
+        let saga = match &mut loaded {
             Some(l) => l,
-            None => {
-                let (recorded, events) = load(store, stream).await?;
-                let Some(cause) = recorded.first().map(|r| r.event.clone()) else {
-                    return Err(DriveError::Corrupt("the saga has no events".into()));
-                };
-                let state = SagaState::fold(&saga_id, &events)
-                    .map_err(|e| DriveError::Corrupt(e.to_string()))?;
-                loaded.insert((cause, recorded.len() as u64, state))
-            }
+            None => loaded.insert(Loaded::load(store, stream, &saga_id).await?),
         };
         // A plan the policy refuses ends before anything runs, with the reason on record.
         if let Some(reason) = refusal.take()
-            && *version == 1
+            && saga.version == 1
         {
             let failed = SagaEvent::PlanFailed(PlanFailed {
                 reason,
                 needs_attention: false,
             });
-            if !record(store, stream, cause, version, state, &failed).await? {
+            if !saga.record(store, stream, &failed).await? {
                 loaded = None;
             }
             continue;
         }
-        match decide(state) {
-            Decision::Done => {
-                let attention = match state.status() {
-                    quorum_saga::SagaStatus::Failed {
-                        needs_attention: true,
-                    } => Some(
-                        state
-                            .failure_reason()
-                            .unwrap_or("a compensation failed")
-                            .to_owned(),
-                    ),
-                    _ => None,
-                };
-                return Ok(attention.map_or(Ended::Done, Ended::NeedsAttention));
-            }
+        let recorded = match decide(&saga.state) {
+            Decision::Done => return Ok(ended(&saga.state)),
             Decision::Append(event) => {
-                if !record(store, stream, cause, version, state, &event).await? {
-                    loaded = None;
-                    continue;
+                let recorded = saga.record(store, stream, &event).await?;
+                if recorded {
+                    info!(saga = %saga_id, event = event.event_type(), "saga");
                 }
-                info!(saga = %saga_id, event = event.event_type(), "saga");
+                recorded
             }
             Decision::Run {
                 step,
@@ -144,58 +168,74 @@ pub async fn drive(
                 };
                 // After a crash the start is on record already: run the same call again, with the
                 // same key, without recording a second start.
-                if state.in_flight() != Some(started)
-                    && !record(
-                        store,
-                        stream,
-                        cause,
-                        version,
-                        state,
-                        &SagaEvent::StepStarted(started),
-                    )
-                    .await?
+                if saga.state.in_flight() != Some(started)
+                    && !saga
+                        .record(store, stream, &SagaEvent::StepStarted(started))
+                        .await?
                 {
-                    loaded = None;
-                    continue;
-                }
-                let timeout = state.plan().steps[step]
-                    .timeout_ms
-                    .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_millis);
-                let span = step_span(&saga_id, &call.tool, step, attempt, compensation);
-                let outcome = tools
-                    .call(Call {
+                    false
+                } else {
+                    let timeout = saga.state.plan().steps[step]
+                        .timeout_ms
+                        .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_millis);
+                    let call = Call {
                         call: &call,
                         idempotency_key: &idempotency_key,
                         workdir,
                         timeout,
-                    })
-                    .instrument(span.clone())
-                    .await;
-                if outcome.is_err() {
-                    span.record("otel.status_code", "error");
-                }
-                let event = match outcome {
-                    Ok(output) => SagaEvent::StepSucceeded(StepSucceeded {
-                        step,
-                        attempt,
-                        compensation,
-                        output: bounded_output(output),
-                    }),
-                    Err(e) => {
-                        warn!(saga = %saga_id, step, attempt, compensation, error = %e, retryable = e.retryable, "step failed");
-                        SagaEvent::StepFailed(StepFailed {
-                            step,
-                            attempt,
-                            compensation,
-                            error: e.message,
-                            retryable: e.retryable,
-                        })
-                    }
-                };
-                if !record(store, stream, cause, version, state, &event).await? {
-                    loaded = None;
+                    };
+                    let event = run(tools, &saga_id, started, call).await;
+                    saga.record(store, stream, &event).await?
                 }
             }
+        };
+        if !recorded {
+            loaded = None;
+        }
+    }
+}
+
+/// How a saga that is done ended.
+fn ended(state: &SagaState) -> Ended {
+    match state.status() {
+        quorum_saga::SagaStatus::Failed {
+            needs_attention: true,
+        } => Ended::NeedsAttention(
+            state
+                .failure_reason()
+                .unwrap_or("a compensation failed")
+                .to_owned(),
+        ),
+        _ => Ended::Done,
+    }
+}
+
+/// Runs one attempt at a step (or its compensation) and says how it went, as the event to record.
+async fn run(tools: &Tools, saga_id: &str, started: StepStarted, call: Call<'_>) -> SagaEvent {
+    let StepStarted {
+        step,
+        attempt,
+        compensation,
+    } = started;
+    let span = step_span(saga_id, &call.call.tool, step, attempt, compensation);
+    let outcome = tools.call(call).instrument(span.clone()).await;
+    match outcome {
+        Ok(output) => SagaEvent::StepSucceeded(StepSucceeded {
+            step,
+            attempt,
+            compensation,
+            output: bounded_output(output),
+        }),
+        Err(e) => {
+            span.record("otel.status_code", "error");
+            warn!(saga = %saga_id, step, attempt, compensation, error = %e, retryable = e.retryable, "step failed");
+            SagaEvent::StepFailed(StepFailed {
+                step,
+                attempt,
+                compensation,
+                error: e.message,
+                retryable: e.retryable,
+            })
         }
     }
 }
@@ -244,26 +284,6 @@ fn bounded_output(output: serde_json::Value) -> serde_json::Value {
         "bytes": text.len(),
         "head": &text[..end],
     })
-}
-
-/// Appends `event` at `version` and applies it to `state`; false when another driver appended
-/// first (the caller reloads).
-async fn record(
-    store: &EventStore,
-    stream: &StreamId,
-    cause: &Event,
-    version: &mut u64,
-    state: &mut SagaState,
-    event: &SagaEvent,
-) -> Result<bool, DriveError> {
-    if !appended(append(store, stream, cause, *version, event).await)? {
-        return Ok(false);
-    }
-    *version += 1;
-    state
-        .apply(event)
-        .map_err(|e| DriveError::Corrupt(e.to_string()))?;
-    Ok(true)
 }
 
 /// Ok(false) on a version conflict: someone else moved the saga, so reload.
