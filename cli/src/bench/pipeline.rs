@@ -44,10 +44,15 @@ pub struct PipelineBenchArgs {
     /// Seconds each closed-loop run lasts (after a warm-up of a tenth of it).
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Measure what tracing costs: run the bench twice, each in a child process, with tracing off
-    /// and with every span exported over OTLP/HTTP to a collector this process runs.
+    /// Measure what tracing costs: run the bench in child processes with no logs, with tracing
+    /// off, with every span exported over OTLP/HTTP to a collector this process runs, and with
+    /// one trace in ten exported.
     #[arg(long)]
     pub tracing: bool,
+    /// With `--tracing`: how many times to run each mode compared with `off`, in turn; the
+    /// ratios reported are the medians of the rounds'.
+    #[arg(long, default_value_t = 1, requires = "tracing")]
+    pub rounds: u32,
 }
 
 /// Which experts answer the benchmark's queries.

@@ -68,6 +68,11 @@ pub fn per_query(before: &Sample, after: &Sample, queries: u64) -> CpuPerQuery {
     }
 }
 
+/// User and system CPU seconds of this process, so far.
+pub fn own_cpu() -> f64 {
+    stat(std::process::id()).map_or(0.0, |s| (s.utime + s.stime) / TICKS_PER_SECOND)
+}
+
 /// User and system CPU seconds of this process's children that have ended and been waited for.
 pub fn reaped_children_cpu() -> f64 {
     stat(std::process::id()).map_or(0.0, |s| (s.cutime + s.cstime) / TICKS_PER_SECOND)

@@ -178,7 +178,15 @@ mod tests {
                 .and_then(|s| s.exported_data())
                 .expect("a span");
             assert_eq!(data.parent_span_id.to_string(), "00f067aa0ba902b7");
-            assert_eq!(data.name, "send quorum.evt.t.query");
+            assert_eq!(data.name, "publish quorum.evt.{tenant}.{type}");
+            assert!(
+                data.attributes.contains(&KeyValue::new(
+                    "messaging.destination.name",
+                    "quorum.evt.t.query"
+                )),
+                "{:?}",
+                data.attributes
+            );
             assert_eq!(data.span_kind, SpanKind::Producer);
             assert_eq!(data.status, Status::error(""));
             let cx = send.context().expect("a context");

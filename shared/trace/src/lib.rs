@@ -185,6 +185,9 @@ pub fn consumer_span(received: Received<'_>) -> tracing::Span {
 /// span that appended the event; the message carries this span's context, so each consumer's
 /// process span is its child. [`Leaf::none`] when the event's trace is not recorded: the message
 /// then carries the event's own context.
+///
+/// Its name is the operation and the subject's template, as the conventions ask of a destination
+/// whose name holds ids (here the tenant): span names stay few, and nothing is formatted per send.
 pub fn producer_span(
     subject: &str,
     message_id: &str,
@@ -194,12 +197,16 @@ pub fn producer_span(
     Leaf::child_of_remote(
         traceparent,
         tracestate,
-        format!("send {subject}"),
+        "publish quorum.evt.{tenant}.{type}",
         SpanKind::Producer,
         vec![
             KeyValue::new("messaging.system", "nats"),
             KeyValue::new("messaging.operation.type", "send"),
             KeyValue::new("messaging.operation.name", "publish"),
+            KeyValue::new(
+                "messaging.destination.template",
+                "quorum.evt.{tenant}.{type}",
+            ),
             KeyValue::new("messaging.destination.name", subject.to_owned()),
             KeyValue::new("messaging.message.id", message_id.to_owned()),
         ],
