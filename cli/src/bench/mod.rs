@@ -16,3 +16,4 @@ pub mod store;
 pub mod stub;
 pub mod tools;
 pub mod tracing;
+mod tracing_child;
