@@ -152,27 +152,28 @@ pub async fn get(
             "no query {id:?} for this tenant"
         )));
     }
-    submitted(&app, &id, &principal.tenant).await?;
+    let not_found = || Problem::not_found(format!("no query {id} for this tenant"));
     if wait.is_zero() {
-        return view(&app, &id, &principal.tenant)
+        return first_read(&app, &id, &principal.tenant)
             .await?
             .map(Json)
-            .ok_or_else(|| Problem::not_found(format!("no query {id} for this tenant")));
+            .ok_or_else(not_found);
     }
     // Open before the first read: a change after that read wakes it.
     let mut waiter = app.0.waiters.wait_for(&principal.tenant, &id)?;
     let until = tokio::time::Instant::now() + wait;
+    let mut row = first_read(&app, &id, &principal.tenant).await?;
     loop {
-        let row = view(&app, &id, &principal.tenant).await?;
         let done = row.as_ref().is_some_and(|r| r["status"] != "pending");
         if done || tokio::time::Instant::now() >= until || waiter.stopping() {
             // A query just submitted may not be in the read model yet: with a wait it is waited
             // for; without, it is not found (yet).
-            return row
-                .map(Json)
-                .ok_or_else(|| Problem::not_found(format!("no query {id} for this tenant")));
+            return row.map(Json).ok_or_else(not_found);
         }
-        waiter.decided(until).await;
+        row = match waiter.decided(until).await {
+            Some(read) => read.view_for(&principal.tenant),
+            None => view(&app, &id, &principal.tenant).await?,
+        };
     }
 }
 
@@ -190,18 +191,24 @@ impl From<TooManyWaits> for Problem {
     }
 }
 
-/// 404 unless `tenant` submitted the query `id` (it is in the store, whether or not the read model
-/// has it yet): a query never submitted is not waited for.
-async fn submitted(app: &App, id: &str, tenant: &quorum_domain::TenantId) -> Result<(), Problem> {
-    let owner: Option<String> = sqlx::query_scalar(crate::lookups::SUBMITTED_BY)
-        .bind(id)
-        .fetch_optional(app.0.store.pool())
-        .await
-        .map_err(|e| Problem::database(&e))?;
-    if owner.as_deref() == Some(tenant.as_str()) {
-        Ok(())
-    } else {
-        Err(Problem::not_found(format!("no query {id} for this tenant")))
+/// A `GET`'s first look at query `id`, in one round trip: 404 unless `tenant` submitted it (it is
+/// in the store, whether or not the read model has it yet: a query never submitted is not waited
+/// for); then its row in the read model, `None` when the read model does not have it yet.
+async fn first_read(
+    app: &App,
+    id: &str,
+    tenant: &quorum_domain::TenantId,
+) -> Result<Option<serde_json::Value>, Problem> {
+    let row: Option<(String, Option<serde_json::Value>)> =
+        sqlx::query_as(crate::lookups::SUBMISSION_AND_VIEW)
+            .bind(id)
+            .bind(crate::lookups::TIME_FORMAT)
+            .fetch_optional(app.0.store.pool())
+            .await
+            .map_err(|e| Problem::database(&e))?;
+    match row {
+        Some((owner, view)) if owner == tenant.as_str() => Ok(view),
+        _ => Err(Problem::not_found(format!("no query {id} for this tenant"))),
     }
 }
 
@@ -214,8 +221,7 @@ async fn view(
 ) -> Result<Option<serde_json::Value>, Problem> {
     let row: Option<(String, serde_json::Value)> = sqlx::query_as(crate::lookups::QUERY_VIEW)
         .bind(id)
-        // RFC 3339 in UTC with milliseconds, as every API and the CLI write times.
-        .bind(r#"YYYY-MM-DD"T"HH24:MI:SS.MS"Z""#)
+        .bind(crate::lookups::TIME_FORMAT)
         .fetch_optional(app.0.store.pool())
         .await
         .map_err(|e| Problem::database(&e))?;
@@ -247,19 +253,40 @@ pub async fn watch(
             "no query {id:?} for this tenant"
         )));
     }
-    submitted(&app, &id, &principal.tenant).await?;
     let tenant = principal.tenant;
     // Open before the first read, and held by the stream: it closes when the client goes away.
     let waiter = app.0.waiters.wait_for(&tenant, &id)?;
+    let first = first_read(&app, &id, &tenant).await?;
     let until = tokio::time::Instant::now() + MAX_WATCH;
     let stream = futures::stream::unfold(
-        (app, id, tenant, waiter, None::<serde_json::Value>, false),
-        move |(app, id, tenant, mut waiter, mut last, finished)| async move {
+        (
+            app,
+            id,
+            tenant,
+            waiter,
+            None::<serde_json::Value>,
+            Some(first),
+            false,
+        ),
+        move |(app, id, tenant, mut waiter, mut last, mut read, finished)| async move {
             if finished {
                 return None;
             }
             loop {
-                let row = view(&app, &id, &tenant).await.ok().flatten();
+                // The first read came with the check above; each later one follows a wake: the
+                // row the listener read for a decision, or read here.
+                let row = match read.take() {
+                    Some(row) => row,
+                    None => {
+                        if tokio::time::Instant::now() >= until || waiter.stopping() {
+                            return None;
+                        }
+                        match waiter.changed(until).await {
+                            Some(r) => r.view_for(&tenant),
+                            None => view(&app, &id, &tenant).await.ok().flatten(),
+                        }
+                    }
+                };
                 let decided = row.as_ref().is_some_and(|r| r["status"] != "pending");
                 if row.is_some() && row != last {
                     last = row.clone();
@@ -267,12 +294,9 @@ pub async fn watch(
                     let event = Sse::default()
                         .event(kind)
                         .data(row.unwrap_or_default().to_string());
-                    return Some((Ok(event), (app, id, tenant, waiter, last, decided)));
+                    let state = (app, id, tenant, waiter, last, None, decided);
+                    return Some((Ok(event), state));
                 }
-                if tokio::time::Instant::now() >= until || waiter.stopping() {
-                    return None;
-                }
-                waiter.changed(until).await;
             }
         },
     );

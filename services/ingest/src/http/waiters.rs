@@ -11,12 +11,18 @@
 //!   nobody listened were notified to nobody;
 //! - and every waiter reads again after `recheck` without any notification, for whatever else
 //!   could go wrong (a notification Postgres could not deliver).
+//!
+//! A notification of decisions is read once for all the waiters it wakes: the listener reads the
+//! rows of the decided queries this process waits for in one statement and hands each waiter its
+//! row, so a `?wait=` costs Postgres its first read alone. Whenever that read did not happen (it
+//! failed, or the wake is a re-subscription or the re-check), the waiter reads the row itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use quorum_domain::TenantId;
+use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
@@ -42,13 +48,36 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// Per waited-for query, how many of its notifications may have been its decision (a change
-    /// without the `~` mark, or a re-subscription, which may have missed one). Every notification
-    /// marks the value changed, whether or not it counts. The entry lives while a waiter holds a
-    /// receiver of it.
-    queries: HashMap<String, watch::Sender<u64>>,
+    /// Per waited-for query, what its waiters are told. Every notification marks the value
+    /// changed, whether or not it is a decision. The entry lives while a waiter holds a receiver.
+    queries: HashMap<String, watch::Sender<News>>,
     /// Open waits per tenant.
     tenants: HashMap<TenantId, usize>,
+}
+
+/// What the waiters of one query are told.
+#[derive(Default)]
+struct News {
+    /// How many of its notifications may have been its decision: a change without the `~` mark,
+    /// or a re-subscription, which may have missed one.
+    decisions: u64,
+    /// The row as the listener read it after the latest notification, for every waiter; `None`
+    /// when it did not read it (not a decision, a re-subscription, a failed read).
+    row: Option<Arc<Read>>,
+}
+
+/// A query's row as the listener read it for its waiters.
+#[derive(Debug)]
+pub struct Read {
+    tenant: String,
+    view: Value,
+}
+
+impl Read {
+    /// The query as the API shows it, if `tenant` may see it.
+    pub fn view_for(&self, tenant: &TenantId) -> Option<Value> {
+        (self.tenant == tenant.as_str()).then(|| self.view.clone())
+    }
 }
 
 /// A tenant holds as many waits as it may.
@@ -63,7 +92,7 @@ pub struct Waiter {
     query: String,
     tenant: TenantId,
     /// Taken only by `drop`.
-    changes: Option<watch::Receiver<u64>>,
+    changes: Option<watch::Receiver<News>>,
     /// The decisions counted when this waiter last looked.
     decisions_seen: u64,
 }
@@ -96,9 +125,9 @@ impl Waiters {
         let changes = state
             .queries
             .entry(query.to_owned())
-            .or_insert_with(|| watch::Sender::new(0))
+            .or_insert_with(|| watch::Sender::new(News::default()))
             .subscribe();
-        let decisions_seen = *changes.borrow();
+        let decisions_seen = changes.borrow().decisions;
         Ok(Waiter {
             waiters: self.clone(),
             query: query.to_owned(),
@@ -113,16 +142,26 @@ impl Waiters {
         self.state().tenants.values().sum()
     }
 
-    /// Wakes the waiters of each id in a notification's payload.
-    fn wake(&self, payload: &str) {
+    /// The decisions in a notification's payload that this process waits for.
+    fn waited_decisions(&self, payload: &str) -> Vec<String> {
         let state = self.state();
-        for token in payload.split(' ') {
-            let (id, decision) = match token.strip_suffix('~') {
-                Some(id) => (id, false),
-                None => (token, true),
-            };
+        tokens(payload)
+            .filter(|&(id, decision)| decision && state.queries.contains_key(id))
+            .map(|(id, _)| id.to_owned())
+            .collect()
+    }
+
+    /// Wakes the waiters of each id in a notification's payload, handing those of a decision its
+    /// row from `rows` (read after the notification arrived) when it is there.
+    fn wake(&self, payload: &str, rows: &mut HashMap<String, Read>) {
+        let state = self.state();
+        for (id, decision) in tokens(payload) {
             if let Some(changes) = state.queries.get(id) {
-                changes.send_modify(|decisions| *decisions += u64::from(decision));
+                let row = rows.remove(id).map(Arc::new);
+                changes.send_modify(|news| {
+                    news.decisions += u64::from(decision);
+                    news.row = row;
+                });
             }
         }
     }
@@ -131,7 +170,35 @@ impl Waiters {
     /// included.
     fn wake_all(&self) {
         for changes in self.state().queries.values() {
-            changes.send_modify(|decisions| *decisions += 1);
+            changes.send_modify(|news| {
+                news.decisions += 1;
+                news.row = None;
+            });
+        }
+    }
+
+    /// Reads, in one statement, the rows of the decided queries in `payload` that this process
+    /// waits for. Nothing when the read fails: each waiter then reads its own.
+    async fn read_decided(&self, pool: &PgPool, payload: &str) -> HashMap<String, Read> {
+        let ids = self.waited_decisions(payload);
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        let rows: Result<Vec<(String, String, Value)>, _> =
+            sqlx::query_as(crate::lookups::QUERY_VIEWS)
+                .bind(&ids)
+                .bind(crate::lookups::TIME_FORMAT)
+                .fetch_all(pool)
+                .await;
+        match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|(id, tenant, view)| (id, Read { tenant, view }))
+                .collect(),
+            Err(e) => {
+                debug!(error = %e, "query waits read their rows themselves");
+                HashMap::new()
+            }
         }
     }
 
@@ -165,7 +232,10 @@ impl Waiters {
                     r = listener.try_recv() => r,
                 };
                 match received {
-                    Ok(Some(n)) => self.wake(n.payload()),
+                    Ok(Some(n)) => {
+                        let mut rows = self.read_decided(&pool, n.payload()).await;
+                        self.wake(n.payload(), &mut rows);
+                    }
                     Ok(None) => {
                         warn!("query waits listen again: the listener's connection was lost");
                         break;
@@ -180,6 +250,16 @@ impl Waiters {
     }
 }
 
+/// A payload's query ids, each with whether its change is a decision (no `~` mark).
+fn tokens(payload: &str) -> impl Iterator<Item = (&str, bool)> {
+    payload
+        .split(' ')
+        .map(|token| match token.strip_suffix('~') {
+            Some(id) => (id, false),
+            None => (token, true),
+        })
+}
+
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
@@ -189,20 +269,20 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 
 impl Waiter {
     /// Returns when the query may have changed since this was last called (or since the wait was
-    /// opened), when the re-check interval has passed, at `until`, or at shutdown. The caller
-    /// reads the row again in every case.
-    pub async fn changed(&mut self, until: Instant) {
-        self.woken(until, false).await;
+    /// opened), when the re-check interval has passed, at `until`, or at shutdown; with the row,
+    /// when the listener read it for a decision since. Otherwise the caller reads the row again.
+    pub async fn changed(&mut self, until: Instant) -> Option<Arc<Read>> {
+        self.woken(until, false).await
     }
 
     /// Like [`Waiter::changed`], but a change that is not the query's decision (an expert's
     /// result) does not end it: what `?wait=` needs, which answers only the decision. Each wake it
     /// skips is a read of the row saved.
-    pub async fn decided(&mut self, until: Instant) {
-        self.woken(until, true).await;
+    pub async fn decided(&mut self, until: Instant) -> Option<Arc<Read>> {
+        self.woken(until, true).await
     }
 
-    async fn woken(&mut self, until: Instant, decisions_only: bool) {
+    async fn woken(&mut self, until: Instant, decisions_only: bool) -> Option<Arc<Read>> {
         let shared = &self.waiters.0;
         let at = (Instant::now() + shared.recheck).min(until);
         let changes = self.changes.as_mut().expect("taken only by drop");
@@ -213,7 +293,7 @@ impl Waiter {
                 if changes.changed().await.is_err() {
                     return;
                 }
-                if !decisions_only || *changes.borrow_and_update() != seen {
+                if !decisions_only || changes.borrow_and_update().decisions != seen {
                     return;
                 }
             }
@@ -223,7 +303,10 @@ impl Waiter {
             _ = tokio::time::sleep_until(at) => {}
             _ = shared.shutdown.cancelled() => {}
         }
-        self.decisions_seen = *changes.borrow();
+        let news = changes.borrow();
+        self.decisions_seen = news.decisions;
+        // The row read after the latest notification; any later one would have taken it away.
+        news.row.clone().filter(|_| news.decisions != seen)
     }
 
     /// The server is stopping: end the wait with what there is.
@@ -282,7 +365,7 @@ mod tests {
         let mut a = w.wait_for(&tenant("acme"), "q1").unwrap();
         let mut b = w.wait_for(&tenant("other"), "q1").unwrap();
         let mut c = w.wait_for(&tenant("acme"), "q2").unwrap();
-        w.wake("q0 q1");
+        w.wake("q0 q1", &mut HashMap::new());
         let until = Instant::now() + Duration::from_secs(600);
         let started = Instant::now();
         a.changed(until).await;
@@ -308,7 +391,7 @@ mod tests {
         let w = Waiters::new(8, Duration::from_secs(3600), CancellationToken::new());
         let mut wait = w.wait_for(&tenant("acme"), "q1").unwrap();
         let mut watch = w.wait_for(&tenant("acme"), "q1").unwrap();
-        w.wake("q1~ q2~");
+        w.wake("q1~ q2~", &mut HashMap::new());
         let until = Instant::now() + Duration::from_secs(600);
         let started = Instant::now();
         watch.changed(until).await;
@@ -324,7 +407,7 @@ mod tests {
             "not woken by a result"
         );
         // The decision, notified before the wait looks again, is not lost.
-        w.wake("q1");
+        w.wake("q1", &mut HashMap::new());
         let started = Instant::now();
         wait.decided(started + Duration::from_secs(600)).await;
         assert_eq!(started.elapsed(), Duration::ZERO, "woken by the decision");
@@ -336,6 +419,45 @@ mod tests {
             started.elapsed(),
             Duration::ZERO,
             "woken by a re-subscription"
+        );
+    }
+
+    /// A decision's row, read once by the listener, is handed to every waiter it wakes; each sees
+    /// it only if its tenant may. A wake without a row read after it (a change that is not a
+    /// decision, a re-subscription, the re-check) hands none: the waiter reads its own.
+    #[tokio::test(start_paused = true)]
+    async fn the_listeners_read_of_a_decision_is_handed_to_its_waiters() {
+        let w = Waiters::new(8, Duration::from_secs(5), CancellationToken::new());
+        let mut mine = w.wait_for(&tenant("acme"), "q1").unwrap();
+        let mut theirs = w.wait_for(&tenant("other"), "q1").unwrap();
+        let _unrelated = w.wait_for(&tenant("acme"), "q3").unwrap();
+        assert_eq!(
+            w.waited_decisions("q1 q2 q3~"),
+            ["q1"],
+            "waited for, decided"
+        );
+        let read = || Read {
+            tenant: "acme".into(),
+            view: serde_json::json!({"status": "reached"}),
+        };
+        w.wake("q1 q3~", &mut HashMap::from([("q1".to_owned(), read())]));
+        let until = Instant::now() + Duration::from_secs(600);
+        let handed = mine.decided(until).await.expect("the listener's row");
+        assert_eq!(
+            handed.view_for(&tenant("acme")),
+            Some(serde_json::json!({"status": "reached"}))
+        );
+        let handed = theirs.decided(until).await.expect("the same row");
+        assert_eq!(handed.view_for(&tenant("other")), None, "not its tenant's");
+        // Looked at once: the re-check that follows hands nothing.
+        assert!(mine.decided(until).await.is_none());
+        w.wake("q1~", &mut HashMap::new());
+        assert!(mine.changed(until).await.is_none(), "not a decision");
+        w.wake("q1", &mut HashMap::from([("q1".to_owned(), read())]));
+        w.wake_all();
+        assert!(
+            mine.decided(until).await.is_none(),
+            "a re-subscription after the read takes it away"
         );
     }
 

@@ -188,6 +188,11 @@ pub async fn run<H: Handler>(
     }
     info!(consumer = %config.name, "consumer draining");
     lanes.drain().await;
+    // Acks are sent without waiting for the server: send what is buffered before saying stopped,
+    // so a clean stop redelivers nothing it handled.
+    if let Err(e) = js.client().flush().await {
+        warn!(consumer = %config.name, error = %e, "acks not flushed; expect redeliveries");
+    }
     info!(consumer = %config.name, "consumer stopped");
     Ok(())
 }

@@ -51,9 +51,11 @@ impl Settler {
     ) -> &'static str {
         match outcome {
             Outcome::Done => {
-                // A lost ack means a redelivery, which the idempotent handler absorbs.
-                if let Err(e) = msg.double_ack().await {
-                    warn!(consumer = %self.consumer, stream_seq, error = %e, "ack not confirmed; expect a redelivery");
+                // Not confirmed (no double ack): the server's answer would cost a message and hold
+                // the lane for a round trip per delivery, and would change nothing, since a lost
+                // ack means a redelivery, which the idempotent handler absorbs (ADR 38).
+                if let Err(e) = msg.ack().await {
+                    warn!(consumer = %self.consumer, stream_seq, error = %e, "ack not sent; expect a redelivery");
                 }
                 names::OUTCOME_DONE
             }
