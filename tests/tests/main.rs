@@ -10,6 +10,7 @@ mod dlq;
 mod hostile;
 mod leader;
 mod pipeline;
+mod pipeline_methods;
 mod process;
 mod relay;
 mod relay_lag;

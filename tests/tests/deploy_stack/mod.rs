@@ -10,6 +10,7 @@
 //! the files against their schemas.
 
 mod chaos;
+mod checks;
 mod compose;
 mod harness;
 mod k8s;
@@ -21,7 +22,8 @@ mod up_processes;
 use std::collections::BTreeSet;
 
 use anyhow::Context;
-use harness::{Hosts, Running, Stack, answer_a_query};
+use checks::answer_a_query;
+use harness::{Hosts, Running, Stack};
 
 /// The key an operator makes first (README's Deploy section).
 const KEY_ARGS: [&str; 9] = [
@@ -76,7 +78,7 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
     let ingest = find(&running, "ingest")?.url(8080, "")?;
     let audit = find(&running, "audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
-    harness::nats_is_locked_and_takes_a_key(&stack, &key, "deploy").await?;
+    checks::nats_is_locked_and_takes_a_key(&stack, &key, "deploy").await?;
     eprintln!("answered after {:?}", stack.age());
     metrics::check(&client, &running).await?;
     stop_all(running).await
@@ -127,7 +129,7 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
     let ingest = find(&running, "quorum-ingest")?.url(8080, "")?;
     let audit = find(&running, "quorum-audit")?.url(8081, "")?;
     answer_a_query(&client, &ingest, &audit, &key, "deploy-stack-1").await?;
-    harness::nats_is_locked_and_takes_a_key(&stack, &key, "deploy").await?;
+    checks::nats_is_locked_and_takes_a_key(&stack, &key, "deploy").await?;
     eprintln!("answered after {:?}", stack.age());
     // KEDA would find every consumer its ScaledObjects name, on the streams the services made.
     let js = async_nats::jetstream::new(rendered.connect_admin(&stack.nats.url()).await?);

@@ -11,8 +11,9 @@ use anyhow::{Context, ensure};
 use quorum_testkit::{DEADLINE, wait_until};
 use serde_json::Value;
 
+use super::checks::answer_a_query;
 use super::compose::Compose;
-use super::harness::{answer_a_query, binaries};
+use super::harness::binaries;
 use super::traces;
 
 /// The Quorum service processes whose parent is `parent`: service name to pid and its
