@@ -1,5 +1,6 @@
 //! A durable consumer's lag against a real JetStream: how many messages it has not finished and
-//! the age of the oldest, before it reads them, while they await their acks, and once acked.
+//! the age of the oldest, before it reads them, while they await their acks, and once acked; and
+//! looked at from a consumer info older than the stream's contents.
 
 use std::time::Duration;
 
@@ -51,10 +52,25 @@ async fn lag_counts_unfinished_messages_and_ages_the_oldest() -> anyhow::Result<
     assert_eq!(delivered.len(), 3);
     let unacked = lag(&stream, &stream.consumer_info("worker").await?).await?;
     assert_eq!(unacked.messages, 3, "{unacked:?}");
+    // Looked at from a consumer info read before the message just past its floor was removed (as
+    // a work queue drops what is acknowledged): the first message still stored after it is aged.
+    let stale = stream.consumer_info("worker").await?;
+    assert!(
+        stream
+            .delete_message(stale.ack_floor.stream_sequence + 1)
+            .await?
+    );
+    let after_removal = lag(&stream, &stale).await?;
+    assert_eq!(after_removal.messages, 3, "{after_removal:?}");
+    assert!(after_removal.oldest.is_some(), "{after_removal:?}");
     for m in &delivered {
         m.double_ack().await.map_err(|e| anyhow::anyhow!(e))?;
     }
     let done = lag(&stream, &stream.consumer_info("worker").await?).await?;
     assert_eq!((done.messages, done.oldest), (0, None), "{done:?}");
+    // And from one read before everything after the floor went: nothing is left to age.
+    stream.purge().await?;
+    let gone = lag(&stream, &stale).await?;
+    assert_eq!(gone.oldest, None, "{gone:?}");
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream;
 use async_nats::jetstream::consumer;
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics as names;
@@ -15,7 +16,8 @@ use crate::metrics as names;
 pub struct Lag {
     /// Messages not yet delivered, plus those delivered and not yet acknowledged.
     pub messages: u64,
-    /// How long ago the oldest of them was stored; `None` when there are none.
+    /// How long ago the oldest of them was stored; `None` when there are none (or none was left
+    /// by the time it was looked for).
     pub oldest: Option<Duration>,
 }
 
@@ -37,9 +39,26 @@ pub async fn lag(
             oldest: None,
         });
     }
-    let message = stream
-        .get_raw_message(info.ack_floor.stream_sequence + 1)
-        .await?;
+    // The first message still stored at or after the one just past the floor: the message just
+    // past it may be gone by now (a work queue drops what is acknowledged, and `info` was read a
+    // round trip ago), and asking for it by its sequence alone would fail the whole look.
+    let looked = stream
+        .raw_message_builder()
+        .sequence(info.ack_floor.stream_sequence + 1)
+        .next_by_subject(">")
+        .send()
+        .await;
+    let message = match looked {
+        Ok(message) => message,
+        // Nothing after the floor is stored any more: what `info` counted finished meanwhile.
+        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+            return Ok(Lag {
+                messages,
+                oldest: None,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let stored = message.time.unix_timestamp_nanos();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
