@@ -312,15 +312,17 @@ async fn bare_client(
     closed::run(clients, duration, move |n| {
         let (http, url) = (http.clone(), url.clone());
         let question = format!("What is the capital of France? ({n})");
-        let bodies: Vec<serde_json::Value> = configs
+        let bodies: Vec<Vec<u8>> = configs
             .iter()
-            .map(|c| openai::request_body(c, &question))
-            .collect();
+            .map(|c| serde_json::to_vec(&openai::request_body(c, &question)))
+            .collect::<Result<_, _>>()
+            .expect("a request serializes");
         async move {
             let calls = bodies.iter().map(|body| async {
                 let reply: serde_json::Value = http
                     .post(&url)
-                    .json(body)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
                     .send()
                     .await?
                     .error_for_status()?

@@ -3,8 +3,11 @@
 use quorum_domain::expert::{
     ANSWER_INSTRUCTIONS, ErrorClass, Extraction, FinalAnswer, TokenUsage, answer_schema,
 };
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::{ProviderError, Reply, api_key, from_response, from_transport};
 
@@ -36,26 +39,63 @@ const VERSION: &str = "2023-06-01";
 /// The tool the model is made to call with its answer.
 const TOOL: &str = "final_answer";
 
+/// A Messages request, borrowing its parts and serialized straight into the request: a call
+/// builds no JSON tree of its own.
+#[derive(Serialize)]
+struct MessagesRequest<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    system: &'static str,
+    messages: [UserMessage<'a>; 1],
+    /// `tools` and `tool_choice`, flattened in.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    forced_tool: Option<&'static ForcedTool>,
+}
+
+#[derive(Serialize)]
+struct UserMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// The final-answer tool and the choice that makes the model call it: the same for every call,
+/// so it is built once.
+#[derive(Serialize)]
+struct ForcedTool {
+    tools: Box<RawValue>,
+    tool_choice: Box<RawValue>,
+}
+
+static FORCED_TOOL: LazyLock<ForcedTool> = LazyLock::new(|| {
+    let raw = |v: serde_json::Value| {
+        serde_json::value::to_raw_value(&v).expect("the answer tool serializes")
+    };
+    ForcedTool {
+        tools: raw(json!([{
+            "name": TOOL,
+            "description": "Record your final answer, reasoning and confidence.",
+            "input_schema": answer_schema(),
+        }])),
+        tool_choice: raw(json!({"type": "tool", "name": TOOL})),
+    }
+});
+
 pub async fn ask(
     client: &reqwest::Client,
     config: &AnthropicConfig,
     question: &str,
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
-    let mut body = json!({
-        "model": config.model,
-        "max_tokens": config.max_tokens,
-        "system": ANSWER_INSTRUCTIONS,
-        "messages": [{"role": "user", "content": question}],
-    });
-    if config.structured_output {
-        body["tools"] = json!([{
-            "name": TOOL,
-            "description": "Record your final answer, reasoning and confidence.",
-            "input_schema": answer_schema(),
-        }]);
-        body["tool_choice"] = json!({"type": "tool", "name": TOOL});
-    }
+    let body = MessagesRequest {
+        model: &config.model,
+        max_tokens: config.max_tokens,
+        system: ANSWER_INSTRUCTIONS,
+        messages: [UserMessage {
+            role: "user",
+            content: question,
+        }],
+        forced_tool: config.structured_output.then(|| &*FORCED_TOOL),
+    };
     let mut request = client
         .post(url)
         .header("anthropic-version", VERSION)

@@ -4,8 +4,11 @@
 use quorum_domain::expert::{
     ANSWER_INSTRUCTIONS, ErrorClass, Extraction, FinalAnswer, TokenUsage, answer_schema,
 };
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::{ProviderError, Reply, api_key, from_response, from_transport};
 
@@ -32,25 +35,50 @@ fn default_key_env() -> String {
 }
 
 /// The chat completion request an expert sends for `question`: the answer instructions, the
-/// question, the answer schema when the server holds replies to one.
-pub fn request_body(config: &OpenAiConfig, question: &str) -> serde_json::Value {
-    let mut body = json!({
-        "model": config.model,
-        "messages": [
-            {"role": "system", "content": ANSWER_INSTRUCTIONS},
-            {"role": "user", "content": question},
+/// question, the answer schema when the server holds replies to one. It borrows its parts and is
+/// serialized straight into the request: a call builds no JSON tree of its own.
+#[derive(Debug, Serialize)]
+pub struct ChatRequest<'a> {
+    model: &'a str,
+    messages: [ChatMessage<'a>; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'static RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// `response_format` holding the reply to the answer schema: the same for every call, so it is
+/// serialized once.
+static RESPONSE_FORMAT: LazyLock<Box<RawValue>> = LazyLock::new(|| {
+    serde_json::value::to_raw_value(&json!({
+        "type": "json_schema",
+        "json_schema": {"name": "expert_answer", "strict": true, "schema": answer_schema()},
+    }))
+    .expect("the answer schema serializes")
+});
+
+pub fn request_body<'a>(config: &'a OpenAiConfig, question: &'a str) -> ChatRequest<'a> {
+    ChatRequest {
+        model: &config.model,
+        messages: [
+            ChatMessage {
+                role: "system",
+                content: ANSWER_INSTRUCTIONS,
+            },
+            ChatMessage {
+                role: "user",
+                content: question,
+            },
         ],
-    });
-    if config.structured_output {
-        body["response_format"] = json!({
-            "type": "json_schema",
-            "json_schema": {"name": "expert_answer", "strict": true, "schema": answer_schema()},
-        });
+        response_format: config.structured_output.then(|| &**RESPONSE_FORMAT),
+        max_tokens: config.max_tokens,
     }
-    if let Some(max) = config.max_tokens {
-        body["max_tokens"] = max.into();
-    }
-    body
 }
 
 pub async fn ask(
