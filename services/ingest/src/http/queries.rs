@@ -164,16 +164,13 @@ pub async fn get(
     let until = tokio::time::Instant::now() + wait;
     let mut row = first_read(&app, &id, &principal.tenant).await?;
     loop {
-        let done = row.as_ref().is_some_and(|r| r["status"] != "pending");
-        if done || tokio::time::Instant::now() >= until || waiter.stopping() {
+        if is_decided(&row) || tokio::time::Instant::now() >= until || waiter.stopping() {
             // A query just submitted may not be in the read model yet: with a wait it is waited
             // for; without, it is not found (yet).
             return row.map(Json).ok_or_else(not_found);
         }
-        row = match waiter.decided(until).await {
-            Some(read) => read.view_for(&principal.tenant),
-            None => view(&app, &id, &principal.tenant).await?,
-        };
+        let handed = waiter.decided(until).await;
+        row = after_wake(&app, &id, &principal.tenant, handed).await?;
     }
 }
 
@@ -210,6 +207,25 @@ async fn first_read(
         Some((owner, view)) if owner == tenant.as_str() => Ok(view),
         _ => Err(Problem::not_found(format!("no query {id} for this tenant"))),
     }
+}
+
+/// The row after a wake-up: the one the listener read and `handed` over, as `tenant` may see it,
+/// or, when it handed none, read here.
+async fn after_wake(
+    app: &App,
+    id: &str,
+    tenant: &quorum_domain::TenantId,
+    handed: Option<std::sync::Arc<super::waiters::Read>>,
+) -> Result<Option<serde_json::Value>, Problem> {
+    match handed {
+        Some(read) => Ok(read.view_for(tenant)),
+        None => view(app, id, tenant).await,
+    }
+}
+
+/// Whether a row read shows the query decided.
+fn is_decided(row: &Option<serde_json::Value>) -> bool {
+    row.as_ref().is_some_and(|r| r["status"] != "pending")
 }
 
 /// The query's row in the read model, as the API shows it; `None` when the read model does not
@@ -266,10 +282,10 @@ pub async fn watch(
             waiter,
             None::<serde_json::Value>,
             Some(first),
-            false,
         ),
-        move |(app, id, tenant, mut waiter, mut last, mut read, finished)| async move {
-            if finished {
+        move |(app, id, tenant, mut waiter, mut last, mut read)| async move {
+            // The decision was the last event sent.
+            if is_decided(&last) {
                 return None;
             }
             loop {
@@ -281,21 +297,21 @@ pub async fn watch(
                         if tokio::time::Instant::now() >= until || waiter.stopping() {
                             return None;
                         }
-                        match waiter.changed(until).await {
-                            Some(r) => r.view_for(&tenant),
-                            None => view(&app, &id, &tenant).await.ok().flatten(),
-                        }
+                        let handed = waiter.changed(until).await;
+                        after_wake(&app, &id, &tenant, handed).await.ok().flatten()
                     }
                 };
-                let decided = row.as_ref().is_some_and(|r| r["status"] != "pending");
                 if row.is_some() && row != last {
+                    let kind = if is_decided(&row) {
+                        "decided"
+                    } else {
+                        "progress"
+                    };
                     last = row.clone();
-                    let kind = if decided { "decided" } else { "progress" };
                     let event = Sse::default()
                         .event(kind)
                         .data(row.unwrap_or_default().to_string());
-                    let state = (app, id, tenant, waiter, last, None, decided);
-                    return Some((Ok(event), state));
+                    return Some((Ok(event), (app, id, tenant, waiter, last, None)));
                 }
             }
         },

@@ -12,10 +12,9 @@
 //! - and every waiter reads again after `recheck` without any notification, for whatever else
 //!   could go wrong (a notification Postgres could not deliver).
 //!
-//! A notification of decisions is read once for all the waiters it wakes: the listener reads the
-//! rows of the decided queries this process waits for in one statement and hands each waiter its
-//! row, so a `?wait=` costs Postgres its first read alone. Whenever that read did not happen (it
-//! failed, or the wake is a re-subscription or the re-check), the waiter reads the row itself.
+//! A notification of decisions is read once for all the waiters it wakes (`listener`), so a
+//! `?wait=` costs Postgres its first read alone. Whenever that read did not happen (it failed, or
+//! the wake is a re-subscription or the re-check), the waiter reads the row itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,12 +22,11 @@ use std::time::Duration;
 
 use quorum_domain::TenantId;
 use serde_json::Value;
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+
+mod listener;
 
 /// The channel the `queries` projection notifies; the payload is the changed query ids, space
 /// separated, each followed by `~` when its change is not a decision.
@@ -141,130 +139,6 @@ impl Waiters {
     pub fn open(&self) -> usize {
         self.state().tenants.values().sum()
     }
-
-    /// The decisions in a notification's payload that this process waits for.
-    fn waited_decisions(&self, payload: &str) -> Vec<String> {
-        let state = self.state();
-        tokens(payload)
-            .filter(|&(id, decision)| decision && state.queries.contains_key(id))
-            .map(|(id, _)| id.to_owned())
-            .collect()
-    }
-
-    /// Wakes the waiters of each id in a notification's payload, handing those of a decision its
-    /// row from `rows` (read after the notification arrived) when it is there.
-    fn wake(&self, payload: &str, rows: &mut HashMap<String, Read>) {
-        let state = self.state();
-        for (id, decision) in tokens(payload) {
-            if let Some(changes) = state.queries.get(id) {
-                let row = rows.remove(id).map(Arc::new);
-                changes.send_modify(|news| {
-                    news.decisions += u64::from(decision);
-                    news.row = row;
-                });
-            }
-        }
-    }
-
-    /// Wakes every waiter: what changed while nobody listened was notified to nobody, a decision
-    /// included.
-    fn wake_all(&self) {
-        for changes in self.state().queries.values() {
-            changes.send_modify(|news| {
-                news.decisions += 1;
-                news.row = None;
-            });
-        }
-    }
-
-    /// Reads, in one statement, the rows of the decided queries in `payload` that this process
-    /// waits for. Nothing when the read fails: each waiter then reads its own.
-    async fn read_decided(&self, pool: &PgPool, payload: &str) -> HashMap<String, Read> {
-        let ids = self.waited_decisions(payload);
-        if ids.is_empty() {
-            return HashMap::new();
-        }
-        let rows: Result<Vec<(String, String, Value)>, _> =
-            sqlx::query_as(crate::lookups::QUERY_VIEWS)
-                .bind(&ids)
-                .bind(crate::lookups::TIME_FORMAT)
-                .fetch_all(pool)
-                .await;
-        match rows {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|(id, tenant, view)| (id, Read { tenant, view }))
-                .collect(),
-            Err(e) => {
-                debug!(error = %e, "query waits read their rows themselves");
-                HashMap::new()
-            }
-        }
-    }
-
-    /// Listens on [`CHANNEL`] until `shutdown`, and wakes the waiters of each notified query. A
-    /// lost connection is replaced (after a pause that grows while connecting fails), and every
-    /// waiter then reads again.
-    pub async fn listen(self, pool: PgPool, shutdown: CancellationToken) {
-        let mut pause = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let subscribed = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                l = subscribe(&pool) => l,
-            };
-            let mut listener = match subscribed {
-                Ok(l) => l,
-                Err(e) => {
-                    warn!(error = %e, "query waits re-check slowly: cannot listen");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                    pause = (pause * 2).min(self.0.recheck).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            pause = Duration::from_millis(100);
-            self.wake_all();
-            loop {
-                let received = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    r = listener.try_recv() => r,
-                };
-                match received {
-                    Ok(Some(n)) => {
-                        let mut rows = self.read_decided(&pool, n.payload()).await;
-                        self.wake(n.payload(), &mut rows);
-                    }
-                    Ok(None) => {
-                        warn!("query waits listen again: the listener's connection was lost");
-                        break;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "query waits listen again");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A payload's query ids, each with whether its change is a decision (no `~` mark).
-fn tokens(payload: &str) -> impl Iterator<Item = (&str, bool)> {
-    payload
-        .split(' ')
-        .map(|token| match token.strip_suffix('~') {
-            Some(id) => (id, false),
-            None => (token, true),
-        })
-}
-
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    debug!(channel = CHANNEL, "query waits listening");
-    Ok(listener)
 }
 
 impl Waiter {
