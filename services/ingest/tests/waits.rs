@@ -56,6 +56,16 @@ async fn decide_silently(s: &Ingest, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tells the waits of `id` that it changed, as the projection does in the statement that
+/// decides it.
+async fn notify_decided(s: &Ingest, id: &str) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_notify('quorum_queries', $1)")
+        .bind(id)
+        .execute(&s.db.pool)
+        .await?;
+    Ok(())
+}
+
 /// An open `/watch`, read event by event.
 struct Watch {
     response: reqwest::Response,
@@ -103,13 +113,16 @@ async fn a_wait_whose_wake_up_was_missed_still_gets_its_answer() -> anyhow::Resu
     let s = ingest(|c| c.waits.recheck = RECHECK).await?;
     let key = s.key("acme", &[Role::Publisher]).await?;
 
-    // Decided before the wait began: the notification went to nobody, the first read answers.
+    // Decided before the wait began, and the notification went to nobody: the wait is on a
+    // replica, which did not see the query submitted, and its first read answers (long before
+    // the wait's 60 s are over).
+    let replica = s.replica(|c| c.waits.recheck = RECHECK).await?;
     let early = submit(&s, &key).await?;
     pending_row(&s, &early, "acme").await?;
     decide_silently(&s, &early).await?;
     let answered = tokio::time::timeout(
-        DEADLINE,
-        s.get(&key, &format!("/v1/queries/{early}?wait=60s")),
+        DEADLINE / 2,
+        s.get_from(replica, &key, &format!("/v1/queries/{early}?wait=60s")),
     )
     .await??;
     assert_eq!(answered.json["status"], "reached", "{:?}", answered.json);
@@ -166,6 +179,36 @@ async fn a_wait_whose_wake_up_was_missed_still_gets_its_answer() -> anyhow::Resu
     Ok(())
 }
 
+/// A query submitted here is not read before its decision's notification wakes its wait (ADR
+/// 39). A decision whose notification never came (which Postgres does not do to a connection
+/// that stays up) is found by the wait's re-check, long before the wait is over.
+#[tokio::test]
+async fn a_decision_never_notified_is_found_by_the_recheck() -> anyhow::Result<()> {
+    let s = ingest(|c| c.waits.recheck = Duration::from_secs(1)).await?;
+    let key = s.key("acme", &[Role::Publisher]).await?;
+    wait_until("ingest to listen", DEADLINE, || async {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%quorum_queries%'",
+        )
+        .fetch_one(&s.db.pool)
+        .await
+        .ok()?;
+        (listening > 0).then_some(())
+    })
+    .await?;
+    let id = submit(&s, &key).await?;
+    pending_row(&s, &id, "acme").await?;
+    decide_silently(&s, &id).await?;
+    let answered = tokio::time::timeout(
+        DEADLINE / 2,
+        s.get(&key, &format!("/v1/queries/{id}?wait=60s")),
+    )
+    .await??;
+    assert_eq!(answered.json["status"], "reached", "{:?}", answered.json);
+    s.shutdown.cancel();
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_tenant_over_its_waits_gets_429_while_another_is_served() -> anyhow::Result<()> {
     let s = ingest(|c| {
@@ -215,6 +258,7 @@ async fn a_tenant_over_its_waits_gets_429_while_another_is_served() -> anyhow::R
     let theirs = submit(&s, &other).await?;
     pending_row(&s, &theirs, "other").await?;
     decide_silently(&s, &theirs).await?;
+    notify_decided(&s, &theirs).await?;
     let served = s
         .get(&other, &format!("/v1/queries/{theirs}?wait=10s"))
         .await?;

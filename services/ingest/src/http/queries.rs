@@ -90,10 +90,18 @@ pub async fn post(
     event.correlationid = stream.as_str().strip_prefix("query/").map(str::to_owned);
     let prepared = accept::prepare(&tenant, vec![event], &app.0.schemas, app.0.bounds)?;
     let _admitted = app.0.admission.admit(&tenant, 1)?;
+    // Recorded before it commits, so that no decision of it can come first (ADR 39).
+    let submitting = stream
+        .as_str()
+        .strip_prefix("query/")
+        .map(|query| app.0.waiters.submitting(&tenant, query));
     let accepted = accept::store(&app.0.committer, prepared)
         .await?
         .pop()
         .expect("one event, one answer");
+    if let Some(s) = submitting {
+        s.stored(accepted.duplicate);
+    }
     let query_id = accepted
         .stream
         .strip_prefix("query/")
@@ -162,15 +170,25 @@ pub async fn get(
     // Open before the first read: a change after that read wakes it.
     let mut waiter = app.0.waiters.wait_for(&principal.tenant, &id)?;
     let until = tokio::time::Instant::now() + wait;
-    let mut row = first_read(&app, &id, &principal.tenant).await?;
+    // `None` until read: a query submitted here and not seen decided is not read before its
+    // decision wakes the wait (ADR 39).
+    let mut row = match app.0.waiters.undecided(&principal.tenant, &id) {
+        true => None,
+        false => Some(first_read(&app, &id, &principal.tenant).await?),
+    };
     loop {
-        if is_decided(&row) || tokio::time::Instant::now() >= until || waiter.stopping() {
+        let decided = row.as_ref().is_some_and(is_decided);
+        if decided || tokio::time::Instant::now() >= until || waiter.stopping() {
+            let row = match row {
+                Some(row) => row,
+                None => first_read(&app, &id, &principal.tenant).await?,
+            };
             // A query just submitted may not be in the read model yet: with a wait it is waited
             // for; without, it is not found (yet).
             return row.map(Json).ok_or_else(not_found);
         }
         let handed = waiter.decided(until).await;
-        row = after_wake(&app, &id, &principal.tenant, handed).await?;
+        row = Some(after_wake(&app, &id, &principal.tenant, handed).await?);
     }
 }
 

@@ -13,8 +13,9 @@
 //!   could go wrong (a notification Postgres could not deliver).
 //!
 //! A notification of decisions is read once for all the waiters it wakes (`listener`), so a
-//! `?wait=` costs Postgres its first read alone. Whenever that read did not happen (it failed, or
-//! the wake is a re-subscription or the re-check), the waiter reads the row itself.
+//! `?wait=` costs Postgres its first read alone, and none for a query submitted here that the
+//! listener has seen no decision of (`fresh`). Whenever the listener's read did not happen (it
+//! failed, or the wake is a re-subscription or the re-check), the waiter reads the row itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,7 +27,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod fresh;
 mod listener;
+
+pub use fresh::Submitting;
 
 /// The channel the `queries` projection notifies; the payload is the changed query ids, space
 /// separated, each followed by `~` when its change is not a decision.
@@ -51,6 +55,8 @@ struct State {
     queries: HashMap<String, watch::Sender<News>>,
     /// Open waits per tenant.
     tenants: HashMap<TenantId, usize>,
+    /// Queries submitted here and not seen decided, whose waits need no first read.
+    fresh: fresh::Fresh,
 }
 
 /// What the waiters of one query are told.

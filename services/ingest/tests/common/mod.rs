@@ -84,14 +84,34 @@ impl Ingest {
     }
 
     pub async fn get(&self, key: &str, path: &str) -> anyhow::Result<Answer> {
-        Answer::of(
-            self.http
-                .get(self.url(path))
-                .bearer_auth(key)
-                .send()
-                .await?,
-        )
-        .await
+        self.get_from(self.addr, key, path).await
+    }
+
+    /// [`Ingest::get`] from the ingest at `addr` (a [`Ingest::replica`]).
+    pub async fn get_from(
+        &self,
+        addr: SocketAddr,
+        key: &str,
+        path: &str,
+    ) -> anyhow::Result<Answer> {
+        let url = format!("http://{addr}{path}");
+        Answer::of(self.http.get(url).bearer_auth(key).send().await?).await
+    }
+
+    /// Another ingest on the same database and NATS, tuned by `tune`, stopped with this one: a
+    /// replica, which saw none of this one's requests. Returns its address.
+    pub async fn replica(
+        &self,
+        tune: impl FnOnce(&mut IngestConfig),
+    ) -> anyhow::Result<SocketAddr> {
+        let mut config = IngestConfig::default();
+        config.common.nats_url = self.nats.url();
+        config.common.database_url = self.db.url.clone();
+        config.http_addr = "127.0.0.1:0".parse()?;
+        config.run_relay = false;
+        tune(&mut config);
+        let running = quorum_ingest::start(&config, &self.shutdown, &Readiness::new()).await?;
+        Ok(running.http_addr)
     }
 }
 

@@ -28,8 +28,12 @@ impl Waiters {
     /// Wakes the waiters of each id in a notification's payload, handing those of a decision its
     /// row from `rows` (read after the notification arrived) when it is there.
     pub(super) fn wake(&self, payload: &str, rows: &mut HashMap<String, Read>) {
-        let state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         for (id, decision) in tokens(payload) {
+            if decision {
+                state.fresh.decided(id);
+            }
             if let Some(changes) = state.queries.get(id) {
                 let row = rows.remove(id).map(Arc::new);
                 changes.send_modify(|news| {
@@ -40,10 +44,12 @@ impl Waiters {
         }
     }
 
-    /// Wakes every waiter: what changed while nobody listened was notified to nobody, a decision
-    /// included.
+    /// The listener (re)subscribed: wakes every waiter, since what changed while nobody listened
+    /// was notified to nobody, a decision included; from now on every decision is seen here.
     pub(super) fn wake_all(&self) {
-        for changes in self.state().queries.values() {
+        let mut state = self.state();
+        state.fresh.listening(true);
+        for changes in state.queries.values() {
             changes.send_modify(|news| {
                 news.decisions += 1;
                 news.row = None;
@@ -120,6 +126,8 @@ impl Waiters {
                     }
                 }
             }
+            // Decisions made until the next subscription reach nobody.
+            self.state().fresh.listening(false);
         }
     }
 }
