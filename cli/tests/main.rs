@@ -11,6 +11,7 @@ mod help;
 mod ingest_bench;
 mod keys;
 mod paging;
+mod pipeline_bench;
 mod replay;
 mod schemathesis;
 mod shapes;

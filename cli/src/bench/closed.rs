@@ -17,6 +17,8 @@ pub struct LoopResult {
     pub queries_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// CPU seconds the whole machine was busy while the counted queries ran (all processes).
+    pub machine_cpu_seconds: f64,
 }
 
 /// Runs `one` from `clients` clients in a closed loop for `duration` after a warm-up of a tenth of
@@ -49,10 +51,15 @@ where
             }
         });
     }
+    let busy_from = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        super::procs::machine_busy_seconds()
+    });
     let mut queries = 0;
     while let Some(done) = tasks.join_next().await {
         queries += done??;
     }
+    let machine_cpu_seconds = super::procs::machine_busy_seconds() - busy_from.await?;
     // Measured over the window the counted queries started in, which the last ones overrun.
     let elapsed = Instant::now().saturating_duration_since(measure_from);
     let mut samples = samples.lock().expect("samples");
@@ -62,5 +69,6 @@ where
         queries_per_sec: rate(queries, elapsed),
         p50_ms: samples.percentile(50.0),
         p99_ms: samples.percentile(99.0),
+        machine_cpu_seconds,
     })
 }

@@ -5,6 +5,7 @@ pub mod audit;
 mod closed;
 pub mod codec;
 pub mod consensus;
+mod floor;
 pub mod ingest;
 pub mod open_loop;
 mod otlp_collector;

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use quorum_domain::{StreamId, TenantId};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -52,13 +51,7 @@ pub(super) async fn open_loop(
     key: &str,
     args: &PipelineBenchArgs,
 ) -> anyhow::Result<OpenLoopReport> {
-    let sample = quorum_domain::Event::new(
-        "/bench",
-        "com.example.bench",
-        StreamId::new("bench", "sample")?,
-        TenantId::new("bench")?,
-        bytes::Bytes::from(vec![b'x'; 256]),
-    );
+    let sample = raw::sample_event()?;
     let raw_batched = raw::postgres_batched(pool, 50_000, 8, 100, &sample).await?;
     let url = format!("{base}/v1/queries");
 

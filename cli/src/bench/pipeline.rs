@@ -18,6 +18,7 @@ use sqlx::PgPool;
 
 use super::closed::{self, LoopResult};
 use super::codec::{self, CodecReport};
+use super::floor::{self, Floor};
 use super::open_loop::{self, OpenLoopReport};
 use super::procs::{self, CpuPerQuery};
 use super::stats::ratio;
@@ -97,11 +98,15 @@ pub struct ClosedLoopRow {
     /// Quorum's queries/s over the bare client's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// The least a query can cost on this machine, with the bare client's calls as its HTTP
+    /// price: the rate no implementation passes here (openai experts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Floor>,
 }
 
 pub async fn run(
     pool: &PgPool,
-    _js: &jetstream::Context,
+    js: &jetstream::Context,
     nats_url: &str,
     database_url: &str,
     args: &PipelineBenchArgs,
@@ -120,6 +125,12 @@ pub async fn run(
             open_loop::open_loop(pool, &pipeline.http, &pipeline.base, &pipeline.key, args).await?,
         );
     }
+    // Priced once, before the closed loops, while the pipeline is idle.
+    let raw_costs = match (&pipeline.stub, args.clients.is_empty()) {
+        (Some(_), false) => Some(floor::raw_costs(pool, js).await?),
+        _ => None,
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for &clients in &args.clients {
         let duration = Duration::from_secs(args.seconds.max(1));
         let bare_client = match &pipeline.stub {
@@ -138,6 +149,9 @@ pub async fn run(
             ratio: bare_client
                 .as_ref()
                 .map(|b| ratio(quorum.queries_per_sec, b.queries_per_sec)),
+            floor: raw_costs
+                .zip(bare_client.as_ref())
+                .map(|(raw, bare)| Floor::new(raw, bare, cores)),
             quorum,
             bare_client,
         });
@@ -372,6 +386,9 @@ impl std::fmt::Display for PipelineReport {
                 )?;
             }
             writeln!(f, "  | {:.2} ms CPU/query", row.quorum_cpu_ms_per_query)?;
+            if let Some(floor) = &row.floor {
+                writeln!(f, "        {floor}")?;
+            }
             let by_process: Vec<String> = row
                 .cpu
                 .ms

@@ -68,6 +68,11 @@ pub fn per_query(before: &Sample, after: &Sample, queries: u64) -> CpuPerQuery {
     }
 }
 
+/// CPU seconds the whole machine has been busy so far, all cores and processes together.
+pub fn machine_busy_seconds() -> f64 {
+    machine().map_or(0.0, |(busy, _)| busy / TICKS_PER_SECOND)
+}
+
 /// User and system CPU seconds of this process, so far.
 pub fn own_cpu() -> f64 {
     stat(std::process::id()).map_or(0.0, |s| (s.utime + s.stime) / TICKS_PER_SECOND)

@@ -10,6 +10,17 @@ use sqlx::PgPool;
 
 use super::stats::rate;
 
+/// The event the raw baselines write: 256 bytes of data, as `bench pipeline` prices a row.
+pub fn sample_event() -> anyhow::Result<Event> {
+    Ok(Event::new(
+        "/bench",
+        "com.example.bench",
+        quorum_domain::StreamId::new("bench", "sample")?,
+        quorum_domain::TenantId::new("bench")?,
+        Bytes::from(vec![b'x'; 256]),
+    ))
+}
+
 /// A pool with a connection for each of `writers`, all opened before the clock starts.
 pub async fn writers_pool(database_url: &str, writers: u64) -> anyhow::Result<PgPool> {
     let writers = u32::try_from(writers.max(1))?;
