@@ -172,9 +172,10 @@ pub async fn get(
     let until = tokio::time::Instant::now() + wait;
     // `None` until read: a query submitted here and not seen decided is not read before its
     // decision wakes the wait (ADR 39).
-    let mut row = match app.0.waiters.undecided(&principal.tenant, &id) {
-        true => None,
-        false => Some(first_read(&app, &id, &principal.tenant).await?),
+    let mut row = if app.0.waiters.undecided(&principal.tenant, &id) {
+        None
+    } else {
+        Some(first_read(&app, &id, &principal.tenant).await?)
     };
     loop {
         let decided = row.as_ref().is_some_and(is_decided);
