@@ -34,11 +34,18 @@ async fn the_closed_loop_reports_the_bare_client_and_the_floor_it_prices() -> an
     // Each part is priced from its own measurement, and the floor is their sum at a query's counts.
     let floor = &row["floor"];
     let part = |name: &str| positive(&floor[name]).unwrap_or_else(|| panic!("{name}: {floor}"));
-    let row_ms = positive(&floor["raw"]["postgres_row_ms"]).expect("a row's cost");
-    let publish_ms = positive(&floor["raw"]["jetstream_publish_ms"]).expect("a publish's cost");
+    let raw =
+        |name: &str| positive(&floor["raw"][name]).unwrap_or_else(|| panic!("{name}: {floor}"));
+    let event_ms = raw("event_row_ms");
+    let narrow_ms = raw("link_row_ms").min(event_ms);
     let http_ms = part("http_exchange_ms");
     let per_query = part("ms_per_query");
-    let expected = 7.0 * row_ms + 5.0 * publish_ms + 5.0 * http_ms;
+    let expected = 5.0 * event_ms
+        + 7.0 * narrow_ms
+        + 8.0 * raw("row_read_ms")
+        + 5.0 * raw("jetstream_publish_ms")
+        + 4.0 * raw("jetstream_delivery_ms")
+        + 5.0 * http_ms;
     assert!(
         (per_query - expected).abs() < 1e-9 * expected.max(1.0),
         "{floor}"
@@ -49,5 +56,9 @@ async fn the_closed_loop_reports_the_bare_client_and_the_floor_it_prices() -> an
         (max - cores * 1000.0 / per_query).abs() < 1e-6 * max,
         "{floor}"
     );
+    // The highest ratio the floor allows, against the bare client of the same row.
+    let bare = positive(&row["bare_client"]["queries_per_sec"]).expect("the bare client's rate");
+    let floor_ratio = row["floor_ratio"].as_f64().expect("floor_ratio");
+    assert!((floor_ratio - max / bare).abs() <= 0.005 + 1e-9, "{row}");
     Ok(())
 }

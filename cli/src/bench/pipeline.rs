@@ -104,6 +104,9 @@ pub struct ClosedLoopRow {
     /// price: the rate no implementation passes here (openai experts only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor: Option<Floor>,
+    /// The highest ratio the floor allows: its rate over the bare client's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_ratio: Option<f64>,
 }
 
 pub async fn run(
@@ -133,17 +136,25 @@ pub async fn run(
         _ => None,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The cheapest a bare call has cost so far: the floor's price of an HTTP exchange.
+    let mut exchange_ms: Option<f64> = None;
     for &clients in &args.clients {
         let duration = Duration::from_secs(args.seconds.max(1));
         let bare_client = match &pipeline.stub {
             Some(stub) => Some(bare_client(&stub.base_url, clients, duration).await?),
             None => None,
         };
+        if let Some(own) = bare_client.as_ref().map(Floor::exchange_ms) {
+            exchange_ms = Some(exchange_ms.map_or(own, |seen| seen.min(own)));
+        }
         let ports = servers(nats_url, database_url, pipeline.stub.as_ref());
         let before = procs::sample(&ports);
         let started_at = chrono::Utc::now();
         let quorum = closed_loop(&pipeline, clients, duration).await?;
         let cpu = procs::per_query(&before, &procs::sample(&ports), quorum.queries);
+        let floor = raw_costs
+            .zip(exchange_ms)
+            .map(|(raw, ms)| Floor::new(raw, ms, cores));
         report.closed_loop.push(ClosedLoopRow {
             stored: open_loop::stored_stages(pool, started_at).await?,
             quorum_cpu_ms_per_query: cpu.ms.get("quorum").copied().unwrap_or_default(),
@@ -151,9 +162,10 @@ pub async fn run(
             ratio: bare_client
                 .as_ref()
                 .map(|b| ratio(quorum.queries_per_sec, b.queries_per_sec)),
-            floor: raw_costs
+            floor_ratio: floor
                 .zip(bare_client.as_ref())
-                .map(|(raw, bare)| Floor::new(raw, bare, cores)),
+                .map(|(floor, b)| ratio(floor.max_queries_per_sec, b.queries_per_sec)),
+            floor,
             quorum,
             bare_client,
         });

@@ -1,14 +1,22 @@
 //! The baselines measured in the same run, on the same servers: what Postgres and JetStream do with
 //! no Quorum code in the way.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use quorum_domain::Event;
 use sqlx::PgPool;
 
 use super::stats::rate;
+
+mod jetstream;
+mod links;
+mod reads;
+
+pub use jetstream::{DeliveryStream, jetstream_pipelined};
+pub use links::audit_links_batched;
+pub use reads::ReadTable;
 
 /// The event the raw baselines write: 256 bytes of data, as `bench pipeline` prices a row.
 pub fn sample_event() -> anyhow::Result<Event> {
@@ -19,6 +27,66 @@ pub fn sample_event() -> anyhow::Result<Event> {
         quorum_domain::TenantId::new("bench")?,
         Bytes::from(vec![b'x'; 256]),
     ))
+}
+
+/// Runs `work(i)` for each of `n` tasks at once; returns how long they took, all of them.
+async fn timed_tasks<F, Fut>(n: u64, work: F) -> anyhow::Result<Duration>
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(work(i))).collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(started.elapsed())
+}
+
+/// The columns of a sample event, as the raw inserts bind them.
+#[derive(Clone)]
+struct SampleRow {
+    tenant: String,
+    source: String,
+    ty: String,
+    data: Bytes,
+    attributes: std::sync::Arc<str>,
+}
+
+impl SampleRow {
+    fn of(sample: &Event) -> Self {
+        Self {
+            tenant: sample
+                .tenant
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            source: sample.source.clone(),
+            ty: sample.ty.clone(),
+            data: sample.data.clone().unwrap_or_default(),
+            attributes: sample.attributes_json().to_string().into(),
+        }
+    }
+}
+
+/// A scratch table made afresh in the shape of `like` (columns, defaults, identity, constraints
+/// and indexes; not triggers). Both names are the bench's own constants.
+async fn scratch_table(
+    pool: &PgPool,
+    table: &'static str,
+    like: &'static str,
+) -> anyhow::Result<()> {
+    drop_table(pool, table).await?;
+    let sql = format!("CREATE TABLE {table} (LIKE {like} INCLUDING ALL)");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+    Ok(())
+}
+
+/// Drops a scratch table, named by one of the bench's constants.
+async fn drop_table(pool: &PgPool, table: &'static str) -> anyhow::Result<()> {
+    let sql = format!("DROP TABLE IF EXISTS {table}");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+    Ok(())
 }
 
 /// A pool with a connection for each of `writers`, all opened before the clock starts.
@@ -41,33 +109,18 @@ pub async fn postgres_batched(
     batch: u64,
     sample: &Event,
 ) -> anyhow::Result<f64> {
-    sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
-        .execute(pool)
-        .await?;
-    // LIKE ... INCLUDING ALL copies columns, defaults, identity, constraints and indexes, not triggers.
-    sqlx::query("CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)")
-        .execute(pool)
-        .await?;
+    scratch_table(pool, "bench_raw_events", "events").await?;
     let per_writer = total / writers;
-    let attributes = sample.attributes_json().to_string();
-    let data = sample.data.clone().unwrap_or_default().to_vec();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let (pool, attributes, data) = (pool.clone(), attributes.clone(), data.clone());
-        let tenant = sample
-            .tenant
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let (source, ty) = (sample.source.clone(), sample.ty.clone());
-        tasks.push(tokio::spawn(async move {
+    let row = SampleRow::of(sample);
+    let elapsed = timed_tasks(writers, |w| {
+        let (pool, row) = (pool.clone(), row.clone());
+        async move {
             let mut done = 0;
             while done < per_writer {
                 let n = batch.min(per_writer - done);
                 let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-                let rows: Vec<Vec<u8>> = (0..n).map(|_| data.clone()).collect();
-                let attrs: Vec<String> = (0..n).map(|_| attributes.clone()).collect();
+                let rows: Vec<&[u8]> = (0..n).map(|_| &row.data[..]).collect();
+                let attrs: Vec<&str> = (0..n).map(|_| &row.attributes[..]).collect();
                 let versions: Vec<i64> = (done..done + n).map(|v| v as i64 + 1).collect();
                 sqlx::query(
                     "INSERT INTO bench_raw_events (tenant, stream_id, stream_version, event_id, source, type, data,
@@ -75,10 +128,10 @@ pub async fn postgres_batched(
                      SELECT $1, $2, u.v, u.id, $3, $4, u.d, 'application/json', u.a::jsonb, now()
                      FROM UNNEST($5::bigint[], $6::text[], $7::bytea[], $8::text[]) AS u(v, id, d, a)",
                 )
-                .bind(&tenant)
+                .bind(&row.tenant)
                 .bind(format!("bench/raw-{w}"))
-                .bind(&source)
-                .bind(&ty)
+                .bind(&row.source)
+                .bind(&row.ty)
                 .bind(&versions)
                 .bind(&ids)
                 .bind(&rows)
@@ -87,16 +140,11 @@ pub async fn postgres_batched(
                 .await?;
                 done += n;
             }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let elapsed = started.elapsed();
-    sqlx::query("DROP TABLE bench_raw_events")
-        .execute(pool)
-        .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    drop_table(pool, "bench_raw_events").await?;
     Ok(rate(per_writer * writers, elapsed))
 }
 
@@ -108,93 +156,33 @@ pub async fn postgres_single(
     connections: u64,
     sample: &Event,
 ) -> anyhow::Result<f64> {
-    sqlx::query("DROP TABLE IF EXISTS bench_raw_single")
-        .execute(pool)
-        .await?;
-    sqlx::query("CREATE TABLE bench_raw_single (LIKE events INCLUDING ALL)")
-        .execute(pool)
-        .await?;
+    scratch_table(pool, "bench_raw_single", "events").await?;
     let per_connection = total / connections;
-    let attributes = sample.attributes_json().to_string();
-    let data = sample.data.clone().unwrap_or_default().to_vec();
-    let tenant = sample
-        .tenant
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (pool, attributes, data, tenant) = (
-            pool.clone(),
-            attributes.clone(),
-            data.clone(),
-            tenant.clone(),
-        );
-        let (source, ty) = (sample.source.clone(), sample.ty.clone());
-        tasks.push(tokio::spawn(async move {
+    let row = SampleRow::of(sample);
+    let elapsed = timed_tasks(connections, |c| {
+        let (pool, row) = (pool.clone(), row.clone());
+        async move {
             for v in 1..=per_connection {
                 sqlx::query(
                     "INSERT INTO bench_raw_single (tenant, stream_id, stream_version, event_id, source, type,
                                                    data, datacontenttype, attributes, occurred_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, 'application/json', $8::jsonb, now())",
                 )
-                .bind(&tenant)
+                .bind(&row.tenant)
                 .bind(format!("bench/single-{c}"))
                 .bind(v as i64)
                 .bind(uuid::Uuid::now_v7().to_string())
-                .bind(&source)
-                .bind(&ty)
-                .bind(&data)
-                .bind(&attributes)
+                .bind(&row.source)
+                .bind(&row.ty)
+                .bind(&row.data[..])
+                .bind(&row.attributes[..])
                 .execute(&pool)
                 .await?;
             }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let elapsed = started.elapsed();
-    sqlx::query("DROP TABLE bench_raw_single")
-        .execute(pool)
-        .await?;
-    Ok(rate(per_connection * connections, elapsed))
-}
-
-/// Pipelined JetStream publishes (acks awaited in order, as the relay does) into a scratch stream.
-/// Returns msgs/s.
-pub async fn jetstream_pipelined(
-    js: &jetstream::Context,
-    total: u64,
-    payload: &[u8],
-) -> anyhow::Result<f64> {
-    let name = "QUORUM_BENCH_RAW";
-    let _ = js.delete_stream(name).await;
-    js.create_stream(stream::Config {
-        name: name.into(),
-        subjects: vec!["quorum.bench.raw".into()],
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
+            Ok(())
+        }
     })
     .await?;
-    let payload = Bytes::copy_from_slice(payload);
-    let started = Instant::now();
-    let mut pending = std::collections::VecDeque::new();
-    for i in 0..total {
-        let msg = jetstream::message::PublishMessage::build()
-            .payload(payload.clone())
-            .message_id(i.to_string());
-        pending.push_back(js.send_publish("quorum.bench.raw", msg).await?);
-        if pending.len() >= 1000 {
-            pending.pop_front().expect("non-empty").await?;
-        }
-    }
-    for ack in pending {
-        ack.await?;
-    }
-    let elapsed = started.elapsed();
-    js.delete_stream(name).await?;
-    Ok(rate(total, elapsed))
+    drop_table(pool, "bench_raw_single").await?;
+    Ok(rate(per_connection * connections, elapsed))
 }

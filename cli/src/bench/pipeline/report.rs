@@ -37,7 +37,11 @@ impl std::fmt::Display for PipelineReport {
             }
             writeln!(f, "  | {:.2} ms CPU/query", row.quorum_cpu_ms_per_query)?;
             if let Some(floor) = &row.floor {
-                writeln!(f, "        {floor}")?;
+                write!(f, "        {floor}")?;
+                match row.floor_ratio {
+                    Some(r) => writeln!(f, ", ratio {r:.2} at most")?,
+                    None => writeln!(f)?,
+                }
             }
             let by_process: Vec<String> = row
                 .cpu

@@ -1,0 +1,136 @@
+//! JetStream with no Quorum code in the way: pipelined publishes, as the relay makes them, and
+//! deliveries to a durable pull consumer with explicit acks, as every service reads them.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::bench::stats::rate;
+
+/// Publishes `total` messages of `payload` to `subject`, up to 1,000 acks outstanding and awaited
+/// in order (as the relay does).
+async fn publish_pipelined(
+    js: &jetstream::Context,
+    subject: &'static str,
+    total: u64,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    let payload = Bytes::copy_from_slice(payload);
+    let mut pending = VecDeque::new();
+    for i in 0..total {
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(i.to_string());
+        pending.push_back(js.send_publish(subject, msg).await?);
+        if pending.len() >= 1000 {
+            pending.pop_front().expect("non-empty").await?;
+        }
+    }
+    for ack in pending {
+        ack.await?;
+    }
+    Ok(())
+}
+
+/// A scratch stream of `name` over `subject`, created afresh.
+async fn scratch_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subject: &str,
+) -> anyhow::Result<stream::Stream> {
+    let _ = js.delete_stream(name).await;
+    Ok(js
+        .create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Pipelined JetStream publishes into a scratch stream. Returns msgs/s.
+pub async fn jetstream_pipelined(
+    js: &jetstream::Context,
+    total: u64,
+    payload: &[u8],
+) -> anyhow::Result<f64> {
+    let name = "QUORUM_BENCH_RAW";
+    scratch_stream(js, name, "quorum.bench.raw").await?;
+    let started = Instant::now();
+    publish_pipelined(js, "quorum.bench.raw", total, payload).await?;
+    let elapsed = started.elapsed();
+    js.delete_stream(name).await?;
+    Ok(rate(total, elapsed))
+}
+
+/// A scratch stream filled before the clock starts, so that [`DeliveryStream::consume`] times the
+/// deliveries alone.
+pub struct DeliveryStream {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    total: u64,
+}
+
+impl DeliveryStream {
+    const NAME: &'static str = "QUORUM_BENCH_DELIVER";
+    const SUBJECT: &'static str = "quorum.bench.deliver";
+
+    /// A stream holding `total` messages of `payload`.
+    pub async fn filled(
+        js: &jetstream::Context,
+        total: u64,
+        payload: &[u8],
+    ) -> anyhow::Result<Self> {
+        let stream = scratch_stream(js, Self::NAME, Self::SUBJECT).await?;
+        publish_pipelined(js, Self::SUBJECT, total, payload).await?;
+        Ok(Self {
+            js: js.clone(),
+            stream,
+            total,
+        })
+    }
+
+    /// Every message delivered to a durable pull consumer configured as Quorum's are (explicit
+    /// acks, 1,024 acks pending at most, 128 per pull), each acked as it arrives, until the server
+    /// holds no ack pending: its side of every ack is in the time. Returns msgs/s. The stream is
+    /// deleted after.
+    pub async fn consume(self) -> anyhow::Result<f64> {
+        let consumer = self
+            .stream
+            .create_consumer(pull::Config {
+                durable_name: Some("bench".into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                max_ack_pending: 1024,
+                ..Default::default()
+            })
+            .await?;
+        let started = Instant::now();
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(128)
+            .messages()
+            .await?;
+        for _ in 0..self.total {
+            let msg = messages
+                .next()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("the delivery stream ended early"))?
+                .map_err(|e| anyhow::anyhow!("delivery: {e}"))?;
+            msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        }
+        drop(messages);
+        let mut consumer = consumer;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while consumer.info().await?.num_ack_pending > 0 {
+            anyhow::ensure!(Instant::now() < deadline, "acks still pending after 60 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed();
+        self.js.delete_stream(Self::NAME).await?;
+        Ok(rate(self.total, elapsed))
+    }
+}
