@@ -9,7 +9,8 @@
 //! - five links of the audit chain (audit chains every event) and two writes of the read model (the
 //!   query's row, its decision): seven rows at the cost of a row of the audit chain, the narrowest
 //!   table Quorum writes ([`raw::audit_links_batched`]), or of an event's if that is cheaper;
-//! - the five events published to JetStream, at raw JetStream's cost per pipelined publish;
+//! - the five events published to JetStream, at raw JetStream's cost per pipelined publish of the
+//!   sample event in binary mode (its `ce-` headers, fewer than a query's events carry);
 //! - four deliveries with their acks (the submission to fan-out, the three results to consensus,
 //!   which must see each to know when its quorum is met), at a raw pull consumer's cost per acked
 //!   message;
@@ -23,8 +24,8 @@
 //!   not all made at the clients' concurrency.
 //!
 //! Left out, so that the floor stays under the truth: every other read (the chain's, the
-//! projection's, the results consensus reads before it can decide), the events' headers, the
-//! hashing, and the waits. Each
+//! projection's, the results consensus reads before it can decide), the headers the sample lacks
+//! (correlation, causation, trace), the hashing, and the waits. Each
 //! part's cost is the whole machine's CPU while it ran, divided by what it did.
 
 use async_nats::jetstream;
@@ -77,13 +78,12 @@ pub async fn raw_costs(pool: &PgPool, js: &jetstream::Context) -> anyhow::Result
     const ROWS_RUN: u64 = 50_000;
     const MESSAGES_RUN: u64 = 100_000;
     let sample = raw::sample_event()?;
-    let payload = sample.data.clone().unwrap_or_default();
     let events = busy_seconds(raw::postgres_batched(pool, ROWS_RUN, 8, 100, &sample)).await?;
     let links = busy_seconds(raw::audit_links_batched(pool, ROWS_RUN, 8, 100)).await?;
     let table = raw::ReadTable::filled(pool, ROWS_RUN, &sample).await?;
     let reads = busy_seconds(table.read(8, 100)).await?;
-    let publishes = busy_seconds(raw::jetstream_pipelined(js, MESSAGES_RUN, &payload)).await?;
-    let stream = raw::DeliveryStream::filled(js, MESSAGES_RUN, &payload).await?;
+    let publishes = busy_seconds(raw::jetstream_pipelined(js, MESSAGES_RUN, &sample)).await?;
+    let stream = raw::DeliveryStream::filled(js, MESSAGES_RUN, &sample).await?;
     let deliveries = busy_seconds(stream.consume()).await?;
     let per = |seconds: f64, n: u64| seconds * 1000.0 / n as f64;
     Ok(RawCosts {

@@ -194,7 +194,7 @@ pub async fn run(
     // Baselines first, while the relay is idle.
     let sample = events(&tenant, &StreamId::new("bench", "sample")?, 1, &payload).remove(0);
     let raw_pg = raw::postgres_batched(pool, args.events, args.writers, 100, &sample).await?;
-    let raw_js = raw::jetstream_pipelined(js, args.events, &payload).await?;
+    let raw_js = raw::jetstream_pipelined(js, args.events, &sample).await?;
 
     let receiver = receive(js, &tenant).await?;
 

@@ -1,27 +1,32 @@
 //! JetStream with no Quorum code in the way: pipelined publishes, as the relay makes them, and
-//! deliveries to a durable pull consumer with explicit acks, as every service reads them.
+//! deliveries to a durable pull consumer with explicit acks, as every service reads them. Each
+//! message is the sample event as the contract puts it on the wire (binary mode: `ce-` headers,
+//! the data as the payload), encoded once.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use bytes::Bytes;
 use futures::StreamExt;
+use quorum_domain::Event;
 
 use crate::bench::stats::rate;
 
-/// Publishes `total` messages of `payload` to `subject`, up to 1,000 acks outstanding and awaited
-/// in order (as the relay does).
+/// Publishes `total` copies of `sample`'s message to `subject`, each with its own message id, up to
+/// 1,000 acks outstanding and awaited in order (as the relay does).
 async fn publish_pipelined(
     js: &jetstream::Context,
     subject: &'static str,
     total: u64,
-    payload: &[u8],
+    sample: &Event,
 ) -> anyhow::Result<()> {
-    let payload = Bytes::copy_from_slice(payload);
+    let (headers, payload): (HeaderMap, Bytes) = quorum_bus::encode(sample);
     let mut pending = VecDeque::new();
     for i in 0..total {
         let msg = jetstream::message::PublishMessage::build()
+            .headers(headers.clone())
             .payload(payload.clone())
             .message_id(i.to_string());
         pending.push_back(js.send_publish(subject, msg).await?);
@@ -52,16 +57,16 @@ async fn scratch_stream(
         .await?)
 }
 
-/// Pipelined JetStream publishes into a scratch stream. Returns msgs/s.
+/// Pipelined JetStream publishes of `sample` into a scratch stream. Returns msgs/s.
 pub async fn jetstream_pipelined(
     js: &jetstream::Context,
     total: u64,
-    payload: &[u8],
+    sample: &Event,
 ) -> anyhow::Result<f64> {
     let name = "QUORUM_BENCH_RAW";
     scratch_stream(js, name, "quorum.bench.raw").await?;
     let started = Instant::now();
-    publish_pipelined(js, "quorum.bench.raw", total, payload).await?;
+    publish_pipelined(js, "quorum.bench.raw", total, sample).await?;
     let elapsed = started.elapsed();
     js.delete_stream(name).await?;
     Ok(rate(total, elapsed))
@@ -79,14 +84,14 @@ impl DeliveryStream {
     const NAME: &'static str = "QUORUM_BENCH_DELIVER";
     const SUBJECT: &'static str = "quorum.bench.deliver";
 
-    /// A stream holding `total` messages of `payload`.
+    /// A stream holding `total` copies of `sample`'s message.
     pub async fn filled(
         js: &jetstream::Context,
         total: u64,
-        payload: &[u8],
+        sample: &Event,
     ) -> anyhow::Result<Self> {
         let stream = scratch_stream(js, Self::NAME, Self::SUBJECT).await?;
-        publish_pipelined(js, Self::SUBJECT, total, payload).await?;
+        publish_pipelined(js, Self::SUBJECT, total, sample).await?;
         Ok(Self {
             js: js.clone(),
             stream,
