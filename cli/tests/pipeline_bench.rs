@@ -42,7 +42,7 @@ async fn the_closed_loop_reports_the_bare_client_and_the_floor_it_prices() -> an
     let per_query = part("ms_per_query");
     let expected = 5.0 * event_ms
         + 7.0 * narrow_ms
-        + 8.0 * raw("row_read_ms")
+        + 7.0 * raw("row_read_ms")
         + 5.0 * raw("jetstream_publish_ms")
         + 4.0 * raw("jetstream_delivery_ms")
         + 5.0 * http_ms;
