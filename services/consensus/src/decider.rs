@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use chrono::Utc;
-use quorum_domain::consensus::{Decision, decide, undecided_pairs};
+use quorum_domain::consensus::{Decision, decide, may_decide_now, undecided_pairs};
 use quorum_domain::query::Strategy;
 use quorum_domain::{Event, StreamId, types};
 use quorum_event_store::{Batcher, EventStore, ExpectedVersion, StoreError};
@@ -94,19 +94,25 @@ impl Decider {
         let now = Utc::now();
         let asked = query.asked(&self.experts);
         // A semantic method is asked only when the answers in hand may decide the query, and
-        // only about the pairs the offline rules leave open.
-        let (semantic, mut info) = match undecided_pairs(&query.progress(&asked, now, &[])) {
-            None => return Ok(Step::Waiting),
-            Some(pairs) => {
-                let methods = Semantic {
-                    embedder: self.embedder.as_ref(),
-                    judge: self.judge.as_ref(),
-                };
-                methods
-                    .settle(query.query.strategy, &query.query.question, &pairs)
-                    .await
-            }
+        // only about the pairs the offline rules leave open. Finding those pairs compares every
+        // answer, so it is done only for a strategy that asks a method.
+        let offline = query.progress(&asked, now, &[]);
+        if !may_decide_now(&offline) {
+            return Ok(Step::Waiting);
+        }
+        let methods = Semantic {
+            embedder: self.embedder.as_ref(),
+            judge: self.judge.as_ref(),
         };
+        let strategy = query.query.strategy;
+        let pairs = if methods.asks(strategy) {
+            undecided_pairs(&offline).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let (semantic, mut info) = methods
+            .settle(strategy, &query.query.question, &pairs)
+            .await;
         let mut plan = None;
         let (ty, data) = match decide(&query.progress(&asked, now, &semantic)) {
             // Nothing to write: the read model holds the query's deadline, and the timer comes

@@ -37,6 +37,12 @@ impl Semantic<'_> {
         }
     }
 
+    /// Whether `strategy` asks a method here about the pairs the offline rules leave open: when it
+    /// does not, they need not be found.
+    pub fn asks(&self, strategy: Strategy) -> bool {
+        !matches!(self.method(strategy), Method::Canonical)
+    }
+
     /// Asks the method of `strategy` about `pairs`: the pairs it found the same, and the
     /// provenance the consensus records (its links are filled in by the decision).
     pub async fn settle(
@@ -135,4 +141,33 @@ async fn embedded_same(
         .filter(|(a, b)| cosine(vector(a), vector(b)) >= threshold)
         .map(|(a, b)| pair(a, b, SameBy::Embeddings))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use quorum_experts::embeddings::EmbeddingsConfig;
+
+    use super::*;
+
+    #[test]
+    fn only_a_strategy_with_a_configured_method_asks_about_open_pairs() {
+        let none = Semantic::none();
+        for s in [Strategy::Majority, Strategy::Similarity, Strategy::Judge] {
+            assert!(!none.asks(s), "{s:?} with no method configured");
+        }
+        let config: EmbeddingsConfig = serde_json::from_value(serde_json::json!({
+            "base_url": "http://127.0.0.1:9/v1",
+            "model": "m",
+        }))
+        .expect("an embeddings config");
+        let embedder = Embedder::new(config);
+        let methods = Semantic {
+            embedder: Some(&embedder),
+            judge: None,
+        };
+        assert!(!methods.asks(Strategy::Majority));
+        assert!(methods.asks(Strategy::Similarity));
+        // A judge query falls back to embeddings when no judge is configured.
+        assert!(methods.asks(Strategy::Judge));
+    }
 }

@@ -75,14 +75,20 @@ fn may_decide(p: &Progress<'_>, answered: usize, pending: usize) -> bool {
     pending == 0 || p.deadline_passed || (p.early && answered >= p.quorum.max(1))
 }
 
+/// Whether the answers in hand may decide the query now: every expert asked has answered or
+/// failed, the deadline has passed, or an early query has a quorum of answers.
+pub fn may_decide_now(p: &Progress<'_>) -> bool {
+    may_decide(p, distinct(p.answers).len(), pending(p).len())
+}
+
 /// The pairs of distinct answer texts that the offline rules leave for a semantic method to
 /// decide (unknown, or different only in names), when the query may be decided now; `None` while
 /// it must wait anyway, so that no method is asked for nothing.
 pub fn undecided_pairs(p: &Progress<'_>) -> Option<Vec<(String, String)>> {
-    let answers = distinct(p.answers);
-    if !may_decide(p, answers.len(), pending(p).len()) {
+    if !may_decide_now(p) {
         return None;
     }
+    let answers = distinct(p.answers);
     let comparisons = Comparisons::new(p.question, &answers, p.tolerance, &[]);
     let mut pairs: Vec<(String, String)> = Vec::new();
     for i in 0..answers.len() {

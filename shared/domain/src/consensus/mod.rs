@@ -17,7 +17,7 @@ mod words;
 
 pub use canonical::{Canon, canonicalize};
 pub use compare::{Contradiction, SameBy, Verdict, compare};
-pub use decide::{Decision, Progress, decide, default_quorum, undecided_pairs};
+pub use decide::{Decision, Progress, decide, default_quorum, may_decide_now, undecided_pairs};
 pub use events::{
     ConsensusFailed, ConsensusReached, Dissent, FailureReason, GroupingInfo, Judged, Link,
 };
