@@ -24,9 +24,9 @@
 //!   not all made at the clients' concurrency.
 //!
 //! Left out, so that the floor stays under the truth: every other read (the chain's, the
-//! projection's, the answer's, the results consensus reads before it can decide), the headers the sample lacks
-//! (correlation, causation, trace), the hashing, and the waits. Each
-//! part's cost is the whole machine's CPU while it ran, divided by what it did.
+//! projection's, the answer's, the results consensus reads before it can decide), the headers the
+//! sample lacks (correlation, causation, trace), the hashing, and the waits. Each part's cost is
+//! the whole machine's CPU while it ran, divided by what it did.
 
 use async_nats::jetstream;
 use serde::Serialize;
@@ -73,6 +73,13 @@ pub struct Floor {
     pub max_queries_per_sec: f64,
 }
 
+impl RawCosts {
+    /// The price of a narrow row: a link's, or an event's if that is cheaper.
+    pub fn narrow_row_ms(&self) -> f64 {
+        self.link_row_ms.min(self.event_row_ms)
+    }
+}
+
 /// Raw Postgres inserts, JetStream publishes and deliveries, each priced by the machine's CPU while
 /// it ran.
 pub async fn raw_costs(pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<RawCosts> {
@@ -113,7 +120,7 @@ impl Floor {
     /// The floor with the HTTP exchanges priced at `http_exchange_ms` each.
     pub fn new(raw: RawCosts, http_exchange_ms: f64, cores: usize) -> Self {
         let ms_per_query = EVENT_ROWS * raw.event_row_ms
-            + NARROW_ROWS * raw.link_row_ms.min(raw.event_row_ms)
+            + NARROW_ROWS * raw.narrow_row_ms()
             + ROWS_READ * raw.row_read_ms
             + PUBLISHES * raw.jetstream_publish_ms
             + DELIVERIES * raw.jetstream_delivery_ms
@@ -134,7 +141,7 @@ impl std::fmt::Display for Floor {
             "floor: {:.3} ms CPU/query ({EVENT_ROWS} event rows x {:.4}, {NARROW_ROWS} narrow rows x {:.4}, {ROWS_READ} rows read x {:.4}, {PUBLISHES} publishes x {:.4}, {DELIVERIES} deliveries x {:.4}, {EXCHANGES} HTTP exchanges x {:.4}), at most {:.0} queries/s",
             self.ms_per_query,
             self.raw.event_row_ms,
-            self.raw.link_row_ms.min(self.raw.event_row_ms),
+            self.raw.narrow_row_ms(),
             self.raw.row_read_ms,
             self.raw.jetstream_publish_ms,
             self.raw.jetstream_delivery_ms,

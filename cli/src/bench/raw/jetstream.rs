@@ -104,7 +104,7 @@ impl DeliveryStream {
     /// holds no ack pending: its side of every ack is in the time. Returns msgs/s. The stream is
     /// deleted after.
     pub async fn consume(self) -> anyhow::Result<f64> {
-        let consumer = self
+        let mut consumer = self
             .stream
             .create_consumer(pull::Config {
                 durable_name: Some("bench".into()),
@@ -128,7 +128,6 @@ impl DeliveryStream {
             msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
         }
         drop(messages);
-        let mut consumer = consumer;
         let deadline = Instant::now() + Duration::from_secs(60);
         while consumer.info().await?.num_ack_pending > 0 {
             anyhow::ensure!(Instant::now() < deadline, "acks still pending after 60 s");

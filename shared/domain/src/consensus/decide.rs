@@ -85,10 +85,10 @@ pub fn may_decide_now(p: &Progress<'_>) -> bool {
 /// decide (unknown, or different only in names), when the query may be decided now; `None` while
 /// it must wait anyway, so that no method is asked for nothing.
 pub fn undecided_pairs(p: &Progress<'_>) -> Option<Vec<(String, String)>> {
-    if !may_decide_now(p) {
+    let answers = distinct(p.answers);
+    if !may_decide(p, answers.len(), pending(p).len()) {
         return None;
     }
-    let answers = distinct(p.answers);
     let comparisons = Comparisons::new(p.question, &answers, p.tolerance, &[]);
     let mut pairs: Vec<(String, String)> = Vec::new();
     for i in 0..answers.len() {
