@@ -169,6 +169,27 @@ impl Stack {
         })
     }
 
+    /// Waits until `process` is healthy. A process that exited because a port picked for it was
+    /// taken between the pick and its bind (another test's connection can get it) starts again
+    /// on fresh ports, as devstack's own servers do; any other exit is the test's failure.
+    pub async fn healthy(
+        &self,
+        process: &mut Running,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<()> {
+        let mut attempts = 1;
+        loop {
+            match process.healthy(client).await {
+                Err(e) if attempts < 3 && process.lost_its_port() => {
+                    eprintln!("{}: port taken, starting again: {e}", process.spec.name);
+                    *process = self.launch(&process.spec)?;
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Runs a one-shot `spec` (a migration, a key) to its end; its standard output on success.
     pub async fn run_to_end(&self, spec: &ProcessSpec) -> anyhow::Result<String> {
         let mut running = self.launch(spec)?;
@@ -274,8 +295,15 @@ impl Running {
         Ok(format!("http://127.0.0.1:{port}{path}"))
     }
 
+    /// Whether the process has exited, refused a listening address that was in use.
+    fn lost_its_port(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+            && std::fs::read_to_string(&self.log)
+                .is_ok_and(|log| log.contains("Address already in use"))
+    }
+
     /// Waits until every probe answers 2xx; says what the process wrote if it dies or never does.
-    pub async fn healthy(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
+    async fn healthy(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
         let urls = self
             .spec
             .probes

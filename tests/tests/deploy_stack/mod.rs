@@ -62,12 +62,12 @@ async fn docker_compose_services_answer_a_query_as_separate_processes() -> anyho
         // A dependency another service waits on healthy is waited for before that one starts;
         // the rest are waited for all together below.
         if awaited.contains("service_healthy") {
-            process.healthy(&client).await?;
+            stack.healthy(&mut process, &client).await?;
         }
         running.push(process);
     }
     for process in &mut running {
-        process.healthy(&client).await?;
+        stack.healthy(process, &client).await?;
     }
     eprintln!("healthy after {:?}", stack.age());
     // `docker compose run --rm migrate quorum keys create …`
@@ -117,7 +117,7 @@ async fn kubernetes_dev_overlay_deployments_answer_a_query_as_separate_processes
     }
     stack.run_to_end(&job).await?;
     for process in &mut running {
-        process.healthy(&client).await?;
+        stack.healthy(process, &client).await?;
     }
     eprintln!("healthy after {:?}", stack.age());
     // `kubectl exec deploy/quorum-ingest -- quorum keys create …`: the container's environment,

@@ -49,7 +49,7 @@ async fn scaled_compose_workers_decide_every_query_once_when_one_replica_of_each
         }
     }
     for process in &mut running {
-        process.healthy(&client).await?;
+        stack.healthy(process, &client).await?;
     }
     let args = [
         "quorum",
