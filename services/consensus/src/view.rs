@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use quorum_event_store::{
-    CommitCursor, EventStore, StoreError, Wake, generic_plan_connection, load_consumer_checkpoint,
+    CommitCursor, EventStore, StoreError, Wake, generic_plan_connection, keyed_plan_connection,
+    load_consumer_checkpoint,
 };
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -37,11 +37,11 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     }
     let mut wake = Wake::new(POLL);
     // Connections kept for every round, so a round costs only its own statements; a failed round
-    // drops them and the next takes fresh ones. The read, like the relay's, keeps its generic
-    // plan on a connection of its own (ADR 17); the write, whose generic plan on a small table
-    // would scan `queries` whole, is planned each time on a pooled one.
+    // drops them and the next takes fresh ones. Each keeps its generic plans on a connection of
+    // its own: the read like the relay's (ADR 17), the write with plans held to key lookups
+    // (ADR 41).
     let mut reader: Option<PgConnection> = None;
-    let mut writer: Option<PoolConnection<Postgres>> = None;
+    let mut writer: Option<PgConnection> = None;
     // Where the projection was after its last round: reads start there without loading the
     // checkpoint. Another replica may have moved the checkpoint further; the write finds out.
     let mut seen: Option<CommitCursor> = None;
@@ -54,7 +54,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             };
             let w = match writer.as_mut() {
                 Some(w) => w,
-                None => writer.insert(pool.acquire().await?),
+                None => writer.insert(keyed_plan_connection(&pool).await?),
             };
             step(r, w, seen).await
         };
@@ -100,8 +100,8 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             wake.notified(l).await;
         }
     }
-    if let Some(r) = reader {
-        let _ = r.close().await;
+    for conn in [reader, writer].into_iter().flatten() {
+        let _ = conn.close().await;
     }
 }
 
@@ -121,21 +121,28 @@ pub async fn rebuild(pool: &PgPool, mut progress: impl FnMut(i64)) -> Result<(),
         .await?;
     sqlx::query("DELETE FROM queries").execute(&mut *tx).await?;
     tx.commit().await?;
-    let (mut reader, mut writer) = (pool.acquire().await?, pool.acquire().await?);
-    loop {
-        let stepped = step(&mut reader, &mut writer, None).await?;
-        progress(stepped.at.position);
-        if !stepped.more {
-            if head.is_none_or(|h| stepped.at >= h) {
-                return Ok(());
+    let mut reader = pool.acquire().await?;
+    let mut writer = keyed_plan_connection(pool).await?;
+    let result = async {
+        loop {
+            let stepped = step(&mut reader, &mut writer, None).await?;
+            progress(stepped.at.position);
+            if !stepped.more {
+                if head.is_none_or(|h| stepped.at >= h) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    .await;
+    let _ = writer.close().await;
+    result
 }
 
 /// One round: reads the next batch after `seen` (the checkpoint when `None`) on `reader`, and
-/// applies it on `writer`.
+/// applies it on `writer`, a [`keyed_plan_connection`]: the write is a prepared statement whose
+/// generic plan must be key lookups.
 ///
 /// A round that finds nothing is that one read. A batch is folded into row changes and written
 /// with the checkpoint in one statement, so no transaction stays open across round trips (every
@@ -205,8 +212,8 @@ impl Changes {
     ///
     /// The sub-statements of one statement do not see each other's rows, so a query submitted in
     /// this batch is inserted with its results and decision from this batch, and the update
-    /// touches only rows that were there before. The statement is planned for the batch at hand
-    /// (`persistent(false)`): a plan cached while `queries` was new would scan it whole as it grows.
+    /// touches only rows that were there before. It runs its generic plan on a connection that
+    /// holds plans to key lookups (ADR 41).
     ///
     /// The same statement notifies `quorum_queries` with the ids of the rows it changed, space
     /// separated, in payloads under Postgres's 8000-byte limit (ids over 200 bytes are left out:
@@ -274,7 +281,6 @@ impl Changes {
              )
              SELECT (SELECT count(*) FROM won), (SELECT count(*) FROM notified)",
         )
-        .persistent(false)
         .bind(NAME)
         .bind(to.tx_id.to_string())
         .bind(to.position)

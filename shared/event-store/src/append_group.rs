@@ -84,7 +84,8 @@ pub(crate) async fn append_checked(
     let columns = columns(events)?;
     // Each stream's current version is read once; `row_number` numbers the group's events within
     // their stream. A concurrent writer of the same stream makes the insert hit the
-    // (stream_id, stream_version) constraint, and then nothing of the group is written.
+    // (stream_id, stream_version) constraint, and then nothing of the group is written. `cur` is
+    // materialized: inlined, its version lookup ran once for each place `cur.v` is used.
     const SQL: &str = "
         WITH u AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -92,7 +93,7 @@ pub(crate) async fn append_checked(
                                  $11::timestamptz[], $12::bigint[])
                 WITH ORDINALITY AS u(stream_id, tenant, event_id, source, type, data, dct, attrs,
                                      corr, caus, occ, expected, ord)
-        ), cur AS (
+        ), cur AS MATERIALIZED (
             SELECT s.stream_id,
                    coalesce((SELECT max(e.stream_version) FROM events e
                              WHERE e.stream_id = s.stream_id), 0) AS v

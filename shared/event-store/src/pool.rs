@@ -51,3 +51,19 @@ pub async fn generic_plan_connection(pool: &PgPool) -> Result<PgConnection, sqlx
         .await?;
     Ok(conn)
 }
+
+/// [`generic_plan_connection`] for statements that reach every row they touch by a key, joined from
+/// a parameter array (a projection's batch of updates). Hash and merge joins and sequential scans
+/// are priced out, so the generic plan, made once and kept, is index lookups per key however
+/// small the table was when it was made. Left to cost them, a generic plan made while the table
+/// was new would scan it whole ever after; planned anew each time, the write spent about a third
+/// of its time planning (docs/adr/0041).
+pub async fn keyed_plan_connection(pool: &PgPool) -> Result<PgConnection, sqlx::Error> {
+    let mut conn = generic_plan_connection(pool).await?;
+    sqlx::raw_sql(
+        "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off",
+    )
+    .execute(&mut conn)
+    .await?;
+    Ok(conn)
+}

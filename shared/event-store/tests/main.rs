@@ -6,4 +6,5 @@ mod batch;
 mod commit_order;
 mod common;
 mod group;
+mod plans;
 mod tenants;
