@@ -13,5 +13,5 @@ mod service;
 pub use auth::{CREDENTIALS_FILE, NatsCredentials, SERVER_CONFIG_FILE};
 pub use nats::{NatsOptions, NatsServer};
 pub use postgres::{Postgres, PostgresOptions, find_pg_bindir};
-pub use process::{DevstackError, free_port};
+pub use process::{DevstackError, PORT_ATTEMPTS, free_port};
 pub use service::ServiceProcess;

@@ -53,7 +53,7 @@ pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> De
 /// How often a server on a port of [`free_port`]'s is started before giving up. The port is free
 /// when picked, but any process may bind it before the server does; the server then exits at once,
 /// and another port is worth a try.
-pub(crate) const PORT_ATTEMPTS: u32 = 3;
+pub const PORT_ATTEMPTS: u32 = 3;
 
 /// A TCP port that was free a moment ago on 127.0.0.1, picked at random below the kernel's
 /// ephemeral range. The kernel hands ports of that range to every outgoing connection, so a port

@@ -180,7 +180,7 @@ impl Stack {
         let mut attempts = 1;
         loop {
             match process.healthy(client).await {
-                Err(e) if attempts < 3 && process.lost_its_port() => {
+                Err(e) if attempts < quorum_devstack::PORT_ATTEMPTS && process.lost_its_port() => {
                     eprintln!("{}: port taken, starting again: {e}", process.spec.name);
                     *process = self.launch(&process.spec)?;
                     attempts += 1;
