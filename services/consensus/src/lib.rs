@@ -36,6 +36,10 @@ use quorum_experts::embeddings::{Embedder, EmbeddingsConfig};
 pub const CONSUMER: &str = "consensus";
 /// How often the timer looks for queries past their deadline.
 pub const TIMER_INTERVAL: Duration = Duration::from_millis(250);
+/// Folds a handler makes at once after its consensus found the stream moved on, before it leaves
+/// the message to a redelivery: a stream that keeps moving is someone else's busy query, not this
+/// message's problem, and waiting lets them finish.
+const REFOLDS: u32 = 3;
 
 struct ConsensusHandler {
     decider: Arc<Decider>,
@@ -88,15 +92,24 @@ impl Handler for ConsensusHandler {
         if self.recent().set.contains(stream.as_str()) {
             return Outcome::Done;
         }
-        match self.decider.step(&stream).await {
-            Ok(Step::Decided) => {
-                self.recent().insert(stream.as_str());
-                Outcome::Done
+        let mut refolds = 0;
+        loop {
+            match self.decider.step(&stream).await {
+                Ok(Step::Decided) => {
+                    self.recent().insert(stream.as_str());
+                    return Outcome::Done;
+                }
+                Ok(_) => return Outcome::Done,
+                // Someone appended meanwhile (the last answer, another replica's consensus). What
+                // they appended is committed (a conflict is only found once it is), so a fold now
+                // sees it: at once, rather than after a redelivery that would keep the asker
+                // waiting and count against the message's deliveries.
+                Err(StoreError::Conflict { .. }) if refolds < REFOLDS => refolds += 1,
+                Err(e @ StoreError::Conflict { .. }) => {
+                    return Outcome::retry(Duration::from_millis(50), e);
+                }
+                Err(e) => return Outcome::store_failed(Duration::from_secs(1), &e),
             }
-            Ok(_) => Outcome::Done,
-            // Someone appended meanwhile (a late answer, another replica): fold again soon.
-            Err(e @ StoreError::Conflict { .. }) => Outcome::retry(Duration::from_millis(50), e),
-            Err(e) => Outcome::store_failed(Duration::from_secs(1), &e),
         }
     }
 }

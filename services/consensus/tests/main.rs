@@ -2,4 +2,6 @@
 //! workspace links one test binary per package rather than one per file (ADR 34).
 
 mod binary;
+mod conflict;
 mod crash;
+mod support;
