@@ -1,6 +1,7 @@
 //! `quorum ask`: submit a question through ingest, show each expert's result as it is recorded, then
 //! the consensus with its agreement and dissent, streamed from the query's watch (no polling).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -81,6 +82,51 @@ fn check_experts(target: &Target, named: &[String]) -> anyhow::Result<()> {
 pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Result<()> {
     check_experts(target, &args.experts)?;
     let (client, base, key) = args.api.connect(target)?;
+    let submitted = answer(
+        client
+            .post(format!("{base}/v1/queries"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(query_body(args).to_string())
+            .send()
+            .await?,
+    )
+    .await?;
+    let query_id = submitted["query_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !json_out {
+        outln!("query {query_id}")?;
+    }
+    let mut watch = Watch {
+        client: &client,
+        url: format!("{base}/v1/queries/{query_id}/watch"),
+        key: &key,
+        json_out,
+        shown: BTreeSet::new(),
+        results: Vec::new(),
+    };
+    // The experts' deadline, and time for the consensus and the read model after it.
+    let deadline =
+        Duration::from_millis(args.deadline_ms.unwrap_or(30_000)) + Duration::from_secs(30);
+    let decided = watch.until_decided(deadline).await?;
+    let ty = if decided["status"] == "reached" {
+        "quorum.consensus.reached"
+    } else {
+        "quorum.consensus.failed"
+    };
+    finish(
+        ty,
+        &decided["consensus"],
+        &submitted,
+        watch.results,
+        json_out,
+    )
+}
+
+/// The submission's body: the question, and what the flags set.
+fn query_body(args: &AskArgs) -> Value {
     let mut body = json!({"question": args.question});
     if !args.experts.is_empty() {
         body["experts"] = json!(args.experts);
@@ -100,96 +146,99 @@ pub async fn run(target: &Target, args: &AskArgs, json_out: bool) -> anyhow::Res
     if let Some(t) = args.tolerance {
         body["tolerance"] = json!(t);
     }
-    let submitted = answer(
-        client
-            .post(format!("{base}/v1/queries"))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await?,
-    )
-    .await?;
-    let query_id = submitted["query_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if !json_out {
-        outln!("query {query_id}")?;
-    }
-    let deadline =
-        Duration::from_millis(args.deadline_ms.unwrap_or(30_000)) + Duration::from_secs(30);
-    let until = tokio::time::Instant::now() + deadline;
-    let url = format!("{base}/v1/queries/{query_id}/watch");
-    let mut results: Vec<Value> = Vec::new();
-    let mut shown = std::collections::BTreeSet::new();
-    let waiting = crate::progress::spinner(json_out);
-    // Lines go out through the spinner, so it redraws below them instead of through them.
-    let say = |line: String| waiting.suspend(|| outln!("{line}"));
-    let status = |n: usize| {
-        format!(
-            "{n} expert result{} in, waiting for the consensus",
-            if n == 1 { "" } else { "s" }
-        )
-    };
-    waiting.set_message(status(0));
-    // The watch streams each change of the query as it is stored (ADR 22); a watch that ends
-    // before the decision (the server's limit, a dropped connection) is opened again.
-    let decided = loop {
-        let watched = tokio::time::timeout_at(until, async {
-            let response = client.get(&url).bearer_auth(&key).send().await?;
-            if response.status().as_u16() == 429 {
-                // The tenant holds as many waits as it may: come back when told.
-                let after = retry_after(&response).unwrap_or(Duration::from_secs(1));
-                tokio::time::sleep(after).await;
-                return Ok(None);
-            }
-            if !response.status().is_success() {
-                return Err(answer(response).await.expect_err("not a success"));
-            }
-            let mut events = Events::new(response);
-            while let Some((kind, row)) = events.next().await? {
-                let experts = row["experts"].as_object().cloned().unwrap_or_default();
-                let mut new: Vec<&Value> = experts
-                    .iter()
-                    .filter(|(name, _)| !shown.contains(*name))
-                    .map(|(_, r)| r)
-                    .collect();
-                // Results stored together come in one change: shown fastest first.
-                new.sort_by_key(|r| r["latency_ms"].as_u64().unwrap_or(u64::MAX));
-                for result in new {
-                    if !json_out {
-                        say(result_line(result))?;
+    body
+}
+
+/// A query's watch, followed until its decision: each expert's result is shown once, as it is
+/// stored.
+struct Watch<'a> {
+    client: &'a reqwest::Client,
+    url: String,
+    key: &'a str,
+    json_out: bool,
+    /// The experts whose results were shown.
+    shown: BTreeSet<String>,
+    /// Their results, in the order shown.
+    results: Vec<Value>,
+}
+
+impl Watch<'_> {
+    /// The query's row once decided, or an error after `deadline`. The watch streams each change
+    /// of the query as it is stored (ADR 22); one that ends before the decision (the server's
+    /// limit, a dropped connection) is opened again.
+    async fn until_decided(&mut self, deadline: Duration) -> anyhow::Result<Value> {
+        let until = tokio::time::Instant::now() + deadline;
+        let waiting = crate::progress::spinner(self.json_out);
+        waiting.set_message(status(0));
+        loop {
+            match tokio::time::timeout_at(until, self.watch_once(&waiting)).await {
+                Err(_) => anyhow::bail!("no consensus after {deadline:?}"),
+                Ok(r) => {
+                    if let Some(row) = r? {
+                        waiting.finish_and_clear();
+                        return Ok(row);
                     }
-                    shown.insert(result["expert"].as_str().unwrap_or_default().to_owned());
-                    results.push(result.clone());
-                }
-                waiting.set_message(status(results.len()));
-                if kind == "decided" {
-                    return Ok(Some(row));
-                }
-            }
-            // The stream ended undecided; a moment before opening it again.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            anyhow::Ok(None)
-        })
-        .await;
-        match watched {
-            Err(_) => anyhow::bail!("no consensus after {deadline:?}"),
-            Ok(r) => {
-                if let Some(row) = r? {
-                    break row;
                 }
             }
         }
-    };
-    waiting.finish_and_clear();
-    let ty = if decided["status"] == "reached" {
-        "quorum.consensus.reached"
-    } else {
-        "quorum.consensus.failed"
-    };
-    finish(ty, &decided["consensus"], &submitted, results, json_out)
+    }
+
+    /// One opening of the watch: the decided row, or `None` when it ended undecided.
+    async fn watch_once(
+        &mut self,
+        waiting: &indicatif::ProgressBar,
+    ) -> anyhow::Result<Option<Value>> {
+        let response = self
+            .client
+            .get(&self.url)
+            .bearer_auth(self.key)
+            .send()
+            .await?;
+        if response.status().as_u16() == 429 {
+            // The tenant holds as many waits as it may: come back when told.
+            let after = retry_after(&response).unwrap_or(Duration::from_secs(1));
+            tokio::time::sleep(after).await;
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(answer(response).await.expect_err("not a success"));
+        }
+        let mut events = Events::new(response);
+        while let Some((kind, row)) = events.next().await? {
+            let experts = row["experts"].as_object().cloned().unwrap_or_default();
+            let mut new: Vec<&Value> = experts
+                .iter()
+                .filter(|(name, _)| !self.shown.contains(*name))
+                .map(|(_, r)| r)
+                .collect();
+            // Results stored together come in one change: shown fastest first.
+            new.sort_by_key(|r| r["latency_ms"].as_u64().unwrap_or(u64::MAX));
+            for result in new {
+                if !self.json_out {
+                    // Through the spinner, so it redraws below the line instead of through it.
+                    waiting.suspend(|| outln!("{}", result_line(result)))?;
+                }
+                self.shown
+                    .insert(result["expert"].as_str().unwrap_or_default().to_owned());
+                self.results.push(result.clone());
+            }
+            waiting.set_message(status(self.results.len()));
+            if kind == "decided" {
+                return Ok(Some(row));
+            }
+        }
+        // The stream ended undecided; a moment before opening it again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(None)
+    }
+}
+
+/// The spinner's line while `n` results are in.
+fn status(n: usize) -> String {
+    format!(
+        "{n} expert result{} in, waiting for the consensus",
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 /// How an expert's result is shown as it comes in.
