@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use quorum_domain::expert::{
     ErrorClass, ExpertFailed, ExpertResponded, MAX_REASONING_BYTES, MAX_REPLY_BYTES, bounded,
 };
@@ -22,6 +21,10 @@ use quorum_experts::{ExpertConfig, Panel};
 pub const HANDLER: &str = "expert-fanout";
 /// Where its events say they come from.
 pub const SOURCE: &str = "/quorum/expert-fanout";
+/// How long the first of a query's answers waits for others to share its append. Experts asked
+/// together often answer within this of each other; one commit then records them all, and
+/// consensus folds them at once rather than deciding on some and finding the rest late.
+const GATHER: Duration = Duration::from_millis(2);
 
 pub struct Fanout {
     /// Reads and appends go in groups with those of the other queries in flight.
@@ -91,11 +94,7 @@ impl Handler for Fanout {
             .into_iter()
             .map(|(index, name)| self.ask(cause, &stream, index, name, question))
             .collect();
-        while let Some(first) = asking.next().await {
-            let mut ready = vec![first];
-            while let Some(Some(event)) = asking.next().now_or_never() {
-                ready.push(event);
-            }
+        while let Some(ready) = gathered(&mut asking).await {
             // At the version last seen: one statement, no stream lock. Someone else appended
             // meanwhile (a consensus at the deadline, a redelivery elsewhere): append after them.
             let appended = match self
@@ -121,6 +120,24 @@ impl Handler for Fanout {
             }
         }
         Outcome::Done
+    }
+}
+
+/// The next answers to record together: the first to come, and those that come within [`GATHER`]
+/// after it. A slower expert's answer is left for the next call. `None` once every answer is in.
+async fn gathered<T>(asking: &mut (impl Stream<Item = T> + Unpin)) -> Option<Vec<T>> {
+    let mut ready = vec![asking.next().await?];
+    let gather = tokio::time::sleep(GATHER);
+    tokio::pin!(gather);
+    loop {
+        tokio::select! {
+            biased;
+            next = asking.next() => match next {
+                Some(answer) => ready.push(answer),
+                None => return Some(ready),
+            },
+            _ = &mut gather => return Some(ready),
+        }
     }
 }
 
@@ -222,4 +239,40 @@ fn failed(
         types::EXPERT_FAILED,
         serde_json::to_vec(&data).expect("serializes"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers that come at the given milliseconds after the experts were asked.
+    fn answering_at(ms: &[u64]) -> FuturesUnordered<impl Future<Output = u64>> {
+        ms.iter()
+            .map(|&at| async move {
+                tokio::time::sleep(Duration::from_millis(at)).await;
+                at
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_a_moment_apart_share_an_append_and_a_slow_one_waits_for_no_one() {
+        // 0 and 1 ms come together; 30 ms is too late for them, and 31 ms comes with it.
+        let start = tokio::time::Instant::now();
+        let mut asking = answering_at(&[0, 1, 30, 31]);
+        let mut appends = Vec::new();
+        while let Some(mut ready) = gathered(&mut asking).await {
+            ready.sort();
+            appends.push((ready, (tokio::time::Instant::now() - start).as_millis()));
+        }
+        assert_eq!(
+            appends,
+            [
+                // The first waits out its window, since more answers are still to come.
+                (vec![0, 1], 2),
+                // The last answer of the set ends the wait: nothing lingers once all are in.
+                (vec![30, 31], 31),
+            ]
+        );
+    }
 }
