@@ -47,8 +47,8 @@ async fn a_consensus_that_finds_its_stream_moved_on_folds_again_at_once() -> any
         || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'
-               AND query LIKE '%INSERT INTO events%'",
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE '%INSERT INTO events%'",
             )
             .fetch_one(&pool)
             .await

@@ -49,9 +49,14 @@ impl Stack {
         self.relay = Some((stop, relay));
     }
 
-    /// The consensus service as its own process, against this stack.
+    /// The consensus service as its own process, configured by its environment as deployed.
     pub fn consensus(&self) -> anyhow::Result<Child> {
-        consensus(&self.nats.url(), &self.db.url)
+        Ok(Command::new(env!("CARGO_BIN_EXE_quorum-consensus"))
+            .env("QUORUM__COMMON__NATS_URL", self.nats.url())
+            .env("QUORUM__COMMON__DATABASE_URL", &self.db.url)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?)
     }
 
     /// Stops the relay, and fails if it ended badly.
@@ -62,16 +67,6 @@ impl Stack {
         }
         Ok(())
     }
-}
-
-/// The consensus service as its own process, configured by its environment as deployed.
-fn consensus(nats: &str, db: &str) -> anyhow::Result<Child> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_quorum-consensus"))
-        .env("QUORUM__COMMON__NATS_URL", nats)
-        .env("QUORUM__COMMON__DATABASE_URL", db)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?)
 }
 
 /// A submission of `data` (the query's JSON) to a fresh query stream of tenant `acme`.
