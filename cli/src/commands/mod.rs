@@ -15,4 +15,5 @@ pub mod status;
 pub mod tail;
 pub mod up;
 pub mod up_config;
+mod up_in_process;
 pub mod up_processes;

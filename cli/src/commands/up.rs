@@ -9,8 +9,7 @@ use std::path::PathBuf;
 
 use super::up_config::UpConfig;
 use anyhow::Context as _;
-use quorum_bus::access::ServiceUser;
-use quorum_runtime::{Readiness, Shutdown, admin, metrics};
+use quorum_runtime::Shutdown;
 use tracing::info;
 
 use crate::local::LocalStack;
@@ -37,11 +36,11 @@ pub struct UpArgs {
 }
 
 /// Where the stack's APIs listen, however its services run.
-struct Running {
-    services: Vec<ServiceAddr>,
-    ingest: SocketAddr,
-    audit: SocketAddr,
-    dlq: SocketAddr,
+pub(super) struct Running {
+    pub(super) services: Vec<ServiceAddr>,
+    pub(super) ingest: SocketAddr,
+    pub(super) audit: SocketAddr,
+    pub(super) dlq: SocketAddr,
 }
 
 pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
@@ -53,64 +52,110 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.spawn_signal_handler()?;
 
-    let local = match (&target.nats_url, &target.database_url) {
-        (Some(_), Some(_)) => None,
-        (None, None) => {
-            eprintln!(
-                "starting nats-server and postgres under {}",
-                target.data_dir.display()
-            );
-            Some(LocalStack::start(&target.data_dir, true).await?)
-        }
-        _ => anyhow::bail!("give both --nats-url and --database-url, or neither"),
-    };
-    // The operator's URL (a local stack's carries the admin user's password, ADR 27); the
-    // services connect as their own users.
-    let (nats_url, database_url) = match &local {
-        Some(l) => (l.admin_url(), l.database_url()),
-        None => target.urls()?,
-    };
-
-    let pool = crate::stack::pool(&database_url, 32).await?;
+    let servers = Servers::start(target).await?;
+    let pool = crate::stack::pool(&servers.database_url, 32).await?;
     quorum_event_store::migrate(&pool).await?;
     // As the operator: it makes the streams.
-    let client = target.connect_nats(&nats_url).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    quorum_bus::ensure_streams(&js).await?;
+    let client = target.connect_nats(&servers.nats_url).await?;
+    quorum_bus::ensure_streams(&async_nats::jetstream::new(client.clone())).await?;
 
-    let urls = super::up_processes::Urls {
-        nats: local
-            .as_ref()
-            .map_or_else(|| nats_url.clone(), |l| l.nats.url()),
-        database: database_url.clone(),
-    };
+    let urls = servers.service_urls();
+    let local = servers.local.as_ref();
     let running = if args.processes {
         eprintln!("starting the service processes");
-        let data_dir = &target.data_dir;
         let services =
-            super::up_processes::launch(&config, &urls, data_dir, local.as_ref(), 1, &shutdown)
+            super::up_processes::launch(&config, &urls, &target.data_dir, local, 1, &shutdown)
                 .await?;
         Running::from_services(services)?
     } else {
-        in_process(
-            &config,
-            &urls,
-            local.as_ref(),
-            pool.clone(),
-            client,
-            &shutdown,
-        )
-        .await?
+        super::up_in_process::start(&config, &urls, local, pool.clone(), client, &shutdown).await?
     };
-    let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
-    let api_key = match &local {
+    let api_key = match local {
         Some(_) => Some(dev_key(&pool, &target.data_dir).await?),
         None => None,
     };
+    announce(
+        target,
+        args,
+        &config,
+        &servers,
+        &running,
+        api_key.as_deref(),
+    )?;
+    if let (Some(question), Some(key)) = (&args.ask, &api_key) {
+        ask(target, question, key, &running).await?;
+    }
 
+    shutdown.token().cancelled().await;
+    info!("stopping");
+    let drained = shutdown.wait(config.shutdown_grace).await;
+    let _ = std::fs::remove_file(target.stack_file());
+    pool.close().await;
+    if let Some(local) = servers.local {
+        local.stop().await;
+    }
+    drained?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// The servers the stack runs on: started here under the data directory, or the operator's.
+struct Servers {
+    local: Option<LocalStack>,
+    /// The operator's URL (a local stack's carries the admin user's password, ADR 27); the
+    /// services connect as their own users.
+    nats_url: String,
+    database_url: String,
+}
+
+impl Servers {
+    async fn start(target: &Target) -> anyhow::Result<Self> {
+        let local = match (&target.nats_url, &target.database_url) {
+            (Some(_), Some(_)) => None,
+            (None, None) => {
+                eprintln!(
+                    "starting nats-server and postgres under {}",
+                    target.data_dir.display()
+                );
+                Some(LocalStack::start(&target.data_dir, true).await?)
+            }
+            _ => anyhow::bail!("give both --nats-url and --database-url, or neither"),
+        };
+        let (nats_url, database_url) = match &local {
+            Some(l) => (l.admin_url(), l.database_url()),
+            None => target.urls()?,
+        };
+        Ok(Self {
+            local,
+            nats_url,
+            database_url,
+        })
+    }
+
+    /// The URLs the services are given: a local stack's NATS without the operator's password.
+    fn service_urls(&self) -> super::up_processes::Urls {
+        super::up_processes::Urls {
+            nats: self
+                .local
+                .as_ref()
+                .map_or_else(|| self.nats_url.clone(), |l| l.nats.url()),
+            database: self.database_url.clone(),
+        }
+    }
+}
+
+/// Writes the stack file the other commands find the stack by, and prints where it listens.
+fn announce(
+    target: &Target,
+    args: &UpArgs,
+    config: &UpConfig,
+    servers: &Servers,
+    running: &Running,
+    api_key: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let stack = StackFile {
-        nats_url: nats_url.clone(),
-        database_url: database_url.clone(),
+        nats_url: servers.nats_url.clone(),
+        database_url: servers.database_url.clone(),
         pid: std::process::id(),
         config: args
             .config
@@ -122,33 +167,20 @@ pub async fn run(target: &Target, args: &UpArgs) -> anyhow::Result<()> {
     // 0600: it names the servers and their URLs, which a local Postgres URL may carry a
     // password in.
     crate::stack::write_stack_file(&target.stack_file(), &stack)?;
+    let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
     let banner = Banner {
-        nats_url: &nats_url,
-        database_url: &database_url,
-        api_key: api_key.as_deref(),
+        nats_url: &servers.nats_url,
+        database_url: &servers.database_url,
+        api_key,
         experts: &names,
         logs: args.processes.then(|| target.data_dir.join("logs")),
     }
-    .render(&running, &target.stack_file());
+    .render(running, &target.stack_file());
     // The stack serves whether or not anyone reads the banner: a closed standard output
     // (`quorum up | head -3`) must not take the services down with it.
     if let Err(error) = outln!("{banner}") {
         tracing::warn!(%error, "cannot print where the stack listens");
     }
-    if let (Some(question), Some(key)) = (&args.ask, &api_key) {
-        ask(target, question, key, &running).await?;
-    }
-
-    shutdown.token().cancelled().await;
-    info!("stopping");
-    let drained = shutdown.wait(config.shutdown_grace).await;
-    let _ = std::fs::remove_file(target.stack_file());
-    pool.close().await;
-    if let Some(local) = local {
-        local.stop().await;
-    }
-    drained?;
-    eprintln!("stopped");
     Ok(())
 }
 
@@ -264,130 +296,6 @@ impl Running {
             services,
         })
     }
-}
-
-/// Every service in this process, sharing one pool, with one admin server; on a local stack each
-/// connects to NATS as its own user (ADR 27), otherwise they share `client`.
-async fn in_process(
-    config: &UpConfig,
-    urls: &super::up_processes::Urls,
-    local: Option<&LocalStack>,
-    pool: sqlx::PgPool,
-    client: async_nats::Client,
-    shutdown: &Shutdown,
-) -> anyhow::Result<Running> {
-    let js_as = |user| jetstream_as(local, &client, user);
-    let readiness = Readiness::new();
-    readiness.add_nats("nats", client.clone());
-    readiness.add_postgres("postgres", pool.clone());
-    let listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
-    let admin_addr = listener.local_addr()?;
-    shutdown.spawn(admin::serve(
-        listener,
-        readiness.clone(),
-        metrics::install_recorder(),
-        shutdown.token(),
-    ));
-    shutdown.spawn(quorum_runtime::saturation::report_pool(
-        pool.clone(),
-        shutdown.token(),
-    ));
-    // Against servers of one's own, the relay still needs its own user (`[relay] nats_user`):
-    // the operator's may not publish history.
-    let relay_js = match (local, &config.relay.nats_user) {
-        (None, Some(user)) => async_nats::jetstream::new(
-            quorum_runtime::nats::connect(
-                &urls.nats,
-                Some(user.as_str()),
-                config.relay.nats_password.as_ref(),
-            )
-            .await?,
-        ),
-        _ => js_as(ServiceUser::Relay).await?,
-    };
-    shutdown.spawn(quorum_relay::run(
-        pool.clone(),
-        relay_js,
-        config.relay.clone(),
-        shutdown.token(),
-    ));
-    let mut ingest = config.ingest.clone();
-    match local {
-        Some(l) => l.configure_ingest(&mut ingest),
-        None => {
-            ingest.common.nats_url = urls.nats.clone();
-            ingest.common.database_url = urls.database.clone();
-        }
-    }
-    ingest.run_relay = false;
-    let ingest = quorum_ingest::start(&ingest, shutdown, &readiness).await?;
-    let names: Vec<String> = config.experts.iter().map(|e| e.name.clone()).collect();
-    quorum_expert_fanout::start(
-        pool.clone(),
-        js_as(ServiceUser::ExpertFanout).await?,
-        config.experts.clone(),
-        shutdown,
-        &readiness,
-    );
-    quorum_consensus::start(
-        pool.clone(),
-        js_as(ServiceUser::Consensus).await?,
-        names,
-        quorum_consensus::Methods {
-            judge: config.judge.clone(),
-            embeddings: config.embeddings.clone(),
-        },
-        shutdown,
-        &readiness,
-    );
-    let audit = quorum_audit::start(&config.audit, pool.clone(), shutdown, &readiness).await?;
-    let dlq = quorum_dlq_replayer::start(
-        &config.dlq,
-        pool.clone(),
-        js_as(ServiceUser::DlqReplayer).await?,
-        shutdown,
-        &readiness,
-    )
-    .await?;
-    quorum_tool_exec::start(
-        &config.tool_exec,
-        pool,
-        js_as(ServiceUser::ToolExec).await?,
-        shutdown,
-        &readiness,
-    );
-    let service = |name: &str, http: Option<SocketAddr>| ServiceAddr {
-        name: name.into(),
-        http,
-        admin: Some(admin_addr),
-    };
-    Ok(Running {
-        services: vec![
-            service("relay", None),
-            service("ingest", Some(ingest.http_addr)),
-            service("expert-fanout", None),
-            service("consensus", None),
-            service("tool-exec", None),
-            service("audit", Some(audit.http_addr)),
-            service("dlq-replayer", Some(dlq.http_addr)),
-        ],
-        ingest: ingest.http_addr,
-        audit: audit.http_addr,
-        dlq: dlq.http_addr,
-    })
-}
-
-/// A JetStream context as `user`: its own connection on a local stack, the shared one otherwise.
-async fn jetstream_as(
-    local: Option<&LocalStack>,
-    shared: &async_nats::Client,
-    user: ServiceUser,
-) -> anyhow::Result<async_nats::jetstream::Context> {
-    let client = match local {
-        Some(l) => l.connect_as(user).await?,
-        None => shared.clone(),
-    };
-    Ok(async_nats::jetstream::new(client))
 }
 
 /// The tenant of the local stack's key.
