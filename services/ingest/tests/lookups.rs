@@ -96,3 +96,27 @@ async fn a_query_lookup_reads_one_row_however_many_the_tenant_has() -> anyhow::R
     }
     Ok(())
 }
+
+/// The waits' listener reads [`QUERY_VIEWS`] on a connection of its own that runs generic plans
+/// (ADR 44), and makes that plan at its first read, which may come while `queries` is still empty.
+/// Made then, the plan must still probe the primary key: the test above shows the same plan on a
+/// large table, this one shows that it is not a scan for being made on an empty one.
+#[tokio::test]
+async fn the_listeners_plan_made_on_an_empty_table_probes_the_key() -> anyhow::Result<()> {
+    use sqlx::Executor;
+    let db = quorum_testkit::postgres().await.fresh_db().await?;
+    let mut conn = quorum_event_store::generic_plan_connection(&db.pool).await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "PREPARE views(text[], text) AS {QUERY_VIEWS}"
+    )))
+    .await?;
+    let lines: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE views('{a,b}', 'YYYY')")
+        .fetch_all(&mut conn)
+        .await?;
+    let plan = lines.join("\n");
+    assert!(
+        plan.contains("Index Cond: (query_id = ANY ($1))") && !plan.contains("Seq Scan"),
+        "{plan}"
+    );
+    Ok(())
+}

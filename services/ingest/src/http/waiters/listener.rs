@@ -2,14 +2,20 @@
 //! waiters of the queries it names, and the rows of those decided are read once, in one
 //! statement, and handed to every waiter they wake. A lost connection is replaced, and every
 //! waiter then reads again, since what changed meanwhile was notified to nobody.
+//!
+//! The rows are read on a connection the listener keeps, which runs the statement's generic plan,
+//! a probe of the primary key per id (ADR 44). Through the pool, most reads were planned anew:
+//! Postgres plans a prepared statement's first five runs on each connection for their values,
+//! and then keeps doing so when those plans looked cheaper than the generic one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorum_event_store::generic_plan_connection;
 use serde_json::Value;
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -57,26 +63,38 @@ impl Waiters {
         }
     }
 
-    /// Reads, in one statement, the rows of the decided queries in `payload` that this process
-    /// waits for. Nothing when the read fails: each waiter then reads its own.
-    async fn read_decided(&self, pool: &PgPool, payload: &str) -> HashMap<String, Read> {
+    /// Reads, in one statement on `reader` (opened when there is none), the rows of the decided
+    /// queries in `payload` that this process waits for. Nothing when the read fails: each
+    /// waiter then reads its own, and the connection, which may be broken, is dropped.
+    async fn read_decided(
+        &self,
+        pool: &PgPool,
+        reader: &mut Option<PgConnection>,
+        payload: &str,
+    ) -> HashMap<String, Read> {
         let ids = self.waited_decisions(payload);
         if ids.is_empty() {
             return HashMap::new();
         }
-        let rows: Result<Vec<(String, String, Value)>, _> =
-            sqlx::query_as(crate::lookups::QUERY_VIEWS)
+        let rows = async {
+            let conn = match reader.as_mut() {
+                Some(conn) => conn,
+                None => reader.insert(generic_plan_connection(pool).await?),
+            };
+            sqlx::query_as::<_, (String, String, Value)>(crate::lookups::QUERY_VIEWS)
                 .bind(&ids)
                 .bind(crate::lookups::TIME_FORMAT)
-                .fetch_all(pool)
-                .await;
-        match rows {
+                .fetch_all(conn)
+                .await
+        };
+        match rows.await {
             Ok(rows) => rows
                 .into_iter()
                 .map(|(id, tenant, view)| (id, Read { tenant, view }))
                 .collect(),
             Err(e) => {
                 debug!(error = %e, "query waits read their rows themselves");
+                *reader = None;
                 HashMap::new()
             }
         }
@@ -87,9 +105,10 @@ impl Waiters {
     /// waiter then reads again.
     pub async fn listen(self, pool: PgPool, shutdown: CancellationToken) {
         let mut pause = Duration::from_millis(100);
+        let mut reader: Option<PgConnection> = None;
         while !shutdown.is_cancelled() {
             let subscribed = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 l = subscribe(&pool) => l,
             };
             let mut listener = match subscribed {
@@ -97,7 +116,7 @@ impl Waiters {
                 Err(e) => {
                     warn!(error = %e, "query waits re-check slowly: cannot listen");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(pause) => {}
                     }
                     pause = (pause * 2).min(self.0.recheck).min(Duration::from_secs(5));
@@ -108,12 +127,12 @@ impl Waiters {
             self.wake_all();
             loop {
                 let received = tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     r = listener.try_recv() => r,
                 };
                 match received {
                     Ok(Some(n)) => {
-                        let mut rows = self.read_decided(&pool, n.payload()).await;
+                        let mut rows = self.read_decided(&pool, &mut reader, n.payload()).await;
                         self.wake(n.payload(), &mut rows);
                     }
                     Ok(None) => {
@@ -128,6 +147,9 @@ impl Waiters {
             }
             // Decisions made until the next subscription reach nobody.
             self.state().fresh.listening(false);
+        }
+        if let Some(conn) = reader {
+            let _ = conn.close().await;
         }
     }
 }
