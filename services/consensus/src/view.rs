@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use quorum_event_store::{
-    CommitCursor, EventStore, StoreError, Wake, generic_plan_connection, keyed_plan_connection,
+    CommitCursor, EventStore, KeptConnection, StoreError, Wake, keyed_plan_connection,
     load_consumer_checkpoint,
 };
 use sqlx::{Connection, PgConnection, PgPool};
@@ -40,22 +40,16 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     // drops them and the next takes fresh ones. Each keeps its generic plans on a connection of
     // its own: the read like the relay's (ADR 17), the write with plans held to key lookups
     // (ADR 41).
-    let mut reader: Option<PgConnection> = None;
-    let mut writer: Option<PgConnection> = None;
+    let mut reader = KeptConnection::generic(pool.clone());
+    let mut writer = KeptConnection::keyed(pool.clone());
     // Where the projection was after its last round: reads start there without loading the
     // checkpoint. Another replica may have moved the checkpoint further; the write finds out.
     let mut seen: Option<CommitCursor> = None;
     while !shutdown.is_cancelled() {
         wake.reading();
         let round = async {
-            let r = match reader.as_mut() {
-                Some(r) => r,
-                None => reader.insert(generic_plan_connection(&pool).await?),
-            };
-            let w = match writer.as_mut() {
-                Some(w) => w,
-                None => writer.insert(keyed_plan_connection(&pool).await?),
-            };
+            let r = reader.get().await?;
+            let w = writer.get().await?;
             step(r, w, seen).await
         };
         match round.await {
@@ -72,8 +66,8 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             }
             Err(e) => {
                 warn!(error = %e, "queries projection");
-                reader = None;
-                writer = None;
+                reader.release();
+                writer.release();
                 seen = None;
                 wake.held(false);
             }
@@ -100,9 +94,8 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             wake.notified(l).await;
         }
     }
-    for conn in [reader, writer].into_iter().flatten() {
-        let _ = conn.close().await;
-    }
+    reader.close().await;
+    writer.close().await;
 }
 
 /// Drops the read model and builds it again from the first event. The checkpoint is deleted

@@ -9,11 +9,11 @@
 //! each request of it is appended on its own, in its own transaction, where duplicates are told
 //! apart from conflicts: one request's problem never becomes another's.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use quorum_domain::{Event, StreamId};
-use quorum_event_store::{AppendResult, Appended, EventStore, StoreError};
+use quorum_event_store::{AppendResult, Appended, EventStore, KeptConnection, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -68,6 +68,7 @@ impl Committer {
         if events >= self.alone_from {
             commit(
                 &self.store,
+                None,
                 vec![Job {
                     parts,
                     events,
@@ -99,6 +100,10 @@ async fn run(
     concurrency: usize,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
+    // A connection for each slot, kept: a group's statement costs its own round trip only, with
+    // no pool checkout and return (and sqlx's ping on return), and runs its generic plan, made
+    // once, as the handlers' batcher does (ADR 44).
+    let kept: Arc<Mutex<Vec<KeptConnection>>> = Arc::default();
     let groups = TaskTracker::new();
     while let Some(first) = rx.recv().await {
         // Waiting for a slot before gathering is what makes groups: while every slot commits,
@@ -117,24 +122,55 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let store = store.clone();
+        let (store, kept) = (store.clone(), kept.clone());
         groups.spawn(async move {
-            commit(&store, group).await;
+            let mut conn = take(&kept, &store);
+            commit(&store, Some(&mut conn), group).await;
+            kept.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
             drop(slot);
         });
     }
     groups.close();
     groups.wait().await;
+    let left = std::mem::take(&mut *kept.lock().unwrap_or_else(PoisonError::into_inner));
+    for conn in left {
+        conn.close().await;
+    }
 }
 
-async fn commit(store: &EventStore, group: Vec<Job>) {
+/// A free slot's connection: one kept, or a new one (at first, or after a group that panicked
+/// took its own along).
+fn take(kept: &Mutex<Vec<KeptConnection>>, store: &EventStore) -> KeptConnection {
+    let conn = kept.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    conn.unwrap_or_else(|| KeptConnection::generic(store.pool().clone()))
+}
+
+/// Commits `group` in one statement, on `kept` when given (a group of its own otherwise goes
+/// through the pool); when it does not apply, each request on its own.
+async fn commit(store: &EventStore, kept: Option<&mut KeptConnection>, group: Vec<Job>) {
     let flat: Vec<(&StreamId, &Event)> = group
         .iter()
         .flat_map(|job| job.parts.iter())
         .flat_map(|(stream, events)| events.iter().map(move |e| (stream, e)))
         .collect();
     metrics::histogram!(crate::metrics::GROUP_EVENTS).record(flat.len() as f64);
-    let applied = match store.append_group(&flat).await {
+    let appended = match kept {
+        Some(kept) => {
+            let appended = match kept.get().await {
+                Ok(conn) => EventStore::append_group_in(conn, &flat).await,
+                Err(e) => Err(e.into()),
+            };
+            if appended.is_err() {
+                // The connection may be broken: the next group opens a fresh one.
+                kept.release();
+            }
+            appended
+        }
+        None => store.append_group(&flat).await,
+    };
+    let applied = match appended {
         Ok(applied) => applied,
         Err(e) => {
             // Each request then meets the error (or recovers) on its own.

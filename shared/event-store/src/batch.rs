@@ -19,12 +19,11 @@
 use std::collections::{HashMap, VecDeque};
 
 use quorum_domain::{Event, StreamId};
-use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::{AppendResult, EventStore, ExpectedVersion, RecordedEvent, StoreError};
+use crate::{AppendResult, EventStore, ExpectedVersion, KeptConnection, RecordedEvent, StoreError};
 
 /// Streams one read takes at most.
 const MAX_READS: usize = 256;
@@ -138,38 +137,10 @@ impl Batcher {
     }
 }
 
-/// A connection kept across statements: no checkout or return (and its ping) per statement.
-struct Kept {
-    store: EventStore,
-    conn: Option<PgConnection>,
-}
-
-impl Kept {
-    async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
-        if self.conn.is_none() {
-            // Both statements plan as one index lookup per stream even on an empty table (the
-            // group read is written for it), so their generic plans are safe to keep.
-            self.conn = Some(crate::generic_plan_connection(self.store.pool()).await?);
-        }
-        Ok(self.conn.as_mut().expect("just taken"))
-    }
-
-    /// Gives up the connection after a failure (it may be broken): the next statement opens a
-    /// fresh one.
-    fn release(&mut self) {
-        self.conn = None;
-    }
-
-    /// Says goodbye to Postgres once the work is done, rather than dropping the socket.
-    async fn close(mut self) {
-        if let Some(conn) = self.conn.take() {
-            let _ = conn.close().await;
-        }
-    }
-}
-
 async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) {
-    let mut kept = Kept { store, conn: None };
+    // Both statements plan as one index lookup per stream even on an empty table (the group read
+    // is written for it), so their generic plans are safe to keep.
+    let mut kept = KeptConnection::generic(store.pool().clone());
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_READS {
@@ -185,7 +156,7 @@ async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) 
         streams.dedup();
         let read = match kept.get().await {
             Ok(conn) => crate::read::read_streams(conn, &streams).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         match read {
             Ok(events) => {
@@ -220,7 +191,9 @@ async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) 
 }
 
 async fn append_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<AppendJob>) {
-    let mut kept = Kept { store, conn: None };
+    // Both statements plan as one index lookup per stream even on an empty table (the group read
+    // is written for it), so their generic plans are safe to keep.
+    let mut kept = KeptConnection::generic(store.pool().clone());
     // Jobs for a stream that already had one in the group: the next group takes them first. Each
     // part is checked against its stream's version before the statement, so two parts of one
     // stream cannot go in one group.
@@ -256,7 +229,7 @@ async fn append_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<AppendJo
             .collect();
         let applied = match kept.get().await {
             Ok(conn) => crate::append_group::append_checked(conn, &parts).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         drop(parts);
         match applied {

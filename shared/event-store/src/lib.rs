@@ -27,7 +27,8 @@ pub use error::{StoreError, is_transient};
 pub use find::{Filter, Selection};
 pub use migrate::migrate;
 pub use pool::{
-    CLOSE_AFTER_IDLE, PING_AFTER_IDLE, generic_plan_connection, keyed_plan_connection, pool_options,
+    CLOSE_AFTER_IDLE, KeptConnection, PING_AFTER_IDLE, generic_plan_connection,
+    keyed_plan_connection, pool_options,
 };
 pub use read::{BEHIND_COUNTED, Behind, Committed, RelayRow};
 pub use recorded::{CommitCursor, RecordedEvent, Unreadable};

@@ -67,3 +67,56 @@ pub async fn keyed_plan_connection(pool: &PgPool) -> Result<PgConnection, sqlx::
     .await?;
     Ok(conn)
 }
+
+/// A connection outside the pool, opened at its first use and kept across statements by a loop
+/// that runs the same few statements for ever: no checkout and return (and sqlx's ping on return)
+/// per statement, and each statement's generic plan made once ([`generic_plan_connection`], or
+/// [`keyed_plan_connection`]). After a failed statement the loop gives it up ([`Self::release`]),
+/// since it may be broken; the next use opens a fresh one.
+pub struct KeptConnection {
+    pool: PgPool,
+    keyed: bool,
+    conn: Option<PgConnection>,
+}
+
+impl KeptConnection {
+    /// Kept as a [`generic_plan_connection`].
+    pub fn generic(pool: PgPool) -> Self {
+        Self {
+            pool,
+            keyed: false,
+            conn: None,
+        }
+    }
+
+    /// Kept as a [`keyed_plan_connection`].
+    pub fn keyed(pool: PgPool) -> Self {
+        Self {
+            pool,
+            keyed: true,
+            conn: None,
+        }
+    }
+
+    /// The connection, opened if there is none.
+    pub async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None if self.keyed => keyed_plan_connection(&self.pool).await?,
+            None => generic_plan_connection(&self.pool).await?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Gives the connection up after a failure: the next [`Self::get`] opens a fresh one.
+    pub fn release(&mut self) {
+        self.conn = None;
+    }
+
+    /// Says goodbye to Postgres once the work is done, rather than dropping the socket.
+    pub async fn close(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorum_event_store::generic_plan_connection;
+use quorum_event_store::KeptConnection;
 use serde_json::Value;
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -63,13 +63,11 @@ impl Waiters {
         }
     }
 
-    /// Reads, in one statement on `reader` (opened when there is none), the rows of the decided
-    /// queries in `payload` that this process waits for. Nothing when the read fails: each
-    /// waiter then reads its own, and the connection, which may be broken, is dropped.
+    /// Reads, in one statement on `reader`, the rows of the decided queries in `payload` that
+    /// this process waits for. Nothing when the read fails: each waiter then reads its own.
     async fn read_decided(
         &self,
-        pool: &PgPool,
-        reader: &mut Option<PgConnection>,
+        reader: &mut KeptConnection,
         payload: &str,
     ) -> HashMap<String, Read> {
         let ids = self.waited_decisions(payload);
@@ -77,14 +75,10 @@ impl Waiters {
             return HashMap::new();
         }
         let rows = async {
-            let conn = match reader.as_mut() {
-                Some(conn) => conn,
-                None => reader.insert(generic_plan_connection(pool).await?),
-            };
             sqlx::query_as::<_, (String, String, Value)>(crate::lookups::QUERY_VIEWS)
                 .bind(&ids)
                 .bind(crate::lookups::TIME_FORMAT)
-                .fetch_all(conn)
+                .fetch_all(reader.get().await?)
                 .await
         };
         match rows.await {
@@ -94,7 +88,7 @@ impl Waiters {
                 .collect(),
             Err(e) => {
                 debug!(error = %e, "query waits read their rows themselves");
-                *reader = None;
+                reader.release();
                 HashMap::new()
             }
         }
@@ -105,7 +99,7 @@ impl Waiters {
     /// waiter then reads again.
     pub async fn listen(self, pool: PgPool, shutdown: CancellationToken) {
         let mut pause = Duration::from_millis(100);
-        let mut reader: Option<PgConnection> = None;
+        let mut reader = KeptConnection::generic(pool.clone());
         while !shutdown.is_cancelled() {
             let subscribed = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -132,7 +126,7 @@ impl Waiters {
                 };
                 match received {
                     Ok(Some(n)) => {
-                        let mut rows = self.read_decided(&pool, &mut reader, n.payload()).await;
+                        let mut rows = self.read_decided(&mut reader, n.payload()).await;
                         self.wake(n.payload(), &mut rows);
                     }
                     Ok(None) => {
@@ -148,9 +142,7 @@ impl Waiters {
             // Decisions made until the next subscription reach nobody.
             self.state().fresh.listening(false);
         }
-        if let Some(conn) = reader {
-            let _ = conn.close().await;
-        }
+        reader.close().await;
     }
 }
 
