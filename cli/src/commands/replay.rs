@@ -8,25 +8,20 @@
 //! each acknowledged page, so after Ctrl-C `--resume <job>` goes on where it stopped; the message id
 //! `replay:<job>:<position>` makes JetStream drop what the interrupted page had already sent.
 
-use std::io::Write;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use governor::{Quota, RateLimiter};
-use quorum_domain::{Event, StreamId, TenantId, cloudevent, types};
-use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, RecordedEvent, Selection};
+use quorum_domain::{Event, StreamId, TenantId, types};
+use quorum_event_store::{CommitCursor, EventStore, ExpectedVersion, Selection};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::exit::CliError;
 use crate::outln;
-use crate::progress;
 use crate::selection::SelectionArgs;
-use crate::shape::{self, Status, Stored};
-use crate::stack::{Connected, Target};
+use crate::stack::Target;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
@@ -73,9 +68,11 @@ enum Destination {
 }
 
 mod asked;
+mod job;
 mod rebuild;
 
 use asked::{Asked, asked, known_consumer};
+use job::Job;
 use rebuild::PROJECTIONS;
 
 const PAGE: i64 = 200;
@@ -89,8 +86,8 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
         }
         Asked::Resume(job) => {
             let connected = target.connect().await?;
-            let loaded = load(&connected.pool, job).await?;
-            return send_all(&connected, loaded, args.rate, json_out).await;
+            let job = Job::load(&connected.pool, job).await?;
+            return job.send_all(&connected, args.rate, json_out).await;
         }
         Asked::Replay {
             destination,
@@ -140,153 +137,16 @@ pub async fn run(target: &Target, args: &ReplayArgs, json_out: bool) -> anyhow::
     if !json_out {
         eprintln!("replay {job}: {total} events");
     }
-    let loaded = (
-        job,
+    let job = Job {
+        id: job,
         selection,
         destination,
         upto,
-        CommitCursor::START,
-        0,
+        cursor: CommitCursor::START,
+        done: 0,
         total,
-    );
-    send_all(&connected, loaded, args.rate, json_out).await
-}
-
-/// Sends a job's events from its cursor on, saving the cursor after each acknowledged page.
-async fn send_all(
-    connected: &Connected,
-    loaded: Loaded,
-    rate: Option<u32>,
-    json_out: bool,
-) -> anyhow::Result<()> {
-    let (job, selection, destination, upto, mut cursor, mut done, total) = loaded;
-    let store = EventStore::new(connected.pool.clone());
-    let rate = match rate {
-        Some(r) => Some(r),
-        None => sqlx::query_scalar::<_, Option<f64>>("SELECT rate FROM replay_jobs WHERE id = $1")
-            .bind(job)
-            .fetch_one(&connected.pool)
-            .await?
-            .map(|r| r as u32),
     };
-    let limiter = rate
-        .and_then(NonZeroU32::new)
-        .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN)));
-    // A new job writes the file afresh, as `audit export -o` does; a resumed one goes on where
-    // it stopped, after what it wrote before.
-    let mut file = match &destination {
-        Destination::File { path } => Some(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(done > 0)
-                .truncate(done == 0)
-                .open(path)?,
-        )),
-        _ => None,
-    };
-    let bar = progress::bar(total as u64, "replaying");
-    bar.set_position(done as u64);
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    let mut stopped = false;
-    loop {
-        let events = store.select(&selection, cursor, upto, PAGE).await?;
-        if events.is_empty() {
-            break;
-        }
-        let mut acks = Vec::new();
-        let mut sent = None;
-        for r in &events {
-            if let Some(l) = &limiter {
-                l.until_ready().await;
-            }
-            // Checked before each event, so Ctrl-C stops at once; what was sent is saved below.
-            if futures::FutureExt::now_or_never(&mut interrupted).is_some() {
-                stopped = true;
-                break;
-            }
-            match &destination {
-                Destination::File { .. } => {
-                    // The one event shape, as `events --json` prints it.
-                    let stored = Stored {
-                        stream: Some(r.stream_id.as_str().to_owned()),
-                        version: i64::try_from(r.stream_version).ok(),
-                        position: Some(r.position),
-                        recorded_at: Some(crate::times::rfc3339(r.recorded_at)),
-                    };
-                    let line =
-                        shape::event(cloudevent::to_structured(&r.event), Status::Stored, stored);
-                    let f = file.as_mut().expect("a file destination has its file");
-                    serde_json::to_writer(&mut *f, &line)?;
-                    f.write_all(b"\n")?;
-                }
-                Destination::Subject { subject } => {
-                    acks.push(send(&connected.js, subject.clone(), job, r).await?);
-                }
-                Destination::Consumer { consumer } => {
-                    let subject = quorum_bus::subjects::redeliver(consumer, &r.tenant, &r.event.ty);
-                    acks.push(send(&connected.js, subject, job, r).await?);
-                }
-            }
-            sent = Some(r.cursor());
-            done += 1;
-        }
-        for ack in acks {
-            ack.await?;
-        }
-        if let Some(f) = file.as_mut() {
-            f.flush()?;
-        }
-        if let Some(last) = sent {
-            cursor = last;
-            save(&connected.pool, job, cursor, done, "running").await?;
-            bar.set_position(done as u64);
-        }
-        if stopped {
-            break;
-        }
-    }
-    bar.finish_and_clear();
-    if stopped {
-        save(&connected.pool, job, cursor, done, "interrupted").await?;
-        return Err(CliError::interrupted(format!(
-            "interrupted after {done} of {total}; go on with `quorum replay --resume {job}`"
-        ))
-        .into());
-    }
-    save(&connected.pool, job, cursor, done, "completed").await?;
-    record(
-        &store,
-        job,
-        types::REPLAY_COMPLETED,
-        json!({ "job": job, "events": done }),
-    )
-    .await?;
-    if json_out {
-        outln!("{}", json!({ "job": job, "replayed": done }))?;
-    } else {
-        outln!("replayed {done} events (job {job})")?;
-    }
-    Ok(())
-}
-
-/// The event republished with `replayof`, to `subject`.
-async fn send(
-    js: &async_nats::jetstream::Context,
-    subject: String,
-    job: Uuid,
-    r: &RecordedEvent,
-) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
-    let mut event = r.event.clone();
-    event.replayof = Some(r.event.id.clone());
-    let (mut headers, payload) = quorum_bus::encode(&event);
-    headers.insert(quorum_bus::STREAM_HEADER, r.stream_id.as_str());
-    headers.insert(
-        "Nats-Msg-Id",
-        format!("replay:{job}:{}", r.position).as_str(),
-    );
-    Ok(js.publish_with_headers(subject, headers, payload).await?)
+    job.send_all(&connected, args.rate, json_out).await
 }
 
 async fn start(
@@ -326,59 +186,6 @@ async fn start(
     )
     .await?;
     Ok(job)
-}
-
-type Loaded = (Uuid, Selection, Destination, u64, CommitCursor, i64, i64);
-
-async fn load(pool: &PgPool, job: Uuid) -> anyhow::Result<Loaded> {
-    let row = sqlx::query(
-        "SELECT selection, target, upto_xmin::text AS upto, cursor_tx::text AS ctx, cursor_pos, done, total, status
-         FROM replay_jobs WHERE id = $1 AND kind = 'history'",
-    )
-    .bind(job)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| anyhow::anyhow!("no history replay {job}"))?;
-    if row.try_get::<String, _>("status")? == "completed" {
-        anyhow::bail!("replay {job} is complete already");
-    }
-    let cursor = match row.try_get::<Option<String>, _>("ctx")? {
-        Some(tx) => CommitCursor {
-            tx_id: tx.parse()?,
-            position: row.try_get("cursor_pos")?,
-        },
-        None => CommitCursor::START,
-    };
-    Ok((
-        job,
-        serde_json::from_value(row.try_get("selection")?)?,
-        serde_json::from_value(row.try_get("target")?)?,
-        row.try_get::<String, _>("upto")?.parse()?,
-        cursor,
-        row.try_get("done")?,
-        row.try_get("total")?,
-    ))
-}
-
-async fn save(
-    pool: &PgPool,
-    job: Uuid,
-    cursor: CommitCursor,
-    done: i64,
-    status: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE replay_jobs SET cursor_tx = $2::text::xid8, cursor_pos = $3, done = $4, status = $5,
-                updated_at = now() WHERE id = $1",
-    )
-    .bind(job)
-    .bind(cursor.tx_id.to_string())
-    .bind(cursor.position)
-    .bind(done)
-    .bind(status)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 /// Appends one of the job's events to `replay/<job>`; its id derives from the job and the type, so
