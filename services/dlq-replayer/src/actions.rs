@@ -8,6 +8,7 @@ use quorum_domain::{Event, SYSTEM_TENANT, TenantId, types};
 use quorum_event_store::{EventStore, StoreError, dead_letter_stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -85,57 +86,9 @@ pub async fn replay(
     op: &Operator,
     req: &ReplayRequest,
 ) -> Result<ReplayPlan, ActionError> {
-    if !req.dry_run && req.reason.trim().is_empty() {
-        return Err(ActionError::Invalid("a replay needs a reason".into()));
-    }
-    let rate = req.rate.unwrap_or(DEFAULT_RATE);
-    if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
-        return Err(ActionError::Invalid(format!(
-            "rate must be above 0 and at most {MAX_RATE}"
-        )));
-    }
-    if req.ids.is_empty() == req.filter.is_none() {
-        return Err(ActionError::Invalid(
-            "name the letters by ids or by a filter, not both".into(),
-        ));
-    }
-    let mut filter = req.filter.clone().unwrap_or_default();
-    filter.check().map_err(ActionError::Invalid)?;
-    filter.status = Some("parked".into());
+    let (rate, filter) = req.checked()?;
     let mut tx = pool.begin().await?;
-    let tenants = op.tenants();
-    let rows = if req.ids.is_empty() {
-        let sql = format!(
-            "SELECT id, event_id, tenant FROM dead_letters WHERE {WHERE} ORDER BY id LIMIT $8 FOR UPDATE"
-        );
-        bind_filter!(
-            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
-            &tenants,
-            filter
-        )
-        .bind(MAX_REPLAY)
-        .fetch_all(&mut *tx)
-        .await?
-    } else {
-        let rows = sqlx::query(
-            "SELECT id, event_id, tenant FROM dead_letters
-             WHERE (tenant = ANY($1) OR (tenant IS NULL AND '_system' = ANY($1)))
-               AND status = 'parked' AND id = ANY($2)
-             ORDER BY id FOR UPDATE",
-        )
-        .bind(&tenants)
-        .bind(&req.ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        if let Some(missing) = req
-            .ids
-            .iter()
-            .find(|id| !rows.iter().any(|r| r.get::<Uuid, _>("id") == **id))
-        {
-            return Err(ActionError::NotFound(*missing));
-        }
-        rows
-    };
+    let rows = req.letters(&mut tx, &op.tenants(), &filter).await?;
     let count = rows.len() as i64;
     if req.dry_run || count == 0 {
         return Ok(ReplayPlan {
@@ -145,7 +98,91 @@ pub async fn replay(
         });
     }
     let job = Uuid::now_v7();
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.get("id")).collect();
+    start_job(&mut tx, op, req, job, rate, &rows).await?;
+    tx.commit().await?;
+    Ok(ReplayPlan {
+        job: Some(job),
+        count,
+        dry_run: false,
+    })
+}
+
+impl ReplayRequest {
+    /// The rate and the filter, once the request is found whole: a reason unless a dry run, a
+    /// rate in bounds, the letters named one way.
+    fn checked(&self) -> Result<(f64, LetterFilter), ActionError> {
+        if !self.dry_run && self.reason.trim().is_empty() {
+            return Err(ActionError::Invalid("a replay needs a reason".into()));
+        }
+        let rate = self.rate.unwrap_or(DEFAULT_RATE);
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            return Err(ActionError::Invalid(format!(
+                "rate must be above 0 and at most {MAX_RATE}"
+            )));
+        }
+        if self.ids.is_empty() == self.filter.is_none() {
+            return Err(ActionError::Invalid(
+                "name the letters by ids or by a filter, not both".into(),
+            ));
+        }
+        let mut filter = self.filter.clone().unwrap_or_default();
+        filter.check().map_err(ActionError::Invalid)?;
+        filter.status = Some("parked".into());
+        Ok((rate, filter))
+    }
+
+    /// The parked letters the request names, locked until the transaction ends: every id named
+    /// must be one (`NotFound` otherwise), or those `filter` selects.
+    async fn letters(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        tenants: &[String],
+        filter: &LetterFilter,
+    ) -> Result<Vec<PgRow>, ActionError> {
+        if self.ids.is_empty() {
+            let sql = format!(
+                "SELECT id, event_id, tenant FROM dead_letters WHERE {WHERE} ORDER BY id LIMIT $8 FOR UPDATE"
+            );
+            return Ok(bind_filter!(
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
+                tenants,
+                filter
+            )
+            .bind(MAX_REPLAY)
+            .fetch_all(&mut *tx)
+            .await?);
+        }
+        let rows = sqlx::query(
+            "SELECT id, event_id, tenant FROM dead_letters
+             WHERE (tenant = ANY($1) OR (tenant IS NULL AND '_system' = ANY($1)))
+               AND status = 'parked' AND id = ANY($2)
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(tenants)
+        .bind(&self.ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(missing) = self
+            .ids
+            .iter()
+            .find(|id| !rows.iter().any(|r| r.get::<Uuid, _>("id") == **id))
+        {
+            return Err(ActionError::NotFound(*missing));
+        }
+        Ok(rows)
+    }
+}
+
+/// Records replay `job` of the letters `rows` in `tx`: the job, the letters marked as replaying
+/// in it, and a `quorum.dlq.replayed` for each.
+async fn start_job(
+    tx: &mut sqlx::PgConnection,
+    op: &Operator,
+    req: &ReplayRequest,
+    job: Uuid,
+    rate: f64,
+    rows: &[PgRow],
+) -> Result<(), ActionError> {
     sqlx::query(
         "INSERT INTO replay_jobs (id, kind, tenant, operator, reason, rate, total)
          VALUES ($1, 'dead-letters', $2, $3, $4, $5, $6)",
@@ -155,9 +192,10 @@ pub async fn replay(
     .bind(op.key_id.to_string())
     .bind(req.reason.trim())
     .bind(rate)
-    .bind(count)
+    .bind(rows.len() as i64)
     .execute(&mut *tx)
     .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get("id")).collect();
     sqlx::query("UPDATE dead_letters SET status = 'replaying', replay_job = $1 WHERE id = ANY($2)")
         .bind(job)
         .bind(&ids)
@@ -178,17 +216,12 @@ pub async fn replay(
         })
         .collect();
     let refs: Vec<_> = events.iter().map(|(s, e)| (s, e)).collect();
-    if EventStore::append_group_in(&mut tx, &refs).await?.is_none() {
+    if EventStore::append_group_in(tx, &refs).await?.is_none() {
         return Err(ActionError::Invalid(
             "the letters changed meanwhile; try again".into(),
         ));
     }
-    tx.commit().await?;
-    Ok(ReplayPlan {
-        job: Some(job),
-        count,
-        dry_run: false,
-    })
+    Ok(())
 }
 
 /// Discards a parked letter for good, with a reason.
