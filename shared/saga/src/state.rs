@@ -2,7 +2,9 @@
 //! could not have produced.
 
 use crate::decide::{Next, next};
-use crate::event::{Origin, PlanRequested, SagaEvent, StepStarted};
+use crate::event::{
+    Origin, PlanFailed, PlanRequested, SagaEvent, StepFailed, StepStarted, StepSucceeded,
+};
 use crate::plan::Plan;
 use crate::step::{StepState, StepStatus};
 
@@ -71,109 +73,126 @@ impl SagaState {
     /// Folds one more event; on error the state is unchanged, so a service can check an
     /// event before appending it.
     pub fn apply(&mut self, event: &SagaEvent) -> Result<(), FoldError> {
-        let refuse = |reason: String| FoldError::Refused {
+        let applied = match (&self.terminal, event) {
+            (Some(status), _) => Err(format!("the saga already ended as {status:?}")),
+            (None, SagaEvent::PlanRequested(_)) => Err("the plan was already requested".into()),
+            (None, SagaEvent::StepStarted(started)) => self.start(started),
+            (None, SagaEvent::StepSucceeded(done)) => self.succeed(done),
+            (None, SagaEvent::StepFailed(failed)) => self.fail(failed),
+            (
+                None,
+                SagaEvent::StepCompensated(_)
+                | SagaEvent::PlanCompleted(_)
+                | SagaEvent::PlanCompensated(_),
+            ) => self.settle(event),
+            (None, SagaEvent::PlanFailed(failed)) => self.give_up(failed),
+        };
+        applied.map_err(|reason| FoldError::Refused {
             index: self.len,
             event_type: event.event_type(),
             reason,
-        };
-        if let Some(status) = &self.terminal {
-            return Err(refuse(format!("the saga already ended as {status:?}")));
+        })?;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// A step (or its compensation) starts: only the one due, or a repeat of the one in flight.
+    fn start(&mut self, started: &StepStarted) -> Result<(), String> {
+        match next(self) {
+            Next::Run { started: want, .. } if want == *started => {
+                // A repeat of the in-flight start is a re-run after a crash: same attempt.
+                self.in_flight = Some(*started);
+                let step = &mut self.steps[started.step];
+                if started.compensation {
+                    step.status = StepStatus::Compensating;
+                    step.compensation_attempts = started.attempt;
+                } else {
+                    step.status = StepStatus::Running;
+                    step.attempts = started.attempt;
+                }
+                Ok(())
+            }
+            Next::Run { started: want, .. } if self.in_flight.is_some() => {
+                Err(format!("{} is still running", describe(&want)))
+            }
+            Next::Run { started: want, .. } => {
+                Err(format!("expected {} to start", describe(&want)))
+            }
+            other => Err(expected(&other)),
+        }
+    }
+
+    /// The step in flight succeeded.
+    fn succeed(&mut self, done: &StepSucceeded) -> Result<(), String> {
+        self.check_in_flight(&StepStarted {
+            step: done.step,
+            attempt: done.attempt,
+            compensation: done.compensation,
+        })?;
+        self.in_flight = None;
+        let step = &mut self.steps[done.step];
+        if done.compensation {
+            step.undo_succeeded = true;
+            step.compensation_output = Some(done.output.clone());
+        } else {
+            step.status = StepStatus::Succeeded;
+            step.output = Some(done.output.clone());
+        }
+        Ok(())
+    }
+
+    /// The step in flight failed; it has failed for good once it may not be tried again.
+    fn fail(&mut self, failed: &StepFailed) -> Result<(), String> {
+        self.check_in_flight(&StepStarted {
+            step: failed.step,
+            attempt: failed.attempt,
+            compensation: failed.compensation,
+        })?;
+        let exhausted = !failed.retryable || failed.attempt >= self.plan.attempts_for(failed.step);
+        self.in_flight = None;
+        let step = &mut self.steps[failed.step];
+        step.last_error = Some(failed.error.clone());
+        if exhausted {
+            step.status = StepStatus::Failed;
+            if !failed.compensation {
+                self.failed_step = Some(failed.step);
+            }
+        }
+        Ok(())
+    }
+
+    /// A step compensated, or the saga completed or compensated: only when it is what is due.
+    fn settle(&mut self, event: &SagaEvent) -> Result<(), String> {
+        match next(self) {
+            Next::Append(want) if want == *event => {}
+            other => return Err(expected(&other)),
         }
         match event {
-            SagaEvent::PlanRequested(_) => {
-                return Err(refuse("the plan was already requested".into()));
-            }
-            SagaEvent::StepStarted(started) => match next(self) {
-                Next::Run { started: want, .. } if want == *started => {
-                    // A repeat of the in-flight start is a re-run after a crash: same attempt.
-                    self.in_flight = Some(*started);
-                    let step = &mut self.steps[started.step];
-                    if started.compensation {
-                        step.status = StepStatus::Compensating;
-                        step.compensation_attempts = started.attempt;
-                    } else {
-                        step.status = StepStatus::Running;
-                        step.attempts = started.attempt;
-                    }
-                }
-                Next::Run { started: want, .. } if self.in_flight.is_some() => {
-                    return Err(refuse(format!("{} is still running", describe(&want))));
-                }
-                Next::Run { started: want, .. } => {
-                    return Err(refuse(format!("expected {} to start", describe(&want))));
-                }
-                other => return Err(refuse(expected(&other))),
-            },
-            SagaEvent::StepSucceeded(done) => {
-                let key = StepStarted {
-                    step: done.step,
-                    attempt: done.attempt,
-                    compensation: done.compensation,
-                };
-                self.check_in_flight(&key).map_err(refuse)?;
-                self.in_flight = None;
-                let step = &mut self.steps[done.step];
-                if done.compensation {
-                    step.undo_succeeded = true;
-                    step.compensation_output = Some(done.output.clone());
+            SagaEvent::StepCompensated(c) => {
+                let has_undo = self.plan.steps[c.step].compensate.is_some();
+                self.steps[c.step].status = if has_undo {
+                    StepStatus::Compensated
                 } else {
-                    step.status = StepStatus::Succeeded;
-                    step.output = Some(done.output.clone());
-                }
-            }
-            SagaEvent::StepFailed(failed) => {
-                let key = StepStarted {
-                    step: failed.step,
-                    attempt: failed.attempt,
-                    compensation: failed.compensation,
+                    StepStatus::Skipped
                 };
-                self.check_in_flight(&key).map_err(refuse)?;
-                let exhausted =
-                    !failed.retryable || failed.attempt >= self.plan.attempts_for(failed.step);
-                self.in_flight = None;
-                let step = &mut self.steps[failed.step];
-                step.last_error = Some(failed.error.clone());
-                if exhausted {
-                    step.status = StepStatus::Failed;
-                    if !failed.compensation {
-                        self.failed_step = Some(failed.step);
-                    }
-                }
             }
-            SagaEvent::StepCompensated(_)
-            | SagaEvent::PlanCompleted(_)
-            | SagaEvent::PlanCompensated(_) => {
-                match next(self) {
-                    Next::Append(want) if want == *event => {}
-                    other => return Err(refuse(expected(&other))),
-                }
-                match event {
-                    SagaEvent::StepCompensated(c) => {
-                        let has_undo = self.plan.steps[c.step].compensate.is_some();
-                        self.steps[c.step].status = if has_undo {
-                            StepStatus::Compensated
-                        } else {
-                            StepStatus::Skipped
-                        };
-                    }
-                    SagaEvent::PlanCompleted(_) => self.terminal = Some(SagaStatus::Completed),
-                    _ => self.terminal = Some(SagaStatus::Compensated),
-                }
-            }
-            SagaEvent::PlanFailed(failed) => {
-                // The service may give up at any point, but not quietly while effects remain.
-                if let Some(i) = self.unresolved_step().filter(|_| !failed.needs_attention) {
-                    return Err(refuse(format!(
-                        "needs_attention must be true: effects of step {i} are not undone"
-                    )));
-                }
-                self.terminal = Some(SagaStatus::Failed {
-                    needs_attention: failed.needs_attention,
-                });
-                self.failure_reason = Some(failed.reason.clone());
-            }
+            SagaEvent::PlanCompleted(_) => self.terminal = Some(SagaStatus::Completed),
+            _ => self.terminal = Some(SagaStatus::Compensated),
         }
-        self.len += 1;
+        Ok(())
+    }
+
+    /// The service gave up on the saga: at any point, but not quietly while effects remain.
+    fn give_up(&mut self, failed: &PlanFailed) -> Result<(), String> {
+        if let Some(i) = self.unresolved_step().filter(|_| !failed.needs_attention) {
+            return Err(format!(
+                "needs_attention must be true: effects of step {i} are not undone"
+            ));
+        }
+        self.terminal = Some(SagaStatus::Failed {
+            needs_attention: failed.needs_attention,
+        });
+        self.failure_reason = Some(failed.reason.clone());
         Ok(())
     }
 
