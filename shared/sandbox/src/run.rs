@@ -106,20 +106,9 @@ pub async fn run_on(
     if let Some(reason) = contained.refused {
         return Err(ExecError::Uncontained { reason });
     }
-    let ruleset = if contained.filesystem {
-        let allowed = Allowed {
-            workdir: &workdir,
-            program: &program,
-            read_paths: &policy.read_paths,
-        };
-        match crate::landlock::prepare(&allowed) {
-            Ok(r) => r,
-            // Best effort is only about what the kernel lacks; a ruleset that fails to build
-            // on a kernel that has Landlock is a fault, and no run goes on unconfined for it.
-            Err(e) => return Err(ExecError::Setup(e)),
-        }
-    } else {
-        None
+    let ruleset = match contained.filesystem {
+        true => ruleset(policy, &workdir, &program)?,
+        false => None,
     };
     let netns = contained.network_namespace.then(netns_flags);
     let setup = ChildSetup::new(
@@ -131,25 +120,7 @@ pub async fn run_on(
     let landlock = ruleset.as_ref().is_some();
     let landlock_tcp = ruleset.as_ref().is_some_and(|r| r.tcp_denied);
 
-    let mut cmd = Command::new(&program);
-    cmd.arg0(&req.program)
-        .args(&req.args)
-        .env_clear()
-        .envs(env)
-        .current_dir(&workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // SAFETY: the closure runs between fork and exec in the child, where only
-    // async-signal-safe calls are sound. `apply_in_child` makes only raw syscalls (setsid,
-    // setrlimit, unshare, prctl, landlock_restrict_self, setgroups, setgid, setuid) on a Copy value
-    // moved in here, with no allocation, locking or panicking.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(move || setup.apply_in_child());
-    }
-
+    let mut cmd = command(&program, req, env, &workdir, setup);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
     // The child holds its own copy until exec, which closes it (CLOEXEC).
@@ -204,6 +175,53 @@ pub async fn run_on(
         });
     }
     Ok(output)
+}
+
+/// The Landlock ruleset confining the child to `workdir`, `program` and the policy's read paths;
+/// `None` when the kernel has no Landlock.
+fn ruleset(
+    policy: &Policy,
+    workdir: &Path,
+    program: &Path,
+) -> Result<Option<crate::landlock::Ruleset>, ExecError> {
+    let allowed = Allowed {
+        workdir,
+        program,
+        read_paths: &policy.read_paths,
+    };
+    // Best effort is only about what the kernel lacks; a ruleset that fails to build on a kernel
+    // that has Landlock is a fault, and no run goes on unconfined for it.
+    crate::landlock::prepare(&allowed).map_err(ExecError::Setup)
+}
+
+/// The child's command: `program` run as `req` asks, with `env` alone, in `workdir`, nothing on
+/// its standard input, its output piped, and `setup` applied between fork and exec.
+fn command(
+    program: &Path,
+    req: &ExecRequest,
+    env: Vec<(String, String)>,
+    workdir: &Path,
+    setup: ChildSetup,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg0(&req.program)
+        .args(&req.args)
+        .env_clear()
+        .envs(env)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: the closure runs between fork and exec in the child, where only
+    // async-signal-safe calls are sound. `apply_in_child` makes only raw syscalls (setsid,
+    // setrlimit, unshare, prctl, landlock_restrict_self, setgroups, setgid, setuid) on a Copy value
+    // moved in here, with no allocation, locking or panicking.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || setup.apply_in_child());
+    }
+    cmd
 }
 
 struct Supervised {
