@@ -67,44 +67,8 @@ pub fn canonicalize(answer: &str, question: &QuestionTerms) -> Canon {
         tokens.insert(0, plain(option, false, 0));
     }
     drop_hedge_clauses(&mut tokens);
-    // A leading yes or no (after hedges: `Probably not.`) answers a yes/no question and is not a
-    // negation of what follows.
-    let mut polarity = None;
-    let mut skip = None;
-    let lead = tokens
-        .iter()
-        .position(|t| !HEDGES.contains(&t.text.as_str()));
-    if let Some(i) = lead.filter(|_| question.yes_no) {
-        let w = tokens[i].text.as_str();
-        // `Not really`, `Not at all`: a no, when nothing else is in its clause.
-        let bare = tokens[i + 1..]
-            .iter()
-            .take_while(|t| t.clause == tokens[i].clause)
-            .all(|t| t.stop || matches!(t.text.as_str(), "really" | "all" | "quite"));
-        if YES.contains(&w) {
-            polarity = Some(true);
-            skip = Some(i);
-        } else if NO.contains(&w) || (w == "not" && bare) {
-            polarity = Some(false);
-            skip = Some(i);
-        }
-    }
-    // Which words a negation denies: those after it in its clause (`Lyon, not Paris` asserts
-    // Lyon and denies Paris).
-    let mut denying: Option<u32> = None;
-    let mut content: Vec<(&Token, bool)> = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        if Some(i) == skip {
-            continue;
-        }
-        if t.negation {
-            if !hedged(&tokens, i) {
-                denying = Some(t.clause);
-            }
-        } else if !t.stop {
-            content.push((t, denying == Some(t.clause)));
-        }
-    }
+    let (mut polarity, skip) = leading_yes_or_no(&tokens, question);
+    let content = content(&tokens, skip);
     let words: Vec<String> = content.iter().map(|(t, _)| t.text.clone()).collect();
     let fresh: Vec<(&Token, bool)> = content
         .iter()
@@ -120,29 +84,96 @@ pub fn canonicalize(answer: &str, question: &QuestionTerms) -> Canon {
         .collect();
     let core: Vec<String> = asserted.iter().map(|t| t.text.clone()).collect();
     let head_clause = asserted.first().map(|t| t.clause);
-    let head = asserted
-        .iter()
-        .filter(|t| Some(t.clause) == head_clause)
-        .map(|t| t.text.clone())
-        .collect();
     let head_tokens: Vec<&Token> = asserted
         .iter()
         .copied()
         .filter(|t| Some(t.clause) == head_clause)
         .collect();
-    let mut quantities = quantities(&head_tokens);
-    // A number the question gives is not the answer's, unless the answer gives no other.
+    let head = head_tokens.iter().map(|t| t.text.clone()).collect();
+    if question.yes_no && polarity.is_none() {
+        polarity = stated_polarity(&tokens, question);
+    }
+    let names = asserted
+        .iter()
+        .filter(|t| t.capital && t.value.is_none() && dimension(&t.text).is_none())
+        .map(|t| t.text.clone())
+        .collect();
+    Canon {
+        negated: core.is_empty() && !denied.is_empty(),
+        quantities: answer_quantities(&head_tokens, question),
+        choice: choice(&words, &tokens, question),
+        words,
+        core,
+        denied,
+        head,
+        polarity,
+        names,
+        acronyms: acronyms(answer),
+        initials: initials(&tokens),
+    }
+}
+
+/// A leading yes or no (after hedges: `Probably not.`) answers a yes/no question and is not a
+/// negation of what follows: the polarity it states, and the index of its token.
+fn leading_yes_or_no(tokens: &[Token], question: &QuestionTerms) -> (Option<bool>, Option<usize>) {
+    let lead = tokens
+        .iter()
+        .position(|t| !HEDGES.contains(&t.text.as_str()));
+    let Some(i) = lead.filter(|_| question.yes_no) else {
+        return (None, None);
+    };
+    let w = tokens[i].text.as_str();
+    // `Not really`, `Not at all`: a no, when nothing else is in its clause.
+    let bare = tokens[i + 1..]
+        .iter()
+        .take_while(|t| t.clause == tokens[i].clause)
+        .all(|t| t.stop || matches!(t.text.as_str(), "really" | "all" | "quite"));
+    if YES.contains(&w) {
+        (Some(true), Some(i))
+    } else if NO.contains(&w) || (w == "not" && bare) {
+        (Some(false), Some(i))
+    } else {
+        (None, None)
+    }
+}
+
+/// The content words but the one at `skip`, each with whether a negation denies it: the words
+/// after a negation in its clause (`Lyon, not Paris` asserts Lyon and denies Paris).
+fn content(tokens: &[Token], skip: Option<usize>) -> Vec<(&Token, bool)> {
+    let mut denying: Option<u32> = None;
+    let mut content = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if Some(i) == skip {
+            continue;
+        }
+        if t.negation {
+            if !hedged(tokens, i) {
+                denying = Some(t.clause);
+            }
+        } else if !t.stop {
+            content.push((t, denying == Some(t.clause)));
+        }
+    }
+    content
+}
+
+/// The quantities of the answer's head clause. A number the question gives is not the answer's,
+/// unless the answer gives no other.
+fn answer_quantities(head: &[&Token], question: &QuestionTerms) -> Vec<Quantity> {
+    let mut quantities = quantities(head);
     if quantities
         .iter()
         .any(|q| !question.numbers.contains(&q.value))
     {
         quantities.retain(|q| q.dimension.is_some() || !question.numbers.contains(&q.value));
     }
-    if question.yes_no && polarity.is_none() {
-        polarity = stated_polarity(&tokens, question);
-    }
-    // A choice question's third answer: neither option, or both alike (`They weigh the same`).
-    let choice = words
+    quantities
+}
+
+/// The option a choice question's answer picks; or its third answer, neither option or both
+/// alike (`They weigh the same`).
+fn choice(words: &[String], tokens: &[Token], question: &QuestionTerms) -> Option<String> {
+    words
         .iter()
         .find(|w| question.options.contains(w))
         .cloned()
@@ -154,25 +185,7 @@ pub fn canonicalize(answer: &str, question: &QuestionTerms) -> Canon {
                 )
             });
             (!question.options.is_empty() && alike).then(|| "neither".to_owned())
-        });
-    let names = asserted
-        .iter()
-        .filter(|t| t.capital && t.value.is_none() && dimension(&t.text).is_none())
-        .map(|t| t.text.clone())
-        .collect();
-    Canon {
-        negated: core.is_empty() && !denied.is_empty(),
-        words,
-        core,
-        denied,
-        head,
-        quantities,
-        polarity,
-        choice,
-        names,
-        acronyms: acronyms(answer),
-        initials: initials(&tokens),
-    }
+        })
 }
 
 /// What an answer without a leading yes or no says to a yes/no question: a clause of its own that
