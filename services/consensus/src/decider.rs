@@ -47,6 +47,14 @@ impl Step {
     }
 }
 
+/// A decided query's consensus, not yet appended.
+struct Decided {
+    ty: &'static str,
+    event: Event,
+    /// The saga the agreed answer proposes, to start in the same transaction.
+    plan: Option<(StreamId, Event)>,
+}
+
 pub struct Decider {
     pub pool: PgPool,
     /// Reads and appends go in groups with those of the other queries being decided.
@@ -91,6 +99,17 @@ impl Decider {
         if query.decided {
             return Ok(Step::Decided);
         }
+        // Nothing to write on a wait: the read model holds the query's deadline, and the timer
+        // comes back to it then if no other message does.
+        let Some(decided) = self.decision(stream, &query).await else {
+            return Ok(Step::Waiting);
+        };
+        self.record(stream, &query, decided).await?;
+        Ok(Step::Decided)
+    }
+
+    /// The query's consensus, if it is decided now: its event, and the saga it proposes.
+    async fn decision(&self, stream: &StreamId, query: &Query) -> Option<Decided> {
         let now = Utc::now();
         let asked = query.asked(&self.experts);
         // A semantic method is asked only when the answers in hand may decide the query, and
@@ -98,7 +117,7 @@ impl Decider {
         // answer, so it is done only for a strategy that asks a method.
         let offline = query.progress(&asked, now, &[]);
         if !may_decide_now(&offline) {
-            return Ok(Step::Waiting);
+            return None;
         }
         let methods = Semantic {
             embedder: self.embedder.as_ref(),
@@ -115,9 +134,7 @@ impl Decider {
             .await;
         let mut plan = None;
         let (ty, data) = match decide(&query.progress(&asked, now, &semantic)) {
-            // Nothing to write: the read model holds the query's deadline, and the timer comes
-            // back to it then if no other message does.
-            Decision::Wait => return Ok(Step::Waiting),
+            Decision::Wait => return None,
             Decision::Reached(mut r) => {
                 if let Some(decided) = r.grouping.take() {
                     info.links = decided.links;
@@ -155,8 +172,19 @@ impl Decider {
             event.traceparent = Some(cx.traceparent);
             event.tracestate = cx.tracestate;
         }
+        Some(Decided { ty, event, plan })
+    }
+
+    /// Appends the consensus at exactly the version folded, with the saga it proposes in the
+    /// same transaction, and records how long the asker waited for it.
+    async fn record(
+        &self,
+        stream: &StreamId,
+        query: &Query,
+        decided: Decided,
+    ) -> Result<(), StoreError> {
+        let Decided { ty, event, plan } = decided;
         let expected = ExpectedVersion::Exact(query.version);
-        let submitted_at = query.submitted.time;
         let appended = match plan {
             // One statement: the common case stays cheap.
             None => self.store.append(stream, expected, &[event]).await?,
@@ -172,7 +200,7 @@ impl Decider {
             }
         };
         if !appended.all_duplicates()
-            && let Some(submitted_at) = submitted_at
+            && let Some(submitted_at) = query.submitted.time
         {
             let outcome = if ty == types::CONSENSUS_REACHED {
                 "reached"
@@ -182,7 +210,7 @@ impl Decider {
             let took = (Utc::now() - submitted_at).to_std().unwrap_or_default();
             metrics::histogram!(DECISION_SECONDS, "outcome" => outcome).record(took.as_secs_f64());
         }
-        Ok(Step::Decided)
+        Ok(())
     }
 
     /// Queries past their deadline that the read model still shows pending, oldest first. One
