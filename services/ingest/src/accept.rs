@@ -177,7 +177,6 @@ pub fn prepare(
     schemas: &Schemas,
     bounds: Bounds,
 ) -> Result<Prepared, Rejection> {
-    let max_event_bytes = bounds.max_event_bytes;
     let batch = events.len() > 1;
     let at = |i: usize, r: Rejection| if batch { r.at(i) } else { r };
     let mut parts: Parts = Vec::new();
@@ -195,47 +194,7 @@ pub fn prepare(
             event.traceparent = Some(cx.traceparent.clone());
             event.tracestate.clone_from(&cx.tracestate);
         }
-        match &event.tenant {
-            Some(t) if t != tenant => {
-                return Err(at(
-                    i,
-                    Rejection::Forbidden {
-                        index: None,
-                        attribute: "tenant".into(),
-                        reason: format!("names tenant {t}, but the credential is for {tenant}"),
-                    },
-                ));
-            }
-            _ => event.tenant = Some(tenant.clone()),
-        }
-        if let Some(data) = &event.data
-            && data.len() > max_event_bytes
-        {
-            return Err(at(
-                i,
-                Rejection::invalid(
-                    "data",
-                    format!("{} bytes; at most {max_event_bytes}", data.len()),
-                ),
-            ));
-        }
-        let stream = stream_for(tenant, &mut event).map_err(|r| at(i, r))?;
-        let on_the_bus = quorum_bus::relayed_len(&event, stream.as_str().len());
-        if on_the_bus > bounds.max_message_bytes {
-            return Err(at(
-                i,
-                Rejection::invalid(
-                    "data",
-                    format!(
-                        "the event would be {on_the_bus} bytes on the bus with its attributes; the NATS server takes at most {}",
-                        bounds.max_message_bytes
-                    ),
-                ),
-            ));
-        }
-        if schemas.has(&event.ty) {
-            check_schema(&event, schemas).map_err(|r| at(i, r))?;
-        }
+        let stream = check(tenant, &mut event, schemas, bounds).map_err(|r| at(i, r))?;
         // The same event twice in one request is stored once, as if sent twice; the same identity
         // with other content is refused, as the store would refuse it.
         let identity = (event.source.clone(), event.id.clone());
@@ -270,6 +229,51 @@ pub fn prepare(
         parts[part].1.push(event);
     }
     Ok(Prepared { parts, slots })
+}
+
+/// Checks one event as `tenant` sends it, and gives it its tenant and its stream: the tenant it
+/// names (if any) must be the credential's, its data and its message on the bus within `bounds`,
+/// and its data valid against its type's schema (if Quorum has one).
+fn check(
+    tenant: &TenantId,
+    event: &mut Event,
+    schemas: &Schemas,
+    bounds: Bounds,
+) -> Result<StreamId, Rejection> {
+    match &event.tenant {
+        Some(t) if t != tenant => {
+            return Err(Rejection::Forbidden {
+                index: None,
+                attribute: "tenant".into(),
+                reason: format!("names tenant {t}, but the credential is for {tenant}"),
+            });
+        }
+        _ => event.tenant = Some(tenant.clone()),
+    }
+    let max_event_bytes = bounds.max_event_bytes;
+    if let Some(data) = &event.data
+        && data.len() > max_event_bytes
+    {
+        return Err(Rejection::invalid(
+            "data",
+            format!("{} bytes; at most {max_event_bytes}", data.len()),
+        ));
+    }
+    let stream = stream_for(tenant, event)?;
+    let on_the_bus = quorum_bus::relayed_len(event, stream.as_str().len());
+    if on_the_bus > bounds.max_message_bytes {
+        return Err(Rejection::invalid(
+            "data",
+            format!(
+                "the event would be {on_the_bus} bytes on the bus with its attributes; the NATS server takes at most {}",
+                bounds.max_message_bytes
+            ),
+        ));
+    }
+    if schemas.has(&event.ty) {
+        check_schema(event, schemas)?;
+    }
+    Ok(stream)
 }
 
 /// Checks what upstream publishers send (over HTTP or NATS) for what they may not claim: a source
