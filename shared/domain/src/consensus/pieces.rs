@@ -30,95 +30,117 @@ pub(super) fn pieces(text: &str) -> Vec<Piece> {
         let minus = c == '-'
             && chars.get(i + 1).is_some_and(char::is_ascii_digit)
             && (i == 0 || chars[i - 1].is_whitespace());
-        if c.is_ascii_digit() || minus {
-            let start = i;
-            i += 1;
-            while i < chars.len() {
-                let d = chars[i];
-                let inner = (d == ',' || d == '.')
-                    && chars.get(i + 1).is_some_and(char::is_ascii_digit)
-                    && chars[i - 1].is_ascii_digit();
-                if d.is_ascii_digit() || inner {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            out.push(Piece::Digits(chars[start..i].iter().collect()));
-            // A suffix written onto the number: `100km`, `3rd`.
-            let suffix_start = i;
-            while i < chars.len() && chars[i].is_alphabetic() {
-                i += 1;
-            }
-            let suffix: String = chars[suffix_start..i]
-                .iter()
-                .collect::<String>()
-                .to_lowercase();
-            if !suffix.is_empty() && !matches!(suffix.as_str(), "st" | "nd" | "rd" | "th") {
-                out.push(Piece::Word(suffix, false));
-            }
+        i = if c.is_ascii_digit() || minus {
+            number(&chars, i, &mut out)
         } else if c.is_alphabetic() && is_initialism(&chars, i) {
-            // `U.S.`, `U.K.`: one word, not clauses of one letter.
-            let start = i;
-            let mut word = String::new();
-            while i + 1 < chars.len() && chars[i].is_alphabetic() && chars[i + 1] == '.' {
-                word.push(chars[i]);
-                i += 2;
-            }
-            let capital = chars[start].is_uppercase();
-            out.push(Piece::Word(word.to_lowercase(), capital));
+            initialism(&chars, i, &mut out)
         } else if c.is_alphanumeric() {
-            let start = i;
-            while i < chars.len() {
-                let d = chars[i];
-                let inner =
-                    d == '\'' && i > start && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
-                if d.is_alphanumeric() || inner {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            let word: String = chars[start..i].iter().collect();
-            let capital = word.chars().next().is_some_and(char::is_uppercase);
-            out.push(Piece::Word(word.to_lowercase(), capital));
+            word(&chars, i, &mut out)
         } else {
-            i += 1;
-            match c {
-                '%' => out.push(Piece::Symbol("%")),
-                '$' => out.push(Piece::Symbol("$")),
-                '€' => out.push(Piece::Symbol("€")),
-                '£' => out.push(Piece::Symbol("£")),
-                '°' => {
-                    // `°C` and `° C` alike.
-                    let mut j = i;
-                    while chars.get(j).is_some_and(|c| *c == ' ') {
-                        j += 1;
-                    }
-                    let next = chars.get(j).map(|c| c.to_ascii_lowercase());
-                    let after = chars.get(j + 1).is_none_or(|c| !c.is_alphabetic());
-                    match next {
-                        Some('c') if after => {
-                            out.push(Piece::Symbol("°c"));
-                            i = j + 1;
-                        }
-                        Some('f') if after => {
-                            out.push(Piece::Symbol("°f"));
-                            i = j + 1;
-                        }
-                        _ => out.push(Piece::Symbol("°")),
-                    }
-                }
-                // Parentheses hold an apposition (`water (H₂O)`), not a reason: no break.
-                // The dot of a title or an initial (`Mt. Everest`, `Franklin D. Roosevelt`)
-                // ends no clause.
-                '.' if abbreviation(&out) => {}
-                ',' | ';' | ':' | '.' | '!' | '?' | '—' | '–' => out.push(Piece::Break),
-                _ => {}
-            }
-        }
+            symbol(&chars, i, &mut out)
+        };
     }
     out
+}
+
+/// The number at `i`, with a suffix written onto it (`100km`; not `3rd`'s). Returns where the
+/// next piece starts.
+fn number(chars: &[char], mut i: usize, out: &mut Vec<Piece>) -> usize {
+    let start = i;
+    i += 1;
+    while i < chars.len() {
+        let d = chars[i];
+        let inner = (d == ',' || d == '.')
+            && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+            && chars[i - 1].is_ascii_digit();
+        if d.is_ascii_digit() || inner {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    out.push(Piece::Digits(chars[start..i].iter().collect()));
+    let suffix_start = i;
+    while i < chars.len() && chars[i].is_alphabetic() {
+        i += 1;
+    }
+    let suffix: String = chars[suffix_start..i]
+        .iter()
+        .collect::<String>()
+        .to_lowercase();
+    if !suffix.is_empty() && !matches!(suffix.as_str(), "st" | "nd" | "rd" | "th") {
+        out.push(Piece::Word(suffix, false));
+    }
+    i
+}
+
+/// `U.S.`, `U.K.` at `i`: one word, not clauses of one letter.
+fn initialism(chars: &[char], mut i: usize, out: &mut Vec<Piece>) -> usize {
+    let start = i;
+    let mut word = String::new();
+    while i + 1 < chars.len() && chars[i].is_alphabetic() && chars[i + 1] == '.' {
+        word.push(chars[i]);
+        i += 2;
+    }
+    let capital = chars[start].is_uppercase();
+    out.push(Piece::Word(word.to_lowercase(), capital));
+    i
+}
+
+/// The word at `i`, an apostrophe inside it included (`don't`).
+fn word(chars: &[char], mut i: usize, out: &mut Vec<Piece>) -> usize {
+    let start = i;
+    while i < chars.len() {
+        let d = chars[i];
+        let inner = d == '\'' && i > start && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
+        if d.is_alphanumeric() || inner {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let word: String = chars[start..i].iter().collect();
+    let capital = word.chars().next().is_some_and(char::is_uppercase);
+    out.push(Piece::Word(word.to_lowercase(), capital));
+    i
+}
+
+/// The symbol or the clause break at `i`, if it is one; anything else is passed over.
+fn symbol(chars: &[char], mut i: usize, out: &mut Vec<Piece>) -> usize {
+    let c = chars[i];
+    i += 1;
+    match c {
+        '%' => out.push(Piece::Symbol("%")),
+        '$' => out.push(Piece::Symbol("$")),
+        '€' => out.push(Piece::Symbol("€")),
+        '£' => out.push(Piece::Symbol("£")),
+        '°' => {
+            // `°C` and `° C` alike.
+            let mut j = i;
+            while chars.get(j).is_some_and(|c| *c == ' ') {
+                j += 1;
+            }
+            let next = chars.get(j).map(|c| c.to_ascii_lowercase());
+            let after = chars.get(j + 1).is_none_or(|c| !c.is_alphabetic());
+            match next {
+                Some('c') if after => {
+                    out.push(Piece::Symbol("°c"));
+                    i = j + 1;
+                }
+                Some('f') if after => {
+                    out.push(Piece::Symbol("°f"));
+                    i = j + 1;
+                }
+                _ => out.push(Piece::Symbol("°")),
+            }
+        }
+        // Parentheses hold an apposition (`water (H₂O)`), not a reason: no break. The dot of a
+        // title or an initial (`Mt. Everest`, `Franklin D. Roosevelt`) ends no clause.
+        '.' if abbreviation(out) => {}
+        ',' | ';' | ':' | '.' | '!' | '?' | '—' | '–' => out.push(Piece::Break),
+        _ => {}
+    }
+    i
 }
 
 /// `1.5 × 10⁸`, `1.5 x 10^8`, `1.5*10^8` as the plain number, before NFKC would read `10⁸` as
