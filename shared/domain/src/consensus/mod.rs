@@ -10,6 +10,7 @@ mod events;
 mod judge;
 mod numbers;
 mod pieces;
+mod polarity;
 mod quantity;
 mod question;
 mod tokens;
