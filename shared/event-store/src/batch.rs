@@ -137,10 +137,14 @@ impl Batcher {
     }
 }
 
+/// The connection each loop keeps. Both statements plan as one index lookup per stream even on an
+/// empty table (the group read is written for it), so their generic plans are safe to keep.
+fn kept(store: &EventStore) -> KeptConnection {
+    KeptConnection::generic(store.pool().clone())
+}
+
 async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) {
-    // Both statements plan as one index lookup per stream even on an empty table (the group read
-    // is written for it), so their generic plans are safe to keep.
-    let mut kept = KeptConnection::generic(store.pool().clone());
+    let mut kept = kept(&store);
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_READS {
@@ -191,9 +195,7 @@ async fn read_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<ReadJob>) 
 }
 
 async fn append_loop(store: EventStore, mut rx: mpsc::UnboundedReceiver<AppendJob>) {
-    // Both statements plan as one index lookup per stream even on an empty table (the group read
-    // is written for it), so their generic plans are safe to keep.
-    let mut kept = KeptConnection::generic(store.pool().clone());
+    let mut kept = kept(&store);
     // Jobs for a stream that already had one in the group: the next group takes them first. Each
     // part is checked against its stream's version before the statement, so two parts of one
     // stream cannot go in one group.
